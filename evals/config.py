@@ -1,0 +1,390 @@
+"""Configs: plain dataclasses and a strict YAML loader.
+
+A *task config* (NANOEVAL_CONFIG) names one benchmark run; a *suite* (NANOEVAL_SUITE) holds one `model` block and
+a list of task entries that inherit it. Every schema check happens here, before any file is opened, model loaded
+or output written; a problem raises ConfigError with one line: `<file>: <key.path>: expected ..., got ...`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+BENCHMARKS = ("mmlu", "hellaswag", "mmmu_pro")
+STRATEGIES = {"mmlu": ("rank_ll", "gen_letter"), "hellaswag": ("rank_ll",), "mmmu_pro": ("gen_letter",)}
+# Scoring keys that only make sense for some benchmarks (the rest are shared).
+TASK_ONLY_KEYS = {
+    "num_shards": ("hellaswag",), "shard_size": ("hellaswag",),
+    "setting": ("mmmu_pro",), "prompt_style": ("mmmu_pro",), "fallback": ("mmmu_pro",),
+    "fewshot_from": ("mmlu", "hellaswag"),
+}
+# Where each benchmark's data comes from when the config says nothing.
+DEFAULT_DATASETS = {
+    "mmlu": {"path": "cais/mmlu", "name": "all", "split": "test", "fewshot_split": "dev"},
+    "hellaswag": {"path": "Rowan/hellaswag", "split": "validation", "fewshot_split": "train"},
+    "mmmu_pro": {"path": "MMMU/MMMU_Pro", "name": "standard (10 options)", "split": "test"},
+}
+MMMU_SETTINGS = ("standard (10 options)", "standard (4 options)", "vision")
+
+
+class ConfigError(ValueError):
+    """A bad config: the message names the file, the key path and what was expected."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str                                 # hub id or local folder (relative to the project root, or to `package`)
+    package: str | None = None                # an installed Python package whose folder holds `path`
+    gguf_file: str | None = None              # a GGUF file inside `path`; converted once and cached
+    revision: str | None = None               # hub revision (branch, tag or commit)
+    kind: str = "auto"                        # auto | causal_lm | vision_lm
+    dtype: str = "float32"                    # float32 | bfloat16 | float16
+    device: str = "auto"                      # auto (cuda if available) | cpu | cuda | cuda:N
+    trust_remote_code: bool = False
+    chat_template: bool = False               # wrap prompts in the tokenizer's chat template
+    add_bos_token: bool = False               # prepend BOS to every prompt (lm-eval's `add_bos_token`)
+    max_length: int | None = None             # context limit; default: the model config's
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    path: str                                 # hub id, or `json` / `parquet` for local `data_files`
+    name: str | None = None                   # hub config name (`all` for cais/mmlu)
+    split: str = "test"
+    fewshot_split: str | None = None          # where k-shot examples come from (`dev` for MMLU)
+    revision: str | None = None
+    data_files: dict[str, list[str]] | None = None  # split -> files (a string or list means {split: files})
+    package: str | None = None                # data_files are relative to this installed package's folder
+    streaming: bool = True
+    columns: dict[str, str | list[str]] = field(default_factory=dict)  # our name -> the dataset's column(s)
+    drop_header_rows: bool = False            # drop rows that repeat the column names (CSV export artefact)
+    subjects: list[str] | None = None         # subset of subjects (snake_case)
+    limit: int | None = None                  # at most this many examples per case
+    on_bad_row: str = "error"                 # error | skip (skipped rows are counted in summary.json)
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    strategy: str = "rank_ll"                 # rank_ll | gen_letter
+    num_fewshot: int = 0
+    fewshot_from: str = "split"               # split (the fewshot_split) | test_head (first k test rows, not scored)
+    max_new_tokens: int = 5
+    num_shards: int | None = None             # HellaSwag: number of cases
+    shard_size: int | None = None             # HellaSwag: or examples per case
+    setting: str = "standard (10 options)"    # MMMU-Pro
+    prompt_style: str = "direct"              # MMMU-Pro: direct | cot
+    fallback: str = "seeded"                  # MMMU-Pro: seeded | count_wrong
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Speed settings: never change a result, so they are not part of the fingerprint."""
+    batch_size: int | None = None             # max rows per batch (default: token budget only)
+    token_budget: int | None = None           # max padded tokens per batch (default: 512 on CPU, 32768 on GPU)
+    threads: int | None = None                # torch CPU threads
+    share_context: bool = True                # score all continuations of a context against one KV cache
+    single_token_fast_path: bool = True       # one forward pass when every continuation is one token
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str
+    task: str
+    model: ModelConfig
+    dataset: DatasetConfig
+    scoring: ScoringConfig = ScoringConfig()
+    engine: EngineConfig = EngineConfig()
+    seed: int = 1234
+    report_dir: str | None = None
+    source: str = ""                          # file it came from (for messages)
+    suite: str | None = None
+
+    def fingerprint(self) -> str:
+        """Hash of what can change a result: model, data, recipe, scoring, seed."""
+        payload = {"task": self.task, "model": dataclasses.asdict(self.model),
+                   "dataset": dataclasses.asdict(self.dataset), "scoring": dataclasses.asdict(self.scoring),
+                   "seed": self.seed, "recipe_version": 1}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    name: str
+    tasks: list[TaskConfig]
+    report_dir: str | None = None
+    source: str = ""
+
+
+# ---------------------------------------------------------------------------------------------------- strict loading
+def _type_name(tp) -> str:
+    names = {str: "a string", int: "an integer", bool: "true or false", float: "a number", type(None): "null"}
+    if tp in names:
+        return names[tp]
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0]).removeprefix('a ').removeprefix('an ')}s"
+    if origin is dict:
+        return "a mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _got(value) -> str:
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def _check(value, tp, where: str, src: str):
+    """Return `value` if it has type `tp` (recursively), else raise ConfigError naming `where`."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _check(value, arg, where, src)
+            except ConfigError:
+                pass
+    elif tp is type(None):
+        if value is None:
+            return value
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif origin is list:
+        if isinstance(value, list):
+            return [_check(v, typing.get_args(tp)[0], f"{where}[{i}]", src) for i, v in enumerate(value)]
+    elif origin is dict:
+        if isinstance(value, dict):
+            vt = typing.get_args(tp)[1]
+            return {str(k): _check(v, vt, f"{where}.{k}", src) for k, v in value.items()}
+    elif dataclasses.is_dataclass(tp):
+        return _make(tp, value, where, src)
+    raise ConfigError(f"{src}: {where}: expected {_type_name(tp)}, got {_got(value)}")
+
+
+def _build(cls, data, where: str, src: str, skip: tuple[str, ...] = ()):
+    """Build dataclass `cls` from a mapping, refusing unknown keys and missing required ones."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{src}: {where or 'top level'}: expected a mapping, got {_got(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}
+    for key in data:
+        if key not in fields:
+            raise ConfigError(f"{src}: {where + '.' if where else ''}{key}: unknown key "
+                              f"(expected one of: {', '.join(fields)})")
+    kwargs = {}
+    for name, f in fields.items():
+        path = f"{where}.{name}" if where else name
+        if name in data:
+            kwargs[name] = _check(data[name], hints[name], path, src)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{src}: {path}: missing required key")
+    return kwargs
+
+
+def _make(cls, data, where, src, skip=()):
+    return cls(**_build(cls, data, where, src, skip))
+
+
+def read_yaml(path: str | Path):
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read ({e.__class__.__name__}: {e})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"{path}: invalid YAML: {at}{getattr(e, 'problem', None) or e}") from None
+    if data is None:
+        raise ConfigError(f"{path}: empty file (expected a mapping of config keys)")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level: expected a mapping of config keys, got {type(data).__name__}")
+    return data
+
+
+def _data_files(raw, split: str, where: str, src: str):
+    """`data_files` may be a string, a list (both mean {split: files}) or a mapping split -> string or list."""
+    if raw is None:
+        return None
+    if isinstance(raw, (str, list)):
+        raw = {split: raw}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{src}: {where}: expected a file, a list of files or a mapping split -> files, "
+                          f"got {_got(raw)}")
+    out = {}
+    for k, v in raw.items():
+        v = [v] if isinstance(v, str) else v
+        out[str(k)] = _check(v, list[str], f"{where}.{k}", src)
+    return out
+
+
+def _task(entry: dict, where: str, src: str, inherited: dict) -> TaskConfig:
+    """Validate one task mapping (top level of a task config, or one suite entry)."""
+    pre = f"{where}." if where else ""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{src}: {where}: expected a mapping, got {_got(entry)}")
+    known = {f.name for f in dataclasses.fields(TaskConfig)} - {"source", "suite"}
+    for key in entry:
+        if key not in known:
+            raise ConfigError(f"{src}: {pre}{key}: unknown key (expected one of: {', '.join(sorted(known))})")
+    task = entry.get("task")
+    if task not in BENCHMARKS:
+        raise ConfigError(f"{src}: {pre}task: expected one of {', '.join(BENCHMARKS)}, got {_got(task)}")
+    name = _check(entry.get("name", task), str, f"{pre}name", src)
+    if not name or "/" in name or name.startswith("."):
+        raise ConfigError(f"{src}: {pre}name: expected a plain name (no '/'), got {name!r}")
+
+    model_raw = entry.get("model", inherited.get("model"))
+    if model_raw is None:
+        raise ConfigError(f"{src}: {pre}model: missing required key")
+    model = _make(ModelConfig, model_raw, f"{pre}model" if "model" in entry else "model", src)
+
+    ds_raw = dict(entry.get("dataset") or {})
+    if "dataset" in entry and not isinstance(entry["dataset"], dict):
+        raise ConfigError(f"{src}: {pre}dataset: expected a mapping, got {_got(entry['dataset'])}")
+    files_raw = ds_raw.pop("data_files", None)
+    defaults = dict(DEFAULT_DATASETS[task])
+    if files_raw is not None:  # local files: the hub defaults (id, config name) do not apply
+        defaults.pop("name")
+        defaults["path"] = "parquet" if ".parquet" in str(files_raw) else "json"
+    ds_kwargs = {**defaults, **_build(DatasetConfig, ds_raw, f"{pre}dataset", src)}
+    ds_kwargs["data_files"] = _data_files(files_raw, ds_kwargs.get("split", "test"), f"{pre}dataset.data_files", src)
+    dataset = DatasetConfig(**ds_kwargs)
+
+    scoring_raw = entry.get("scoring") or {}
+    scoring = _make(ScoringConfig, scoring_raw, f"{pre}scoring", src)
+    engine = _make(EngineConfig, {**inherited.get("engine", {}), **(entry.get("engine") or {})}, f"{pre}engine", src)
+    seed = _check(entry.get("seed", inherited.get("seed", 1234)), int, f"{pre}seed", src)
+    report_dir = _check(entry.get("report_dir"), str | None, f"{pre}report_dir", src)
+    cfg = TaskConfig(name=name, task=task, model=model, dataset=dataset, scoring=scoring, engine=engine,
+                     seed=seed, report_dir=report_dir, source=src, suite=inherited.get("suite"))
+    _check_values(cfg, pre, src, scoring_raw)
+    return cfg
+
+
+def _check_values(cfg: TaskConfig, pre: str, src: str, scoring_raw: dict):
+    """Impossible values and benchmark-specific rules."""
+    def bad(key, expected, got):
+        raise ConfigError(f"{src}: {pre}{key}: expected {expected}, got {_got(got)}")
+
+    m, d, s, e = cfg.model, cfg.dataset, cfg.scoring, cfg.engine
+    if m.kind not in ("auto", "causal_lm", "vision_lm"):
+        bad("model.kind", "auto, causal_lm or vision_lm", m.kind)
+    if m.dtype not in ("float32", "bfloat16", "float16"):
+        bad("model.dtype", "float32, bfloat16 or float16", m.dtype)
+    if not (m.device in ("auto", "cpu", "cuda") or m.device.startswith("cuda:")):
+        bad("model.device", "auto, cpu, cuda or cuda:N", m.device)
+    if m.max_length is not None and m.max_length < 2:
+        bad("model.max_length", "an integer >= 2", m.max_length)
+    if d.on_bad_row not in ("error", "skip"):
+        bad("dataset.on_bad_row", "error or skip", d.on_bad_row)
+    if d.limit is not None and d.limit < 1:
+        bad("dataset.limit", "an integer >= 1", d.limit)
+    if s.strategy not in ("rank_ll", "gen_letter"):
+        bad("scoring.strategy", "rank_ll or gen_letter", s.strategy)
+    if s.strategy not in STRATEGIES[cfg.task]:
+        only = " or ".join(STRATEGIES[cfg.task])
+        raise ConfigError(f"{src}: {pre}scoring.strategy: {cfg.task} supports only {only}, got {s.strategy!r}")
+    for key in scoring_raw:
+        if cfg.task not in TASK_ONLY_KEYS.get(key, BENCHMARKS):
+            raise ConfigError(f"{src}: {pre}scoring.{key}: not a setting of {cfg.task} "
+                              f"(it applies to {', '.join(TASK_ONLY_KEYS[key])})")
+    if s.num_fewshot < 0:
+        bad("scoring.num_fewshot", "an integer >= 0", s.num_fewshot)
+    if s.fewshot_from not in ("split", "test_head"):
+        bad("scoring.fewshot_from", "split or test_head", s.fewshot_from)
+    if s.max_new_tokens < 1:
+        bad("scoring.max_new_tokens", "an integer >= 1", s.max_new_tokens)
+    if s.num_shards is not None and s.num_shards < 1:
+        bad("scoring.num_shards", "an integer >= 1", s.num_shards)
+    if s.shard_size is not None and s.shard_size < 1:
+        bad("scoring.shard_size", "an integer >= 1", s.shard_size)
+    if s.setting not in MMMU_SETTINGS:
+        bad("scoring.setting", " or ".join(repr(x) for x in MMMU_SETTINGS), s.setting)
+    if s.prompt_style not in ("direct", "cot"):
+        bad("scoring.prompt_style", "direct or cot", s.prompt_style)
+    if s.fallback not in ("seeded", "count_wrong"):
+        bad("scoring.fallback", "seeded or count_wrong", s.fallback)
+    for key in ("batch_size", "token_budget", "threads"):
+        if getattr(e, key) is not None and getattr(e, key) < 1:
+            bad(f"engine.{key}", "an integer >= 1", getattr(e, key))
+
+
+def load_task(path: str | Path) -> TaskConfig:
+    data = read_yaml(path)
+    if "suite" in data or "tasks" in data:
+        raise ConfigError(f"{path}: top level: this is a suite (it has `suite`/`tasks`); use NANOEVAL_SUITE")
+    return _task(data, "", str(path), {})
+
+
+def load_suite(path: str | Path) -> SuiteConfig:
+    data = read_yaml(path)
+    src = str(path)
+    known = {"suite", "model", "engine", "seed", "report_dir", "tasks"}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{src}: {key}: unknown key (expected one of: {', '.join(sorted(known))})")
+    name = data.get("suite")
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ConfigError(f"{src}: suite: expected the suite's name (a string without '/'), got {_got(name)}")
+    tasks = data.get("tasks")
+    if not isinstance(tasks, list) or not tasks:
+        raise ConfigError(f"{src}: tasks: expected a non-empty list of task entries, got {_got(tasks)}")
+    if "engine" in data and not isinstance(data["engine"], dict):
+        raise ConfigError(f"{src}: engine: expected a mapping, got {_got(data['engine'])}")
+    inherited = {"model": data.get("model"), "engine": data.get("engine") or {}, "suite": name}
+    if "seed" in data:
+        inherited["seed"] = data["seed"]
+    out, seen = [], {}
+    for i, entry in enumerate(tasks):
+        cfg = _task(entry, f"tasks[{i}]", src, inherited)
+        if cfg.name in seen:
+            raise ConfigError(f"{src}: tasks[{i}].name: {cfg.name!r} is already used by tasks[{seen[cfg.name]}] "
+                              "(task names must be unique within a suite)")
+        seen[cfg.name] = i
+        out.append(cfg)
+    report_dir = _check(data.get("report_dir"), str | None, "report_dir", src)
+    return SuiteConfig(name=name, tasks=out, report_dir=report_dir, source=src)
+
+
+def report_dir(cfg: TaskConfig, root: Path, suite: SuiteConfig | None = None) -> Path:
+    """Where a task's journals and artifacts land (relative paths are against the project root)."""
+    if cfg.report_dir:
+        return _under_root(cfg.report_dir, root, cfg.source, "report_dir")
+    if suite is not None:
+        return suite_dir(suite, root) / cfg.name
+    return root / "artifacts" / "nanoeval" / cfg.name
+
+
+def suite_dir(suite: SuiteConfig, root: Path) -> Path:
+    if suite.report_dir:
+        return _under_root(suite.report_dir, root, suite.source, "report_dir")
+    return root / "artifacts" / "nanoeval" / suite.name
+
+
+def _under_root(value: str, root: Path, src: str, key: str) -> Path:
+    """A relative report dir may not climb out of the project through `..` (an absolute one is on purpose)."""
+    p = Path(value)
+    if p.is_absolute():
+        return p
+    resolved = (root / p).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise ConfigError(f"{src}: {key}: {value!r} escapes the project root through '..' "
+                          "(give an absolute path to write elsewhere on purpose)")
+    return root / p

