@@ -48,7 +48,7 @@ class ModelConfig:
     device: str = "auto"                      # auto (cuda if available) | cpu | cuda | cuda:N
     trust_remote_code: bool = False
     chat_template: bool = False               # wrap prompts in the tokenizer's chat template
-    add_bos_token: bool = False               # prepend BOS to every prompt (lm-eval's `add_bos_token`)
+    add_bos_token: bool | None = None         # None: the tokenizer's default (as lm-eval); true/false: force
     max_length: int | None = None             # context limit; default: the model config's
 
 
@@ -105,11 +105,11 @@ class TaskConfig:
     source: str = ""                          # file it came from (for messages)
     suite: str | None = None
 
-    def fingerprint(self) -> str:
-        """Hash of what can change a result: model, data, recipe, scoring, seed."""
+    def fingerprint(self, data_hashes: tuple[str, ...] = ()) -> str:
+        """Hash of what can change a result: model, data (and the local files' sha256), recipe, scoring, seed."""
         payload = {"task": self.task, "model": dataclasses.asdict(self.model),
                    "dataset": dataclasses.asdict(self.dataset), "scoring": dataclasses.asdict(self.scoring),
-                   "seed": self.seed, "recipe_version": 1}
+                   "seed": self.seed, "recipe_version": 1, "data_hashes": list(data_hashes)}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -173,8 +173,8 @@ def _check(value, tp, where: str, src: str):
     raise ConfigError(f"{src}: {where}: expected {_type_name(tp)}, got {_got(value)}")
 
 
-def _build(cls, data, where: str, src: str, skip: tuple[str, ...] = ()):
-    """Build dataclass `cls` from a mapping, refusing unknown keys and missing required ones."""
+def _build(cls, data, where: str, src: str, skip: tuple[str, ...] = (), partial: bool = False) -> dict:
+    """Checked keyword arguments for dataclass `cls`: unknown keys and (unless partial) missing ones refused."""
     if not isinstance(data, dict):
         raise ConfigError(f"{src}: {where or 'top level'}: expected a mapping, got {_got(data)}")
     hints = typing.get_type_hints(cls)
@@ -188,7 +188,7 @@ def _build(cls, data, where: str, src: str, skip: tuple[str, ...] = ()):
         path = f"{where}.{name}" if where else name
         if name in data:
             kwargs[name] = _check(data[name], hints[name], path, src)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+        elif not partial and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{src}: {path}: missing required key")
     return kwargs
 
@@ -263,7 +263,7 @@ def _task(entry: dict, where: str, src: str, inherited: dict) -> TaskConfig:
     if files_raw is not None:  # local files: the hub defaults (id, config name) do not apply
         defaults.pop("name")
         defaults["path"] = "parquet" if ".parquet" in str(files_raw) else "json"
-    ds_kwargs = {**defaults, **_build(DatasetConfig, ds_raw, f"{pre}dataset", src)}
+    ds_kwargs = {**defaults, **_build(DatasetConfig, ds_raw, f"{pre}dataset", src, partial=True)}
     ds_kwargs["data_files"] = _data_files(files_raw, ds_kwargs.get("split", "test"), f"{pre}dataset.data_files", src)
     dataset = DatasetConfig(**ds_kwargs)
 

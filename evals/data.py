@@ -59,6 +59,14 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def data_hashes(ds: DatasetConfig, root: Path) -> tuple[str, ...]:
+    """sha256 of every local data file (part of the fingerprint: edited data never mixes with old records)."""
+    try:
+        return tuple(_sha256(p) for paths in resolve_files(ds, root).values() for p in paths)
+    except DataError:
+        return ()  # reported with its address when a case loads the data
+
+
 def dataset_meta(ds: DatasetConfig, root: Path) -> dict:
     """What summary.json records about the data: hub id or files with their sha256, config, split, revision."""
     meta = {"id": ds.path, "config": ds.name, "split": ds.split, "revision": ds.revision}

