@@ -261,7 +261,7 @@ def _task(entry: dict, where: str, src: str, inherited: dict) -> TaskConfig:
     files_raw = ds_raw.pop("data_files", None)
     defaults = dict(DEFAULT_DATASETS[task])
     if files_raw is not None:  # local files: the hub defaults (id, config name) do not apply
-        defaults.pop("name")
+        defaults.pop("name", None)
         defaults["path"] = "parquet" if ".parquet" in str(files_raw) else "json"
     ds_kwargs = {**defaults, **_build(DatasetConfig, ds_raw, f"{pre}dataset", src, partial=True)}
     ds_kwargs["data_files"] = _data_files(files_raw, ds_kwargs.get("split", "test"), f"{pre}dataset.data_files", src)

@@ -260,7 +260,7 @@ class Engine:
                 start = torch.tensor([len(ctxs[b]) for b in owner], device=self.device)[:, None]
                 positions = start + torch.arange(tail_ids.shape[1], device=self.device)[None, :]
                 mask = torch.cat([ctx_mask[owner], tail_mask], dim=1)
-                hidden = self._hidden(tail_ids, mask, past_key_values=cache, position_ids=positions,
+                hidden = self._hidden(tail_ids, mask, cache=cache, position_ids=positions,
                                       use_cache=False).last_hidden_state
                 for r, c in enumerate(conts):
                     if len(c) > 1:

@@ -187,7 +187,7 @@ def pytest_generate_tests(metafunc):
         return
     params, ids = [], []
     for t in tasks:
-        for case_id in metafunc.module.cases(t):
+        for case_id in metafunc.module.cases(t, run.root):
             params.append(Case(t, case_id, run.dirs[t.name], run.root))
             ids.append(f"{t.name}:{case_id}" if len(run.tasks) > 1 else case_id)
     metafunc.parametrize("case", params, ids=ids, indirect=True)
@@ -286,7 +286,7 @@ def build_task_artifacts(cfg: TaskConfig, rdir: Path, root: Path) -> dict | None
     """Read every case journal of the task and write its artifacts; None if no case has finished."""
     module = benchmark_module(cfg.task)
     records, done, missing, completes = [], [], [], []
-    for case_id in module.cases(cfg):
+    for case_id in module.cases(cfg, root):
         j = read_journal(journal_path(rdir, case_id))
         if j.complete is None:
             missing.append(case_id)
@@ -306,10 +306,11 @@ def build_task_artifacts(cfg: TaskConfig, rdir: Path, root: Path) -> dict | None
         "schema_version": reporting.SCHEMA_VERSION, "task": cfg.task, "name": cfg.name, "suite": cfg.suite,
         "headline": summary["headline"], "metrics": summary["metrics"], "stderr": summary["stderr"],
         "per_subject": summary.get("per_subject", {}), "chance": summary.get("chance"),
+        "plot_by": summary.get("plot_by", "subject"),
         "counts": {"examples": len(records), "skipped_rows": len(skipped), **summary.get("counts", {})},
         "skipped_rows": skipped,
         "cases": {"done": done, "missing": missing, "complete": not missing},
-        "recipe": {**module.recipe(cfg), "truncated_prompts": sum(c.get("truncated", 0) for c in completes)},
+        "recipe": {**module.recipe(cfg, root), "truncated_prompts": sum(c.get("truncated", 0) for c in completes)},
         "model": completes[0]["model"], "dataset": dataset_meta(cfg.dataset, root),
         "seed": cfg.seed, "versions": reporting.versions(root), "fingerprint": fingerprint(cfg, root),
         "timing": {"wall_seconds": round(seconds + completes[0]["model"].get("load_seconds", 0), 2),

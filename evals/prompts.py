@@ -26,3 +26,18 @@ def first_letter(response: str, n_choices: int) -> str | None:
     """gen_letter for MMLU: the first standalone option letter in the response (None if there is none)."""
     m = re.search(rf"\b([{LETTERS[:n_choices]}])\b", response)
     return m.group(1) if m else None
+
+
+# ------------------------------------------------------------------------------------ HellaSwag (lm-eval preprocess)
+def hellaswag_preprocess(text: str) -> str:
+    """lm-eval's order exactly: strip; ' [title]' -> '. '; drop other [tags] (non-greedy); '  ' -> ' ' once.
+    No final strip: an ending that ended in ' [title]' keeps its trailing '. '."""
+    text = text.strip()
+    text = text.replace(" [title]", ". ")
+    text = re.sub(r"\[.*?\]", "", text)
+    return text.replace("  ", " ")
+
+
+def hellaswag_context(activity_label: str, ctx_a: str, ctx_b: str) -> str:
+    # str.capitalize upper-cases the first character and lower-cases the rest, as in lm-eval
+    return hellaswag_preprocess(activity_label + ": " + ctx_a + " " + ctx_b.capitalize())

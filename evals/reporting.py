@@ -80,7 +80,7 @@ def plot_png(summary: dict) -> bytes:
 
     per = summary.get("per_subject") or {}
     headline, name = summary["metrics"].get(summary["headline"]), summary["headline"]
-    if len(per) > 1:
+    if len(per) > 1 and summary.get("plot_by") != "metrics":
         items = sorted(per.items(), key=lambda kv: kv[1]["acc"])
         labels = [f"{k} (n={v['n']})" for k, v in items]
         values = [v["acc"] for _, v in items]

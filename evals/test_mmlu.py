@@ -66,7 +66,7 @@ class Question:
     answer: int
 
 
-def cases(cfg: TaskConfig) -> list[str]:
+def cases(cfg: TaskConfig, root) -> list[str]:
     return list(cfg.dataset.subjects or SUBJECTS)
 
 
@@ -95,7 +95,7 @@ def questions(cfg: TaskConfig, split: str, subject: str, root) -> tuple[list[Que
     return out, skipped
 
 
-def recipe(cfg: TaskConfig) -> dict:
+def recipe(cfg: TaskConfig, root) -> dict:
     s = cfg.scoring
     return {"template": "lm-eval mmlu default: header, k dev shots, '{question}\\nA. ..\\nD. ..\\nAnswer:'",
             "strategy": s.strategy, "num_fewshot": s.num_fewshot,

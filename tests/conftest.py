@@ -21,11 +21,11 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 def corpus() -> list[str]:
     """Text the tiny tokenizer is trained on: the fixtures themselves plus the prompt scaffolding."""
-    lines = ["The following are multiple choice questions (with answers) about", "Answer: A", "Answer: B",
-             "Answer: C", "Answer: D", " A", " B", " C", " D"]
-    for f in DATA.rglob("*.jsonl"):
+    lines = ["The following are multiple choice questions (with answers) about"]
+    lines += ["Answer: A Answer: B Answer: C Answer: D"] * 200  # " A".." D" become single tokens
+    for f in sorted(DATA.rglob("*.jsonl")):
         lines += f.read_text(encoding="utf-8").splitlines()
-    return lines * 3
+    return lines
 
 
 def build_tiny_lm(out: Path, seed: int = 0) -> Path:
