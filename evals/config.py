@@ -269,6 +269,8 @@ def _task(entry: dict, where: str, src: str, inherited: dict) -> TaskConfig:
 
     scoring_raw = entry.get("scoring") or {}
     scoring = _make(ScoringConfig, scoring_raw, f"{pre}scoring", src)
+    if task == "mmmu_pro" and files_raw is None and "name" not in ds_raw:  # the hub config is the setting
+        dataset = dataclasses.replace(dataset, name=scoring.setting)
     engine = _make(EngineConfig, {**inherited.get("engine", {}), **(entry.get("engine") or {})}, f"{pre}engine", src)
     seed = _check(entry.get("seed", inherited.get("seed", 1234)), int, f"{pre}seed", src)
     report_dir = _check(entry.get("report_dir"), str | None, f"{pre}report_dir", src)

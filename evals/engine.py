@@ -34,8 +34,9 @@ class LLRequest:
 
 @dataclass
 class GenRequest:
-    text: str                                   # the user turn (with image placeholders for VLMs)
-    images: list = field(default_factory=list)  # PIL images, in order of first appearance
+    text: str                                   # the user turn's text
+    images: list = field(default_factory=list)  # PIL images, attached after the text in this order
+    chat: bool | None = None                    # wrap in the chat template (None: model.chat_template)
 
 
 def seed_everything(seed: int) -> None:
@@ -148,14 +149,9 @@ class Engine:
         bos = self.tokenizer.bos_token_id
         return [bos] + ids if self.cfg.add_bos_token and bos is not None else ids
 
-    def wrap_chat(self, text: str) -> str:
-        """The user turn in the tokenizer's chat template, ending with the generation prompt."""
-        messages = [{"role": "user", "content": text}]
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
     def encode_request(self, req: LLRequest) -> tuple[list[int], list[list[int]]]:
         """Context tokens and each continuation's tokens (the tail of the joint tokenization)."""
-        ctx = self.wrap_chat(req.context) if self.cfg.chat_template else req.context
+        ctx = self.prompt_text(GenRequest(req.context))
         n = len(ctx) - len(ctx.rstrip())
         ctx, moved = (ctx[:-n], ctx[-n:]) if n else (ctx, "")  # "Answer: "+"A" is scored as "Answer:"+" A"
         if not ctx:  # an empty context is scored after a single BOS/EOS token, as lm-eval does
@@ -297,23 +293,46 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------------ generation
     def generate(self, requests: list[GenRequest], max_new_tokens: int) -> list[str]:
-        """Greedy decoding, batched with left padding; each row stops at EOS."""
+        """Greedy decoding, batched with left padding; each row stops at its EOS."""
         import torch
 
-        texts = [self.wrap_chat(r.text) if self.cfg.chat_template else r.text for r in requests]
-        lengths = {i: len(self.encode(t)) + max_new_tokens for i, t in enumerate(texts)}
-        out: list[str] = [""] * len(requests)
         tok = self.tokenizer
         tok.padding_side = "left"
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        texts = [self.prompt_text(r) for r in requests]
+        per_image = getattr(self.processor, "image_seq_len", 256) if self.processor else 0
+        lengths = {i: len(self.encode(t)) + per_image * len(r.images) + max_new_tokens
+                   for i, (t, r) in enumerate(zip(texts, requests))}
+        out: list[str] = [""] * len(requests)
         for batch in self._batches(lengths):
-            enc = [self.encode(texts[i])[-(self.max_length - max_new_tokens):] for i in batch]
-            width = max(len(e) for e in enc)
-            ids = torch.tensor([[pad_id] * (width - len(e)) + e for e in enc], device=self.device)
-            mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in enc], device=self.device)
+            if self.processor is not None:  # the processor expands image tokens and makes pixel values
+                images = [requests[i].images for i in batch]
+                inputs = self.processor(text=[texts[i] for i in batch], images=images if any(images) else None,
+                                        padding=True, return_tensors="pt").to(self.device)
+                if "pixel_values" in inputs:
+                    inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+            else:
+                enc = [self.encode(texts[i])[-(self.max_length - max_new_tokens):] for i in batch]
+                width = max(len(e) for e in enc)
+                inputs = {"input_ids": torch.tensor([[pad_id] * (width - len(e)) + e for e in enc], device=self.device),
+                          "attention_mask": torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in enc],
+                                                         device=self.device)}
+            width = inputs["input_ids"].shape[1]
             with torch.inference_mode():
-                gen = self.model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
-                                          max_new_tokens=max_new_tokens, pad_token_id=pad_id)
+                gen = self.model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens,
+                                          pad_token_id=pad_id)
             for row, i in enumerate(batch):
                 out[i] = tok.decode(gen[row, width:], skip_special_tokens=True)
         return out
+
+    def prompt_text(self, req: GenRequest) -> str:
+        """One user turn: the text, then one image slot per image (the official MMMU-Pro layout)."""
+        chat = self.cfg.chat_template if req.chat is None else req.chat
+        if req.images and self.processor is None:
+            raise ValueError(f"{self.cfg.path} is a text-only model; this request has {len(req.images)} image(s)")
+        if not chat:
+            return req.text
+        content = [{"type": "text", "text": req.text}] + [{"type": "image"} for _ in req.images]
+        messages = [{"role": "user", "content": content if self.processor else req.text}]
+        template = self.processor if self.processor is not None else self.tokenizer
+        return template.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

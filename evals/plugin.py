@@ -302,22 +302,16 @@ def build_task_artifacts(cfg: TaskConfig, rdir: Path, root: Path) -> dict | None
     skipped = [s for c in completes for s in c.get("skipped", [])]
     from evals.data import dataset_meta
 
-    full = {
-        "schema_version": reporting.SCHEMA_VERSION, "task": cfg.task, "name": cfg.name, "suite": cfg.suite,
-        "headline": summary["headline"], "metrics": summary["metrics"], "stderr": summary["stderr"],
-        "per_subject": summary.get("per_subject", {}), "chance": summary.get("chance"),
-        "plot_by": summary.get("plot_by", "subject"),
-        "counts": {"examples": len(records), "skipped_rows": len(skipped), **summary.get("counts", {})},
-        "skipped_rows": skipped,
-        "cases": {"done": done, "missing": missing, "complete": not missing},
-        "recipe": {**module.recipe(cfg, root), "truncated_prompts": sum(c.get("truncated", 0) for c in completes)},
-        "model": completes[0]["model"], "dataset": dataset_meta(cfg.dataset, root),
-        "seed": cfg.seed, "versions": reporting.versions(root), "fingerprint": fingerprint(cfg, root),
-        "timing": {"wall_seconds": round(seconds + completes[0]["model"].get("load_seconds", 0), 2),
-                   "scoring_seconds": round(seconds, 2),
-                   "examples_per_second": round(scored / seconds, 2) if seconds and scored else None},
-        "report_dir": str(rdir),
-    }
+    full = reporting.assemble(
+        summary, records, task=cfg.task, name=cfg.name, suite=cfg.suite, skipped_rows=skipped,
+        cases={"done": done, "missing": missing, "complete": not missing},
+        recipe={**module.recipe(cfg, root), "truncated_prompts": sum(c.get("truncated", 0) for c in completes)},
+        model=completes[0]["model"], dataset=dataset_meta(cfg.dataset, root), seed=cfg.seed,
+        versions=reporting.versions(root), fingerprint=fingerprint(cfg, root),
+        timing={"wall_seconds": round(seconds + completes[0]["model"].get("load_seconds", 0), 2),
+                "scoring_seconds": round(seconds, 2),
+                "examples_per_second": round(scored / seconds, 2) if seconds and scored else None},
+        report_dir=str(rdir))
     reporting.write_task(rdir, records, full)
     return full
 

@@ -41,3 +41,29 @@ def hellaswag_preprocess(text: str) -> str:
 def hellaswag_context(activity_label: str, ctx_a: str, ctx_b: str) -> str:
     # str.capitalize upper-cases the first character and lower-cases the rest, as in lm-eval
     return hellaswag_preprocess(activity_label + ": " + ctx_a + " " + ctx_b.capitalize())
+
+
+# ------------------------------------------------------------------------------ MMMU-Pro (official prompts.yaml)
+MMMU_INSTRUCTIONS = {
+    ("direct", "standard"): "Answer with the option letter from the given choices directly.",
+    ("direct", "vision"): "Answer with the option letter from the given choices directly. The last line of your "
+                          "response should be of the following format: 'Answer: $LETTER' (without quotes) where "
+                          "LETTER is one of options.",
+    ("cot", "standard"): "Answer the preceding multiple choice question. The last line of your response should be of "
+                         "the following format: 'Answer: $LETTER' (without quotes) where LETTER is one of options. "
+                         "Think step by step before answering.",
+    ("cot", "vision"): "Write out the multiple-choice question in the image and then solve it. The last line of your "
+                       "response should be of the following format: 'Answer: $LETTER' (without quotes) where LETTER "
+                       "is one of options. Think step by step before answering.",
+}
+IMAGE_TAG = re.compile(r"<image\s+(\d+)>")
+
+
+def mmmu_standard_prompt(question: str, options: list, style: str) -> tuple[str, list[int]]:
+    """`{question}\\n{A. opt\\nB. opt ...}\\n{instruction}` with every <image N> tag as `[image]`; returns the text
+    and the image numbers in order of first appearance (<image N> always means column image_N)."""
+    letters = [chr(ord("A") + i) for i in range(len(options))]
+    text = f"{question}\n" + "\n".join(f"{x}. {o}" for x, o in zip(letters, options)) + \
+        f"\n{MMMU_INSTRUCTIONS[(style, 'standard')]}"
+    order = list(dict.fromkeys(int(n) for n in IMAGE_TAG.findall(text)))
+    return IMAGE_TAG.sub("[image]", text), order

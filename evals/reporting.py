@@ -40,6 +40,17 @@ def dumps(obj) -> str:
     return json.dumps(clean(obj), indent=2, sort_keys=False) + "\n"
 
 
+def assemble(summary: dict, records: list[dict], **meta) -> dict:
+    """summary.json's content: the benchmark's metrics (from `summarize`) plus the run's metadata."""
+    skipped = meta.pop("skipped_rows", [])
+    return {"schema_version": SCHEMA_VERSION, "task": meta.pop("task"), "name": meta.pop("name"),
+            "headline": summary["headline"], "metrics": summary["metrics"], "stderr": summary["stderr"],
+            "per_subject": summary.get("per_subject", {}), "chance": summary.get("chance"),
+            "plot_by": summary.get("plot_by", "subject"),
+            "counts": {"examples": len(records), "skipped_rows": len(skipped), **summary.get("counts", {})},
+            "skipped_rows": skipped, **meta}
+
+
 def write_task(report_dir: Path, records: list[dict], summary: dict) -> dict[str, str]:
     """Write the four artifacts of one task; return their paths."""
     paths = {name: str(report_dir / name) for name in
