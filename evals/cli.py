@@ -3,6 +3,11 @@
     nanoeval rescore FILE.jsonl [--fallback seeded|count_wrong] [--seed N] [--out DIR]
         Re-score saved MMMU-Pro generations (rows with id, response, options, answer, subject) with the official
         parser: NanoEval's own predictions.jsonl or the official MMMU-Pro output files.
+    nanoeval merge DIR... --out DIR
+        Combine the report dirs of `--nanoeval-shard i/N` runs of one task (or suite dirs holding such task dirs)
+        into the artifacts a single run would have written. Refuses missing, overlapping or mismatched shards.
+    nanoeval table A/suite_summary.json B/suite_summary.json ... [--latex]
+        A paper-style table: one row per run (checkpoint), one column per task's headline metric ± stderr.
 """
 from __future__ import annotations
 
@@ -62,6 +67,112 @@ def rescore(args) -> int:
     return 0
 
 
+def _task_dirs(path: Path) -> dict[str, Path]:
+    """Task report dirs under `path`: itself if it holds run.json, else its sub-folders that do."""
+    if (path / "run.json").exists():
+        return {json.loads((path / "run.json").read_text())["task"]: path}
+    return {json.loads((p / "run.json").read_text())["task"]: p for p in sorted(path.iterdir())
+            if (p / "run.json").exists()}
+
+
+def merge(args) -> int:
+    import shutil
+
+    from evals.config import task_from_dict
+    from evals.journal import JOURNALS, journal_path, prepare_report_dir, read_journal
+    from evals.plugin import build_task_artifacts
+
+    root = Path.cwd()
+    inputs = [Path(d) for d in args.dirs]
+    for d in inputs:
+        if not d.is_dir():
+            return _fail(f"nanoeval merge: {d}: not a folder")
+    per_dir = {d: _task_dirs(d) for d in inputs}
+    tasks = sorted({t for dirs in per_dir.values() for t in dirs})
+    if not tasks:
+        return _fail(f"nanoeval merge: no run.json under {', '.join(map(str, inputs))} (expected report dirs)")
+    out = Path(args.out)
+    suite_mode = not (inputs[0] / "run.json").exists()  # suite dirs in, a suite dir out
+    summaries = {}
+    for task in tasks:
+        runs = {d: json.loads((dirs[task] / "run.json").read_text()) for d, dirs in per_dir.items() if task in dirs}
+        prints = {r["fingerprint"] for r in runs.values()}
+        if len(prints) > 1:
+            detail = "; ".join(f"{d}: {r['fingerprint']}" for d, r in runs.items())
+            return _fail(f"nanoeval merge: {task}: shards come from different configs (fingerprints {detail})")
+        first = next(iter(runs.values()))
+        owner: dict[str, Path] = {}
+        for d in runs:
+            for case in first["cases"]:
+                if read_journal(journal_path(per_dir[d][task], case)).complete is not None:
+                    if case in owner:
+                        return _fail(f"nanoeval merge: {task}: case {case!r} is complete in two shards: "
+                                     f"{owner[case]} and {d}")
+                    owner[case] = d
+        missing = [c for c in first["cases"] if c not in owner]
+        if missing:
+            return _fail(f"nanoeval merge: {task}: {len(missing)} case(s) complete in no shard (a shard is missing?): "
+                         f"{', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
+        cfg = task_from_dict(first["config"])
+        tdir = out / task if suite_mode else out
+        prepare_report_dir(tdir, first["fingerprint"], task, fresh=False,
+                           info={k: v for k, v in first.items() if k not in ("fingerprint", "task")})
+        (tdir / JOURNALS).mkdir(parents=True, exist_ok=True)
+        for case, d in owner.items():
+            shutil.copyfile(journal_path(per_dir[d][task], case), journal_path(tdir, case))
+        summary = summaries[task] = build_task_artifacts(cfg, tdir, root)
+        print(f"{task}: merged {len(owner)} cases from {len(runs)} shard(s) -> {tdir} "
+              f"({summary['headline']} {summary['metrics'][summary['headline']]:.4f})")
+    if suite_mode:
+        from evals.reporting import write_suite
+
+        write_suite(out / "suite_summary.json", summaries[tasks[0]].get("suite") or out.name, summaries)
+    return 0
+
+
+def table(args) -> int:
+    runs = []
+    for f in args.files:
+        try:
+            data = json.loads(Path(f).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            return _fail(f"nanoeval table: {f}: cannot read ({e})")
+        tasks = data.get("tasks") or {data.get("name", Path(f).parent.name): data}
+        label = data.get("suite") or Path(f).parent.name
+        models = {t.get("model", {}).get("id") for t in tasks.values()} - {None}
+        runs.append((f"{label} ({', '.join(sorted(models))})" if models else label, tasks))
+    columns = list(dict.fromkeys(t for _, tasks in runs for t in tasks))
+    heads = {c: next(tasks[c]["headline"] for _, tasks in runs if c in tasks) for c in columns}
+
+    def cell(tasks, c, pm):
+        if c not in tasks:
+            return "-"
+        s = tasks[c]
+        v, se = s["metrics"][s["headline"]], s["stderr"].get(s["headline"])
+        return f"{100 * v:.1f}" + (f" {pm} {100 * se:.1f}" if se is not None else "")
+
+    if args.latex:
+        print("\\begin{tabular}{l" + "c" * len(columns) + "}")
+        print("\\toprule")
+        print(" & ".join(["Checkpoint"] + [f"{c.replace('_', '\\_')} ({heads[c].replace('_', '\\_')})"
+                                            for c in columns]) + " \\\\")
+        print("\\midrule")
+        for label, tasks in runs:
+            print(" & ".join([label.replace("_", "\\_")] + [cell(tasks, c, "$\\pm$") for c in columns]) + " \\\\")
+        print("\\bottomrule\n\\end{tabular}")
+    else:
+        print("| Checkpoint | " + " | ".join(f"{c} ({heads[c]})" for c in columns) + " |")
+        print("|---|" + "---|" * len(columns))
+        for label, tasks in runs:
+            print(f"| {label} | " + " | ".join(cell(tasks, c, "±") for c in columns) + " |")
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="nanoeval", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -71,8 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--fallback", choices=["seeded", "count_wrong"], default="seeded")
     r.add_argument("--seed", type=int, default=1234)
     r.add_argument("--out", help="write NanoEval's artifacts to this folder")
+    m = sub.add_parser("merge", help="combine the report dirs of sharded runs")
+    m.add_argument("dirs", nargs="+")
+    m.add_argument("--out", required=True)
+    t = sub.add_parser("table", help="a paper-style table from summary.json / suite_summary.json files")
+    t.add_argument("files", nargs="+")
+    t.add_argument("--latex", action="store_true")
     args = ap.parse_args(argv)
-    return {"rescore": rescore}[args.command](args)
+    return {"rescore": rescore, "merge": merge, "table": table}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -93,6 +94,17 @@ class EngineConfig:
 
 
 @dataclass(frozen=True)
+class GateConfig:
+    """Regression gates (see evals/gates.py); not part of the fingerprint."""
+    min: float | None = None                  # headline metric at least this
+    min_per_subject: float | None = None      # every subject at least this
+    baseline: str | None = None               # a summary.json or suite_summary.json to compare with
+    max_drop: float | None = None             # headline may drop at most this (absolute) below the baseline
+    max_drop_stderr: float | None = None      # ... or at most this many combined standard errors
+    paired_alpha: float | None = None         # ... or a paired McNemar test against the baseline's predictions
+
+
+@dataclass(frozen=True)
 class TaskConfig:
     name: str
     task: str
@@ -102,6 +114,7 @@ class TaskConfig:
     engine: EngineConfig = EngineConfig()
     seed: int = 1234
     report_dir: str | None = None
+    gates: GateConfig = GateConfig()
     source: str = ""                          # file it came from (for messages)
     suite: str | None = None
 
@@ -158,6 +171,9 @@ def _check(value, tp, where: str, src: str):
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -274,8 +290,13 @@ def _task(entry: dict, where: str, src: str, inherited: dict) -> TaskConfig:
     engine = _make(EngineConfig, {**inherited.get("engine", {}), **(entry.get("engine") or {})}, f"{pre}engine", src)
     seed = _check(entry.get("seed", inherited.get("seed", 1234)), int, f"{pre}seed", src)
     report_dir = _check(entry.get("report_dir"), str | None, f"{pre}report_dir", src)
+    gates = _make(GateConfig, entry.get("gates") or {}, f"{pre}gates", src)
+    if gates.baseline is None and any(getattr(gates, k) is not None for k in ("max_drop", "max_drop_stderr",
+                                                                                "paired_alpha")):
+        raise ConfigError(f"{src}: {pre}gates.baseline: missing (max_drop, max_drop_stderr and paired_alpha "
+                          "compare with a baseline summary.json or suite_summary.json)")
     cfg = TaskConfig(name=name, task=task, model=model, dataset=dataset, scoring=scoring, engine=engine,
-                     seed=seed, report_dir=report_dir, source=src, suite=inherited.get("suite"))
+                     seed=seed, report_dir=report_dir, gates=gates, source=src, suite=inherited.get("suite"))
     _check_values(cfg, pre, src, scoring_raw)
     return cfg
 
@@ -390,3 +411,14 @@ def _under_root(value: str, root: Path, src: str, key: str) -> Path:
         raise ConfigError(f"{src}: {key}: {value!r} escapes the project root through '..' "
                           "(give an absolute path to write elsewhere on purpose)")
     return root / p
+
+
+def task_to_dict(cfg: TaskConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def task_from_dict(d: dict) -> TaskConfig:
+    """Inverse of task_to_dict (run.json keeps the config so `nanoeval merge` needs no YAML)."""
+    parts = {"model": ModelConfig, "dataset": DatasetConfig, "scoring": ScoringConfig, "engine": EngineConfig,
+             "gates": GateConfig}
+    return TaskConfig(**{k: parts[k](**v) if k in parts else v for k, v in d.items()})

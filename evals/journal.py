@@ -77,7 +77,7 @@ class JournalWriter:
         self.f.close()
 
 
-def prepare_report_dir(report_dir: Path, fingerprint: str, task: str, fresh: bool) -> str | None:
+def prepare_report_dir(report_dir: Path, fingerprint: str, task: str, fresh: bool, info: dict | None = None) -> str | None:
     """Make `report_dir` ready for a run with `fingerprint`; return a one-line message if an old run moved aside."""
     if report_dir.exists() and not report_dir.is_dir():
         raise NotADirectoryError(f"report dir {report_dir} exists and is a file (expected a folder)")
@@ -103,7 +103,7 @@ def prepare_report_dir(report_dir: Path, fingerprint: str, task: str, fresh: boo
             why = "--nanoeval-fresh" if fresh else f"config fingerprint changed ({old} -> {fingerprint})"
             message = f"nanoeval: {task}: {why}; previous run moved to {dest}"
     report_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(run_file, json.dumps({"fingerprint": fingerprint, "task": task}, indent=1) + "\n")
+    write_atomic(run_file, json.dumps({"fingerprint": fingerprint, "task": task, **(info or {})}, indent=1) + "\n")
     return message
 
 

@@ -1,17 +1,19 @@
 """pytest wiring: options, the run's configs, parametrized cases, the model pool, journals -> artifacts at the end.
 
-Flow: configure (load + validate YAML; a bad config is one `ERROR:` line and exit 4) -> session start on the
-controller (prepare report dirs, move a stale run aside) -> one test per case (records appended to its journal) ->
-session finish on the controller (artifacts from all journals, terminal table). Workers under xdist only write
-journals; the report carries counts and the journal path as plain JSON types.
+Flow: configure (load + validate YAML; a bad config is one `ERROR:` line and exit 4; xdist workers pick a GPU)
+-> session start on the controller (prepare report dirs, move a stale run aside) -> one test per case (records
+appended to its journal) -> session finish on the controller (artifacts from all journals, gates, terminal table,
+HTML summary). Workers only write journals; reports carry counts and the journal path as plain JSON types.
 """
 from __future__ import annotations
 
+import dataclasses
+import fcntl
 import importlib
 import json
 import math
 import os
-import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from evals import reporting
-from evals.config import ConfigError, SuiteConfig, TaskConfig, load_suite, load_task, report_dir, suite_dir
+from evals.config import (ConfigError, SuiteConfig, TaskConfig, load_suite, load_task, report_dir, suite_dir,
+                          task_to_dict)
 from evals.journal import JournalWriter, journal_path, prepare_report_dir, read_journal
 
 DEFAULT_SUITE = "suites/suite_smoke.yaml"
@@ -33,11 +36,16 @@ class Run:
     suite: SuiteConfig | None
     dirs: dict[str, Path]
     fresh: bool = False
-    started: float = field(default_factory=time.time)
+    shard: tuple[int, int] | None = None              # (i, N) of --nanoeval-shard
     summaries: dict[str, dict] = field(default_factory=dict)
+    gate_results: list = field(default_factory=list)
+    reported: dict[str, dict] = field(default_factory=dict)   # "task:case" -> the case's report info
+    selected: set[str] = field(default_factory=set)           # "task:case" seen by the controller
+    failures: list[str] = field(default_factory=list)         # controller-level errors (exit status 1)
 
 
 RUN_KEY = pytest.StashKey[Run]()
+_CONFIG: dict = {}  # the session's config, for hooks that do not receive it (pytest_runtest_logreport)
 
 
 def pytest_addoption(parser):
@@ -47,6 +55,8 @@ def pytest_addoption(parser):
                 help=f"suite YAML (default: $NANOEVAL_SUITE, else {DEFAULT_SUITE})")
     g.addoption("--nanoeval-fresh", action="store_true",
                 help="move the previous run's journals and artifacts aside and start fresh")
+    g.addoption("--nanoeval-shard", default=None, metavar="i/N",
+                help="run only shard i of N of the cases (0-based; default: $NANOEVAL_SHARD)")
 
 
 def _is_active(config) -> bool:
@@ -58,6 +68,22 @@ def _is_active(config) -> bool:
         if p == EVALS_DIR or EVALS_DIR in p.parents or p in EVALS_DIR.parents:
             return True
     return False
+
+
+def _abs(path: str, root: Path) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else root / p
+
+
+def _parse_shard(value: str | None) -> tuple[int, int] | None:
+    if not value:
+        return None
+    try:
+        i, n = (int(x) for x in value.split("/"))
+        assert n >= 1 and 0 <= i < n
+    except (ValueError, AssertionError):
+        raise ConfigError(f"--nanoeval-shard / NANOEVAL_SHARD: expected i/N with 0 <= i < N, got {value!r}") from None
+    return i, n
 
 
 def pytest_configure(config):
@@ -76,24 +102,68 @@ def pytest_configure(config):
             suite = load_suite(_abs(suite_path or DEFAULT_SUITE, root))
             tasks = suite.tasks
         dirs = {t.name: report_dir(t, root, suite) for t in tasks}
+        for t in tasks:  # a missing baseline is an error, never a pass
+            if t.gates.baseline and not _abs(t.gates.baseline, root).is_file():
+                raise ConfigError(f"{t.source}: gates.baseline: {_abs(t.gates.baseline, root)}: file not found")
+        shard = _parse_shard(config.getoption("nanoeval_shard") or os.environ.get("NANOEVAL_SHARD"))
     except ConfigError as e:
         raise pytest.UsageError(str(e)) from None
-    config.stash[RUN_KEY] = Run(root, tasks, suite, dirs, fresh=config.getoption("nanoeval_fresh"))
-
-
-def fingerprint(cfg: TaskConfig, root: Path) -> str:
-    from evals.data import data_hashes
-
-    return cfg.fingerprint(data_hashes(cfg.dataset, root))
-
-
-def _abs(path: str, root: Path) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() else root / p
+    config.stash[RUN_KEY] = Run(root, tasks, suite, dirs, fresh=config.getoption("nanoeval_fresh"), shard=shard)
+    _CONFIG["config"] = config
+    if _is_worker(config):
+        _setup_worker(config)
 
 
 def _is_worker(config) -> bool:
     return hasattr(config, "workerinput")
+
+
+# --------------------------------------------------------------------------------------- xdist: GPUs and threads
+def _visible_gpus() -> list[str]:
+    """GPU ids this run may use: the outer CUDA_VISIBLE_DEVICES if set, else every GPU torch sees."""
+    outer = os.environ.get("NANOEVAL_OUTER_CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"))
+    if outer is not None:
+        return [d for d in outer.split(",") if d.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker per GPU; without GPUs, half the CPU cores (at least 1)."""
+    gpus = _visible_gpus()
+    return len(gpus) if gpus else max(1, (os.cpu_count() or 2) // 2)
+
+
+_GPU_LOCK = None  # held for the worker's life: the OS frees it when the worker dies, for its replacement
+
+
+def _setup_worker(config) -> None:
+    """Each worker takes the first free GPU from the list (a file lock per GPU), or a share of the CPU threads."""
+    global _GPU_LOCK
+    info = config.workerinput
+    gpus = _visible_gpus()
+    if gpus:
+        lock_dir = Path(tempfile.gettempdir()) / f"nanoeval-gpus-{info['testrunuid']}"
+        lock_dir.mkdir(exist_ok=True)
+        for gpu in gpus:
+            f = open(lock_dir / f"gpu{gpu}.lock", "w")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.close()
+                continue
+            _GPU_LOCK = f
+            os.environ.setdefault("NANOEVAL_OUTER_CUDA_VISIBLE_DEVICES", ",".join(gpus))
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+            break
+        else:
+            raise pytest.UsageError(f"nanoeval: worker {info['workerid']} found no free GPU among {gpus} "
+                                    "(use -n with at most one worker per GPU)")
+    else:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(info.get("workercount", 1))))
 
 
 def pytest_sessionstart(session):
@@ -101,12 +171,19 @@ def pytest_sessionstart(session):
     if run is None or _is_worker(session.config):
         return
     for t in run.tasks:
+        info = {"config": task_to_dict(t), "cases": benchmark_module(t.task).cases(t, run.root)}
         try:
-            msg = prepare_report_dir(run.dirs[t.name], fingerprint(t, run.root), t.name, run.fresh)
+            msg = prepare_report_dir(run.dirs[t.name], fingerprint(t, run.root), t.name, run.fresh, info)
         except (NotADirectoryError, FileExistsError, PermissionError) as e:
             raise pytest.UsageError(f"{t.source}: report_dir: {e}") from None
         if msg:
             print(msg, flush=True)
+
+
+def fingerprint(cfg: TaskConfig, root: Path) -> str:
+    from evals.data import data_hashes
+
+    return cfg.fingerprint(data_hashes(cfg.dataset, root))
 
 
 # ------------------------------------------------------------------------------------------------------ cases
@@ -123,10 +200,14 @@ class Case:
     def journal(self) -> Path:
         return journal_path(self.report_dir, self.id)
 
+    @property
+    def key(self) -> str:
+        return f"{self.cfg.name}:{self.id}"
+
     def run(self, examples: list, score, engine, skipped: list[dict] | None = None, chunk: int = 32) -> None:
         """Score `examples` not yet in the journal, appending records per chunk; mark the case complete."""
-        if os.environ.get("NANOEVAL_TEST_FAIL") == f"{self.cfg.name}:{self.id}":  # test-only fault injection
-            raise RuntimeError(f"injected failure in {self.cfg.name}:{self.id} (NANOEVAL_TEST_FAIL)")
+        if os.environ.get("NANOEVAL_TEST_FAIL") == self.key:  # test-only fault injection
+            raise RuntimeError(f"injected failure in {self.key} (NANOEVAL_TEST_FAIL)")
         j = read_journal(self.journal)
         if j.complete is None:
             done = {r["id"] for r in j.records}
@@ -139,7 +220,9 @@ class Case:
                     _check_finite(records, self)
                     writer.append(records)
                     n += len(records)
-                    _progress(self, n, len(examples), time.time() - t0, len(todo[: start + chunk]))
+                    if os.environ.get("NANOEVAL_TEST_EXIT") == self.key:  # test-only: a worker dies mid-case
+                        os._exit(3)
+                    _live_progress(self, n, len(examples), len(todo[: start + chunk]), time.time() - t0)
                 seconds = time.time() - t0
                 complete = {"n": n, "seconds": round(seconds, 3), "skipped": skipped or [],
                             "truncated": engine.truncated, "model": engine.meta, "scored_now": len(todo)}
@@ -148,14 +231,29 @@ class Case:
                 writer.close()
             j = read_journal(self.journal)
         self.report(j)
+        self.check_subject_gate(j)
 
     def report(self, j) -> None:
         """Counts for the test report (plain JSON types: they cross xdist's transport)."""
         correct = sum(bool(r.get("correct")) for r in j.records)
+        seconds = (j.complete or {}).get("seconds")
+        scored = (j.complete or {}).get("scored_now", 0)
         info = {"task": self.cfg.name, "case": self.id, "n": len(j.records),
-                "acc": correct / len(j.records) if j.records else None,
-                "seconds": (j.complete or {}).get("seconds"), "journal": str(self.journal)}
+                "acc": correct / len(j.records) if j.records else None, "seconds": seconds,
+                "examples_per_second": round(scored / seconds, 2) if seconds and scored else None,
+                "resumed": scored == 0, "journal": str(self.journal),
+                "predictions": str(self.report_dir / "predictions.jsonl")}
         self.node.user_properties.append(("nanoeval", json.loads(json.dumps(info))))
+
+    def check_subject_gate(self, j) -> None:
+        """`gates.min_per_subject` fails the case of a subject (MMLU and MMMU-Pro cases are subjects)."""
+        threshold = self.cfg.gates.min_per_subject
+        subjects = {r["subject"] for r in j.records}
+        if threshold is None or subjects != {self.id} or not j.records:
+            return
+        acc = sum(bool(r["correct"]) for r in j.records) / len(j.records)
+        if acc < threshold:
+            pytest.fail(f"gate min_per_subject: {self.key}: acc {acc:.4f} < {threshold}", pytrace=False)
 
 
 def _check_finite(records: list[dict], case: Case) -> None:
@@ -165,10 +263,14 @@ def _check_finite(records: list[dict], case: Case) -> None:
                                      f"log-likelihood {r['lls']} (expected finite numbers; check dtype/weights)")
 
 
-def _progress(case: Case, done: int, total: int, seconds: float, scored: int) -> None:
-    if sys.stdout.isatty():
-        rate = scored / seconds if seconds else 0.0
-        print(f"\r  {case.cfg.name}:{case.id} {done}/{total} ({rate:.1f} ex/s)", end="", flush=True)
+def _live_progress(case: Case, done: int, total: int, scored: int, seconds: float) -> None:
+    """Without -n: a live line per case (examples done / total, examples/s), rewritten in place."""
+    config = case.node.config
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is None or _is_worker(config) or config.get_verbosity() < 0 or not tr.isatty:
+        return
+    rate = scored / seconds if seconds else 0.0
+    tr.write(f"\r  {case.key}: {done}/{total} examples, {rate:.1f} ex/s ", flush=True)
 
 
 def benchmark_module(task: str):
@@ -194,12 +296,28 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Run tasks in config order (a suite's models load once each)."""
+    """Tasks in config order (a suite's models load once each); within a task, largest cases first.
+    --nanoeval-shard i/N keeps every N-th case of that stable order (disjoint, and the same on every machine)."""
     run = config.stash.get(RUN_KEY, None)
     if run is None:
         return
     order = {t.name: i for i, t in enumerate(run.tasks)}
-    items.sort(key=lambda it: order.get(_case_of(it).cfg.name, -1) if _case_of(it) else -1)
+
+    def key(it):
+        c = _case_of(it)
+        if c is None:
+            return (-1, 0, "")
+        size = getattr(benchmark_module(c.cfg.task), "CASE_SIZES", {}).get(c.id, 0)
+        return (order[c.cfg.name], -size, c.id)
+
+    items.sort(key=key)
+    if run.shard:
+        i, n = run.shard
+        cases = [it for it in items if _case_of(it)]
+        drop = [it for k, it in enumerate(cases) if k % n != i]
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = [it for it in items if it not in set(drop)]
     _POOL.remaining = {}
     for it in items:
         c = _case_of(it)
@@ -261,29 +379,78 @@ def pytest_runtest_teardown(item, nextitem):
         _POOL.done_with(c.cfg, _is_worker(item.config))
 
 
+# ---------------------------------------------------------------------------------- progress on the controller
+def _case_key(nodeid: str, run: Run) -> str | None:
+    """'task:case' from a node id like evals/test_mmlu.py::test_mmlu[anatomy] (or [mmlu:anatomy] in suites)."""
+    if "[" not in nodeid or not nodeid.endswith("]"):
+        return None
+    param = nodeid[nodeid.index("[") + 1: -1]
+    if len(run.tasks) == 1:
+        return f"{run.tasks[0].name}:{param}"
+    return param if ":" in param else None
+
+
+def pytest_runtest_logreport(report):
+    """On the controller (with or without -n): remember which cases ran, and print one line per finished case."""
+    config = _CONFIG.get("config")
+    run = config.stash.get(RUN_KEY, None) if config else None
+    if run is None or _is_worker(config):
+        return
+    key = _case_key(report.nodeid, run)
+    if key is None:
+        return
+    run.selected.add(key)
+    info = dict(report.user_properties).get("nanoeval")
+    if report.when == "call" and info:
+        run.reported[key] = info
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None and config.get_verbosity() >= 0:
+            acc = "-" if info["acc"] is None else f"{info['acc']:.3f}"
+            how = "from journal" if info["resumed"] else f"{info['examples_per_second']} ex/s"
+            worker = f"[{report.node.gateway.id}] " if hasattr(report, "node") else ""
+            tr.write_line(f"\r  {worker}{key}: {info['n']} examples, acc {acc}, {how}")
+
+
 # --------------------------------------------------------------------------------------------- session finish
+@pytest.hookimpl(tryfirst=True)  # before pytest-html writes its page
 def pytest_sessionfinish(session, exitstatus):
+    from evals.gates import check
+
     run = session.config.stash.get(RUN_KEY, None)
     if run is None or _is_worker(session.config):
         return
-    failed = False
     for t in run.tasks:
         try:
-            summary = build_task_artifacts(t, run.dirs[t.name], run.root)
+            summary = build_task_artifacts(t, run.dirs[t.name], run.root, run.selected)
         except Exception as e:  # report, keep the other tasks' artifacts
-            print(f"\nnanoeval: {t.name}: could not write artifacts: {e.__class__.__name__}: {e}", flush=True)
-            failed = True
+            run.failures.append(f"{t.name}: could not write artifacts: {e.__class__.__name__}: {e}")
             continue
-        if summary is not None:
-            run.summaries[t.name] = summary
+        if summary is None:
+            continue
+        run.summaries[t.name] = summary
+        for key in summary["cases"]["not_completed"]:
+            run.failures.append(f"{t.name}:{key}: selected but did not complete (crashed worker or error); its "
+                                "journal is kept and a rerun continues it")
+        if any(getattr(t.gates, f.name) is not None for f in dataclasses.fields(t.gates)):
+            try:
+                base = _abs(t.gates.baseline, run.root) if t.gates.baseline else None
+                results = check(summary, t.gates, base)
+            except (OSError, ValueError, KeyError) as e:
+                run.failures.append(f"{t.name}: gates: {e}")
+                continue
+            run.gate_results += results
+            summary["gates"] = [dataclasses.asdict(r) for r in results]
+            reporting.write_summary(run.dirs[t.name], summary)
     if run.suite is not None and run.summaries:
         reporting.write_suite(suite_dir(run.suite, run.root) / "suite_summary.json", run.suite.name, run.summaries)
-    if failed and session.exitstatus == 0:
-        session.exitstatus = 1
+    if (run.failures or any(not r.passed for r in run.gate_results)) and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def build_task_artifacts(cfg: TaskConfig, rdir: Path, root: Path) -> dict | None:
+def build_task_artifacts(cfg: TaskConfig, rdir: Path, root: Path, selected: set[str] = frozenset()) -> dict | None:
     """Read every case journal of the task and write its artifacts; None if no case has finished."""
+    from evals.data import dataset_meta
+
     module = benchmark_module(cfg.task)
     records, done, missing, completes = [], [], [], []
     for case_id in module.cases(cfg, root):
@@ -300,11 +467,10 @@ def build_task_artifacts(cfg: TaskConfig, rdir: Path, root: Path) -> dict | None
     seconds = sum(c["seconds"] for c in completes)
     scored = sum(c.get("scored_now", 0) for c in completes)
     skipped = [s for c in completes for s in c.get("skipped", [])]
-    from evals.data import dataset_meta
-
+    not_completed = [c for c in missing if f"{cfg.name}:{c}" in selected]
     full = reporting.assemble(
         summary, records, task=cfg.task, name=cfg.name, suite=cfg.suite, skipped_rows=skipped,
-        cases={"done": done, "missing": missing, "complete": not missing},
+        cases={"done": done, "missing": missing, "not_completed": not_completed, "complete": not missing},
         recipe={**module.recipe(cfg, root), "truncated_prompts": sum(c.get("truncated", 0) for c in completes)},
         model=completes[0]["model"], dataset=dataset_meta(cfg.dataset, root), seed=cfg.seed,
         versions=reporting.versions(root), fingerprint=fingerprint(cfg, root),
@@ -318,19 +484,39 @@ def build_task_artifacts(cfg: TaskConfig, rdir: Path, root: Path) -> dict | None
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     run = config.stash.get(RUN_KEY, None)
-    if run is None or _is_worker(config) or not run.summaries:
+    if run is None or _is_worker(config):
         return
     tr = terminalreporter
-    tr.section("nanoeval")
-    tr.write_line(f"{'task':<22} {'metric':<12} {'value':>16} {'examples':>9} {'ex/s':>7}  cases")
-    for name, s in run.summaries.items():
-        v, se = s["metrics"][s["headline"]], s["stderr"].get(s["headline"])
-        value = f"{v:.4f} ± {se:.4f}" if se == se and se is not None else f"{v:.4f}"
-        eps = s["timing"]["examples_per_second"]
-        cases = "complete" if s["cases"]["complete"] else f"{len(s['cases']['missing'])} missing"
-        tr.write_line(f"{name:<22} {s['headline']:<12} {value:>16} {s['counts']['examples']:>9} "
-                      f"{eps if eps is not None else '-':>7}  {cases}")
-    for name, s in run.summaries.items():
-        tr.write_line(f"{name}: {s['report_dir']}")
-    if run.suite is not None:
-        tr.write_line(f"suite: {suite_dir(run.suite, run.root) / 'suite_summary.json'}")
+    if run.summaries or run.failures:
+        tr.section("nanoeval")
+    if run.summaries:
+        for line in reporting.suite_table(run.summaries, run.gate_results):
+            tr.write_line(line)
+        for name, s in run.summaries.items():
+            tr.write_line(f"{name}: {s['report_dir']}")
+        if run.suite is not None:
+            tr.write_line(f"suite: {suite_dir(run.suite, run.root) / 'suite_summary.json'}")
+    for r in run.gate_results:
+        tr.write_line(r.line(), green=r.passed, red=not r.passed)
+    for f in run.failures:
+        tr.write_line(f"nanoeval ERROR: {f}", red=True)
+
+
+# ------------------------------------------------------------------------------------------------ HTML report
+def pytest_html_results_summary(prefix, summary, postfix, session):
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is None or not run.summaries:
+        return
+    prefix.extend(reporting.html_summary(run.summaries, run.gate_results, run.failures))
+
+
+def pytest_html_results_table_header(cells):
+    cells.insert(2, "<th>Accuracy</th>")
+    cells.insert(3, "<th>Examples</th>")
+
+
+def pytest_html_results_table_row(report, cells):
+    info = dict(getattr(report, "user_properties", [])).get("nanoeval") or {}
+    acc = info.get("acc")
+    cells.insert(2, f"<td>{'' if acc is None else f'{acc:.4f}'}</td>")
+    cells.insert(3, f"<td>{info.get('n', '')}</td>")

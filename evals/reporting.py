@@ -60,8 +60,66 @@ def write_task(report_dir: Path, records: list[dict], summary: dict) -> dict[str
     write_atomic(report_dir / "predictions.jsonl", preds)
     write_atomic(report_dir / "metrics.csv", metrics_csv(summary))
     write_atomic(report_dir / "accuracy.png", plot_png(summary))
-    write_atomic(report_dir / "summary.json", dumps(summary))  # last: its presence means the set is complete
+    write_summary(report_dir, summary)  # last: its presence means the set is complete
     return paths
+
+
+def write_summary(report_dir: Path, summary: dict) -> None:
+    write_atomic(report_dir / "summary.json", dumps(summary))
+
+
+def _value(s: dict) -> str:
+    v, se = s["metrics"].get(s["headline"]), s["stderr"].get(s["headline"])
+    if v is None:
+        return "-"
+    return f"{v:.4f} ± {se:.4f}" if se is not None and se == se else f"{v:.4f}"
+
+
+def suite_table(summaries: dict[str, dict], gate_results: list) -> list[str]:
+    """The compact end-of-run table: task, headline ± stderr, examples, examples/s, cases, gates."""
+    rows = [("task", "metric", "value", "examples", "ex/s", "cases", "gates")]
+    for name, s in summaries.items():
+        gates = [r for r in gate_results if r.task == name]
+        gate = "-" if not gates else "pass" if all(r.passed for r in gates) else \
+            f"FAIL ({sum(not r.passed for r in gates)})"
+        eps = s["timing"]["examples_per_second"]
+        cases = "complete" if s["cases"]["complete"] else f"{len(s['cases']['missing'])} missing"
+        rows.append((name, s["headline"], _value(s), str(s["counts"]["examples"]),
+                     "-" if eps is None else f"{eps:.1f}", cases, gate))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) if i in (0, 1, 5, 6) else c.rjust(w)
+                      for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
+
+
+def html_summary(summaries: dict[str, dict], gate_results: list, failures: list[str]) -> list[str]:
+    """HTML for pytest-html's summary: the suite table, gate results, plots (embedded PNG), links to predictions."""
+    import base64
+    import html
+
+    out = ["<h2>NanoEval</h2>", "<table class='nanoeval'><tr><th>task</th><th>metric</th><th>value</th>"
+           "<th>examples</th><th>ex/s</th><th>cases</th><th>predictions</th></tr>"]
+    for name, s in summaries.items():
+        eps = s["timing"]["examples_per_second"]
+        cases = "complete" if s["cases"]["complete"] else f"{len(s['cases']['missing'])} missing"
+        link = Path(s["artifacts"]["predictions.jsonl"]).as_uri()
+        out.append(f"<tr><td>{html.escape(name)}</td><td>{s['headline']}</td><td>{_value(s)}</td>"
+                   f"<td>{s['counts']['examples']}</td><td>{eps if eps is not None else '-'}</td><td>{cases}</td>"
+                   f"<td><a href='{link}'>predictions.jsonl</a></td></tr>")
+    out.append("</table>")
+    if gate_results:
+        out.append("<h3>Gates</h3><ul>")
+        for r in gate_results:
+            color = "green" if r.passed else "red"
+            out.append(f"<li style='color:{color}'>{html.escape(r.line())}</li>")
+        out.append("</ul>")
+    for f in failures:
+        out.append(f"<p style='color:red'>{html.escape(f)}</p>")
+    for name, s in summaries.items():
+        png = Path(s["artifacts"]["accuracy.png"])
+        if png.exists():
+            data = base64.b64encode(png.read_bytes()).decode()
+            out.append(f"<h3>{html.escape(name)}</h3><img style='max-width:900px' src='data:image/png;base64,{data}'/>")
+    return out
 
 
 def metrics_csv(summary: dict) -> str:

@@ -89,7 +89,7 @@ def test_shared_context_equals_naive_and_batch_size_is_irrelevant(run_evals, tin
 
 def test_k_selects_one_shard_and_fewshot_is_seeded(run_evals, tiny_lm, tmp_path):
     result = run_evals(config(tiny_lm, tmp_path / "a", num_fewshot=2), "-k", "shard1of3", "-v")
-    result.stdout.fnmatch_lines(["*shard1of3*PASSED*", "*1 passed, 3 deselected*"])
+    result.stdout.fnmatch_lines(["*shard1of3*PASSED*", "*1 passed, * deselected*"])
     assert run_evals(config(tiny_lm, tmp_path / "b", num_fewshot=2), "-k", "shard1of3").ret == 0
     a, b = (read_jsonl(tmp_path / x / "predictions.jsonl") for x in "ab")
     assert a == b

@@ -1,0 +1,96 @@
+"""Regression gates: a task's `gates:` block, checked against its summary (and a baseline run) at session end.
+
+    gates:
+      min: 0.30                    # headline metric at least this
+      min_per_subject: 0.10        # every subject at least this (fails that subject's case too)
+      baseline: artifacts/nanoeval/mmlu_v1/summary.json   # or a suite_summary.json (the task of the same name)
+      max_drop: 0.02               # headline may drop at most this much below the baseline (absolute)
+      max_drop_stderr: 2.0         # ... or at most k combined standard errors
+      paired_alpha: 0.05           # ... or: fail if a one-sided exact McNemar test on per-example correctness
+                                   #     against the baseline's predictions.jsonl says it got worse at this level
+
+A gate on an incomplete run (missing cases) fails and says why. Low accuracy without a gate never fails anything.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class GateResult:
+    task: str
+    gate: str
+    metric: str
+    value: float | None
+    threshold: str
+    passed: bool
+    detail: str = ""
+
+    def line(self) -> str:
+        word = "PASSED" if self.passed else "FAILED"
+        value = "n/a" if self.value is None else f"{self.value:.4f}"
+        return f"gate {word}: {self.task} {self.gate}: {self.metric} = {value} (needs {self.threshold}){self.detail}"
+
+
+def load_baseline(path: Path, task_name: str) -> tuple[dict, Path]:
+    """The baseline's summary for this task (from a summary.json or a suite_summary.json) and its report dir."""
+    data = json.loads(path.read_text())
+    if "tasks" in data:  # a suite summary
+        if task_name not in data["tasks"]:
+            raise ValueError(f"{path}: baseline suite has no task {task_name!r} (has: {', '.join(data['tasks'])})")
+        data = data["tasks"][task_name]
+    preds = Path((data.get("artifacts") or {}).get("predictions.jsonl", path.parent / "predictions.jsonl"))
+    return data, preds
+
+
+def mcnemar_worse_p(base: dict[str, bool], new: dict[str, bool]) -> tuple[float, int, int]:
+    """One-sided exact McNemar p-value that the new run is worse: P(X >= b), X ~ Bin(b + c, 1/2)."""
+    common = base.keys() & new.keys()
+    b = sum(base[i] and not new[i] for i in common)  # right before, wrong now
+    c = sum(new[i] and not base[i] for i in common)
+    n = b + c
+    p = sum(math.comb(n, k) for k in range(b, n + 1)) / 2 ** n if n else 1.0
+    return p, b, c
+
+
+def check(summary: dict, gates, baseline_path: Path | None) -> list[GateResult]:
+    task, head = summary["name"], summary["headline"]
+    value = summary["metrics"].get(head)
+    incomplete = not summary["cases"]["complete"]
+    why = f" -- run incomplete: {len(summary['cases']['missing'])} case(s) missing" if incomplete else ""
+    out = []
+
+    def add(gate, metric, val, threshold, ok, detail=""):
+        out.append(GateResult(task, gate, metric, val, threshold, bool(ok) and not incomplete, detail or why))
+
+    if gates.min is not None:
+        add("min", head, value, f">= {gates.min}", value is not None and value >= gates.min)
+    if gates.min_per_subject is not None:
+        low = {s: v["acc"] for s, v in summary.get("per_subject", {}).items() if v["acc"] < gates.min_per_subject}
+        detail = f" -- below: {', '.join(f'{s} {a:.3f}' for s, a in sorted(low.items()))}" if low else ""
+        worst = min((v["acc"] for v in summary.get("per_subject", {}).values()), default=None)
+        add("min_per_subject", "worst subject acc", worst, f">= {gates.min_per_subject}", not low, detail)
+    if baseline_path is not None:
+        base, base_preds = load_baseline(baseline_path, task)
+        b_value = base["metrics"][head]
+        drop = b_value - value if value is not None else None
+        if gates.max_drop is not None:
+            add("max_drop", head, value, f">= baseline {b_value:.4f} - {gates.max_drop}",
+                drop is not None and drop <= gates.max_drop + 1e-12, f" -- drop {drop:+.4f}" if drop is not None else "")
+        if gates.max_drop_stderr is not None:
+            se = math.hypot(summary["stderr"].get(head) or 0.0, base["stderr"].get(head) or 0.0)
+            add("max_drop_stderr", head, value, f">= baseline {b_value:.4f} - {gates.max_drop_stderr} x {se:.4f}",
+                drop is not None and drop <= gates.max_drop_stderr * se + 1e-12, f" -- drop {drop:+.4f}")
+        if gates.paired_alpha is not None:
+            if not base_preds.exists():
+                raise ValueError(f"baseline predictions {base_preds} not found (needed by gates.paired_alpha)")
+            preds_file = Path(summary["artifacts"]["predictions.jsonl"])
+            key = "correct_norm" if head == "acc_norm" else "correct"
+            load = lambda p: {r["id"]: bool(r[key]) for r in map(json.loads, p.read_text().splitlines())}
+            p, b, c = mcnemar_worse_p(load(base_preds), load(preds_file))
+            add("paired", head, value, f"McNemar p >= {gates.paired_alpha} vs baseline {b_value:.4f}",
+                p >= gates.paired_alpha, f" -- p = {p:.4g} ({b} now wrong, {c} now right)")
+    return out
