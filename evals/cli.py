@@ -152,13 +152,13 @@ def table(args) -> int:
         return f"{100 * v:.1f}" + (f" {pm} {100 * se:.1f}" if se is not None else "")
 
     if args.latex:
+        esc = lambda text: text.replace("_", "\\_")  # noqa: E731
         print("\\begin{tabular}{l" + "c" * len(columns) + "}")
         print("\\toprule")
-        print(" & ".join(["Checkpoint"] + [f"{c.replace('_', '\\_')} ({heads[c].replace('_', '\\_')})"
-                                            for c in columns]) + " \\\\")
+        print(" & ".join(["Checkpoint"] + [f"{esc(c)} ({esc(heads[c])})" for c in columns]) + " \\\\")
         print("\\midrule")
         for label, tasks in runs:
-            print(" & ".join([label.replace("_", "\\_")] + [cell(tasks, c, "$\\pm$") for c in columns]) + " \\\\")
+            print(" & ".join([esc(label)] + [cell(tasks, c, "$\\pm$") for c in columns]) + " \\\\")
         print("\\bottomrule\n\\end{tabular}")
     else:
         print("| Checkpoint | " + " | ".join(f"{c} ({heads[c]})" for c in columns) + " |")
