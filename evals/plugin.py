@@ -23,6 +23,7 @@ import pytest
 from evals import reporting
 from evals.config import (ConfigError, SuiteConfig, TaskConfig, load_suite, load_task, report_dir, suite_dir,
                           task_to_dict)
+from evals.data import DataError, resolve_files
 from evals.journal import JournalWriter, journal_path, prepare_report_dir, read_journal
 
 DEFAULT_SUITE = "suites/suite_smoke.yaml"
@@ -105,6 +106,10 @@ def pytest_configure(config):
         for t in tasks:  # a missing baseline is an error, never a pass
             if t.gates.baseline and not _abs(t.gates.baseline, root).is_file():
                 raise ConfigError(f"{t.source}: gates.baseline: {_abs(t.gates.baseline, root)}: file not found")
+            try:  # missing or unreadable local data: one line now rather than one failure per case
+                resolve_files(t.dataset, root)
+            except DataError as e:
+                raise ConfigError(f"{t.source}: {e}") from None
         shard = _parse_shard(config.getoption("nanoeval_shard") or os.environ.get("NANOEVAL_SHARD"))
     except ConfigError as e:
         raise pytest.UsageError(str(e)) from None
