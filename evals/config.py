@@ -91,6 +91,7 @@ class EngineConfig:
     threads: int | None = None                # torch CPU threads
     share_context: bool = True                # score all continuations of a context against one KV cache
     single_token_fast_path: bool = True       # one forward pass when every continuation is one token
+    prefix_cache: bool = True                 # reuse the KV cache of a shared few-shot prefix (per subject)
 
 
 @dataclass(frozen=True)

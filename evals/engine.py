@@ -30,6 +30,7 @@ from evals.data import package_dir
 class LLRequest:
     context: str
     continuations: list[str]
+    prefix: str = ""  # a leading part of `context` shared by many requests (few-shot shots): its KV cache is reused
 
 
 @dataclass
@@ -125,6 +126,8 @@ class Engine:
         text_cfg = getattr(hf_config, "text_config", None) or hf_config
         self.max_length = cfg.max_length or getattr(text_cfg, "max_position_embeddings", None) or 2048
         self.truncated = 0  # prompts left-truncated to fit max_length
+        self.budget = engine.token_budget or (32768 if self.device.startswith("cuda") else 512)
+        self.prefix_caches: dict[tuple, object] = {}  # few-shot prefix -> its key/value cache (one per subject)
         self.load_seconds = time.time() - t0
         self.meta = {"id": f"{cfg.package}/{cfg.gguf_file or cfg.path}" if cfg.package else cfg.path, "package": cfg.package, "gguf_file": cfg.gguf_file, "revision": cfg.revision,
                      "dtype": cfg.dtype, "device": self.device, "kind": kind,
@@ -180,6 +183,12 @@ class Engine:
                 shared.append(i)
             else:
                 rest.append(i)
+        if fast and self.engine.prefix_cache and not self.cfg.chat_template:
+            shared_prefix = [i for i in fast if requests[i].prefix]
+            for prefix in dict.fromkeys(requests[i].prefix for i in shared_prefix):
+                self._score_after_prefix(encoded, [i for i in shared_prefix if requests[i].prefix == prefix],
+                                         prefix, out)
+            fast = [i for i in fast if out[i] is None]
         if fast:
             self._score_last_position(encoded, fast, out)
         if shared:
@@ -188,21 +197,37 @@ class Engine:
             self._score_naive(requests, encoded, rest, out)
         return out  # type: ignore[return-value]
 
-    def _batches(self, lengths: dict[int, int], rows_per_item: int = 1):
-        """Indices grouped longest first under the token budget (and batch_size, if set)."""
-        budget = self.engine.token_budget or (32768 if self.device.startswith("cuda") else 512)
+    def _for_batches(self, lengths: dict[int, int], fn, rows_per_item: int = 1) -> None:
+        """Call fn(batch) on indices grouped longest first under the token budget (and batch_size, if set).
+        On CUDA out-of-memory the batch is retried at half the budget, which is kept for the rest of the run."""
+        import torch
+
+        todo = dict(lengths)
+        while todo:
+            batch = self._first_batch(todo, rows_per_item)
+            try:
+                fn(batch)
+            except torch.cuda.OutOfMemoryError:
+                if len(batch) == 1:
+                    raise
+                torch.cuda.empty_cache()
+                self.budget = max(1, self.budget // 2)
+                print(f"nanoeval: CUDA out of memory; token budget halved to {self.budget}", flush=True)
+                continue
+            for i in batch:
+                del todo[i]
+
+    def _first_batch(self, lengths: dict[int, int], rows_per_item: int) -> list[int]:
         order = sorted(lengths, key=lambda i: -lengths[i])
-        batch: list[int] = []
-        for i in order:
-            width = lengths[batch[0]] if batch else lengths[i]
-            full = batch and ((len(batch) + 1) * rows_per_item * width > budget or
-                              (self.engine.batch_size and len(batch) >= self.engine.batch_size))
-            if full:
-                yield batch
-                batch = []
+        batch = [order[0]]
+        width = lengths[order[0]]
+        for i in order[1:]:
+            if (len(batch) + 1) * rows_per_item * width > self.budget:
+                break
+            if self.engine.batch_size and len(batch) >= self.engine.batch_size:
+                break
             batch.append(i)
-        if batch:
-            yield batch
+        return batch
 
     def _hidden(self, ids, mask, **kw):
         """Last hidden states of the language model (logits are computed only where needed)."""
@@ -223,7 +248,7 @@ class Engine:
     def _score_last_position(self, encoded, idx, out):
         import torch
 
-        for batch in self._batches({i: len(encoded[i][0]) for i in idx}):
+        def run(batch):
             seqs = [encoded[i][0] for i in batch]
             ids, mask = self._pad(seqs)
             hidden = self._hidden(ids, mask).last_hidden_state
@@ -232,13 +257,49 @@ class Engine:
             for row, i in enumerate(batch):
                 out[i] = [lp[row, c[0]].item() for c in encoded[i][1]]
 
+        self._for_batches({i: len(encoded[i][0]) for i in idx}, run)
+
+    def _score_after_prefix(self, encoded, idx, prefix: str, out) -> None:
+        """Single-token continuations after a shared prefix: the prefix's KV cache is computed once (per subject)
+        and each batch runs only the remaining tokens. Requests whose tokens do not start with the prefix's own
+        tokens are left for the plain path, so the result is exactly the same."""
+        import copy
+
+        import torch
+
+        p_ids = self.encode(prefix.rstrip())  # cut before trailing space: no token merges across the cut
+        idx = [i for i in idx if len(encoded[i][0]) > len(p_ids) and encoded[i][0][: len(p_ids)] == p_ids]
+        if not idx or len(p_ids) < 2:
+            return
+        key = tuple(p_ids)
+        if key not in self.prefix_caches:
+            self.prefix_caches.clear()  # one prefix at a time (a subject's shots); bounded memory
+            ids = torch.tensor([p_ids], device=self.device)
+            self.prefix_caches[key] = self._hidden(ids, torch.ones_like(ids), use_cache=True).past_key_values
+        n = len(p_ids)
+
+        def run(batch):
+            tails = [encoded[i][0][n:] for i in batch]
+            ids, tail_mask = self._pad(tails)
+            cache = copy.deepcopy(self.prefix_caches[key])
+            cache.batch_repeat_interleave(len(batch))
+            mask = torch.cat([torch.ones(len(batch), n, dtype=tail_mask.dtype, device=self.device), tail_mask], 1)
+            positions = n + torch.arange(ids.shape[1], device=self.device)[None, :].expand(len(batch), -1)
+            hidden = self._hidden(ids, mask, cache=cache, position_ids=positions, use_cache=False).last_hidden_state
+            last = torch.tensor([len(t) - 1 for t in tails], device=self.device)
+            lp = self._logprobs(hidden[torch.arange(len(batch), device=self.device), last])
+            for row, i in enumerate(batch):
+                out[i] = [lp[row, c[0]].item() for c in encoded[i][1]]
+
+        self._for_batches({i: len(encoded[i][0]) - n for i in idx}, run)
+
     def _score_shared(self, encoded, idx, out):
         """Contexts once (batched, right-padded), then all continuations against their context's KV cache."""
         import torch
 
         n_conts = max(len(encoded[i][1]) for i in idx)
         lengths = {i: len(encoded[i][0]) + max(len(c) for c in encoded[i][1]) for i in idx}
-        for batch in self._batches(lengths, rows_per_item=n_conts):
+        def run(batch):
             ctxs = [encoded[i][0] for i in batch]
             ids, ctx_mask = self._pad(ctxs)
             res = self._hidden(ids, ctx_mask, use_cache=True)
@@ -267,6 +328,8 @@ class Engine:
                 out[i] = totals[k: k + len(encoded[i][1])]
                 k += len(encoded[i][1])
 
+        self._for_batches(lengths, run, rows_per_item=n_conts)
+
     def _score_naive(self, requests, encoded, idx, out):
         """Each (context, continuation) as its own sequence: the reference path."""
         import torch
@@ -280,7 +343,7 @@ class Engine:
                     self.truncated += 1
                 items.append((i, j, whole[-(self.max_length + 1):][:-1], cont_ids))
         scores = {i: [0.0] * len(requests[i].continuations) for i in idx}
-        for batch in self._batches({k: len(items[k][2]) for k in range(len(items))}):
+        def run(batch):
             ids, mask = self._pad([items[k][2] for k in batch])
             hidden = self._hidden(ids, mask).last_hidden_state
             for row, k in enumerate(batch):
@@ -288,6 +351,8 @@ class Engine:
                 n = len(cont)
                 lp = self._logprobs(hidden[row, len(inp) - n: len(inp)])
                 scores[i][j] = lp.gather(-1, torch.tensor(cont, device=self.device)[:, None]).sum().item()
+
+        self._for_batches({k: len(items[k][2]) for k in range(len(items))}, run)
         for i in idx:
             out[i] = scores[i]
 
@@ -304,7 +369,7 @@ class Engine:
         lengths = {i: len(self.encode(t)) + per_image * len(r.images) + max_new_tokens
                    for i, (t, r) in enumerate(zip(texts, requests))}
         out: list[str] = [""] * len(requests)
-        for batch in self._batches(lengths):
+        def run(batch):
             if self.processor is not None:  # the processor expands image tokens and makes pixel values
                 images = [requests[i].images for i in batch]
                 inputs = self.processor(text=[texts[i] for i in batch], images=images if any(images) else None,
@@ -323,6 +388,8 @@ class Engine:
                                           pad_token_id=pad_id)
             for row, i in enumerate(batch):
                 out[i] = tok.decode(gen[row, width:], skip_special_tokens=True)
+
+        self._for_batches(lengths, run)
         return out
 
     def prompt_text(self, req: GenRequest) -> str:

@@ -409,10 +409,11 @@ def pytest_runtest_logreport(report):
     if report.when == "call" and info:
         run.reported[key] = info
         tr = config.pluginmanager.get_plugin("terminalreporter")
-        if tr is not None and config.get_verbosity() >= 0:
+        under_xdist = hasattr(report, "node")
+        if tr is not None and (under_xdist or config.get_verbosity() > 0):  # plain runs show dots and the table
             acc = "-" if info["acc"] is None else f"{info['acc']:.3f}"
             how = "from journal" if info["resumed"] else f"{info['examples_per_second']} ex/s"
-            worker = f"[{report.node.gateway.id}] " if hasattr(report, "node") else ""
+            worker = f"[{report.node.gateway.id}] " if under_xdist else ""
             tr.write_line(f"\r  {worker}{key}: {info['n']} examples, acc {acc}, {how}")
 
 

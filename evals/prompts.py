@@ -16,10 +16,14 @@ def mmlu_question(question: str, choices: list[str]) -> str:
     return f"{question.strip()}\n{options}Answer:"
 
 
+def mmlu_fewshot_prefix(subject: str, shots: list[tuple[str, list[str], int]]) -> str:
+    """Header once, then k solved shots, each followed by a blank line: the same for a whole subject."""
+    return mmlu_header(subject) + "".join(f"{mmlu_question(q, c)} {LETTERS[a]}\n\n" for q, c, a in shots)
+
+
 def mmlu_prompt(subject: str, question: str, choices: list[str], shots: list[tuple[str, list[str], int]]) -> str:
     """Header once, then k solved shots and the question, joined by a blank line."""
-    parts = [f"{mmlu_question(q, c)} {LETTERS[a]}" for q, c, a in shots] + [mmlu_question(question, choices)]
-    return mmlu_header(subject) + "\n\n".join(parts)
+    return mmlu_fewshot_prefix(subject, shots) + mmlu_question(question, choices)
 
 
 def first_letter(response: str, n_choices: int) -> str | None:

@@ -96,7 +96,8 @@ def html_summary(summaries: dict[str, dict], gate_results: list, failures: list[
     import base64
     import html
 
-    out = ["<h2>NanoEval</h2>", "<table class='nanoeval'><tr><th>task</th><th>metric</th><th>value</th>"
+    out = ["<h2>NanoEval</h2>", "<style>table.nanoeval td, table.nanoeval th {padding: 3px 12px; "
+           "border-bottom: 1px solid #ddd; text-align: left}</style>", "<table class='nanoeval'><tr><th>task</th><th>metric</th><th>value</th>"
            "<th>examples</th><th>ex/s</th><th>cases</th><th>predictions</th></tr>"]
     for name, s in summaries.items():
         eps = s["timing"]["examples_per_second"]

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from evals.config import TaskConfig
 from evals.data import DataError, answer_index, dataset_label, get, load_rows, snake
 from evals.engine import GenRequest, LLRequest
-from evals.prompts import LETTERS, first_letter, mmlu_prompt
+from evals.prompts import LETTERS, first_letter, mmlu_fewshot_prefix, mmlu_prompt
 from evals.scoring import accuracy, by_subject, macro, mean_stderr
 
 TASK = "mmlu"
@@ -130,7 +130,9 @@ def score(engine, cfg: TaskConfig, batch: list[Question], shots: list[Question])
     prompts = [mmlu_prompt(q.subject, q.question, q.choices, shot_tuples) for q in batch]
     records = []
     if cfg.scoring.strategy == "rank_ll":
-        lls = engine.loglikelihoods([LLRequest(p, [f" {LETTERS[i]}" for i in range(len(q.choices))])
+        # header + shots are the same for every question of the subject: the engine reuses their KV cache
+        prefix = mmlu_fewshot_prefix(batch[0].subject, shot_tuples) if shots else ""
+        lls = engine.loglikelihoods([LLRequest(p, [f" {LETTERS[i]}" for i in range(len(q.choices))], prefix)
                                      for p, q in zip(prompts, batch)])
         for q, ll in zip(batch, lls):
             pred = max(range(len(ll)), key=ll.__getitem__)

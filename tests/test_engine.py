@@ -8,7 +8,7 @@ import torch
 
 from evals.config import EngineConfig, ModelConfig
 from evals.engine import Engine, GenRequest, LLRequest
-from evals.prompts import mmlu_prompt
+from evals.prompts import mmlu_fewshot_prefix, mmlu_prompt
 from tests.conftest import ROOT
 
 
@@ -54,6 +54,20 @@ def test_shared_context_path_matches_naive(tiny_lm, share):
         for cont, ll, r in zip(req.continuations, lls, ref_lls):
             assert ll == pytest.approx(naive_loglikelihood(engine, req.context, cont), abs=1e-4)
             assert ll == pytest.approx(r, abs=1e-4)
+
+
+def test_fewshot_prefix_cache_matches_plain_path(tiny_lm):
+    shots = [("What is 2 + 3?", ["4", "5", "6", "7"], 1), ("Which animal barks?", ["Cat", "Cow", "Bird", "Dog"], 3)]
+    prefix = mmlu_fewshot_prefix("anatomy", shots)
+    reqs = [LLRequest(mmlu_prompt("anatomy", q, ["Heart", "Liver", "Lungs", "Skin"], shots), [" A", " B", " C", " D"],
+                      prefix) for q in ["Which organ pumps blood?", "Which organ makes bile?", "What covers us?"]]
+    cached = make(tiny_lm, batch_size=2)
+    with_cache = cached.loglikelihoods(reqs)
+    assert cached.prefix_caches, "the prefix path was not taken"
+    without = make(tiny_lm, prefix_cache=False).loglikelihoods(reqs)
+    for a, b, req in zip(with_cache, without, reqs):
+        assert a == pytest.approx(b, abs=1e-4)
+        assert a[0] == pytest.approx(naive_loglikelihood(cached, req.context, " A"), abs=1e-4)
 
 
 def test_batch_size_does_not_change_scores(tiny_lm):
