@@ -145,23 +145,47 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------------ tokenization
     def encode(self, text: str) -> list[int]:
-        """Token ids; special tokens as the tokenizer adds them by default, unless model.add_bos_token says."""
+        return self.encode_many([text])[0]
+
+    def encode_many(self, texts: list[str]) -> list[list[int]]:
+        """Token ids (one batched call: fast tokenizers work in parallel); special tokens as the tokenizer adds
+        them by default, unless model.add_bos_token says."""
+        if not texts:
+            return []
         if self.cfg.add_bos_token is None:
-            return self.tokenizer(text)["input_ids"]
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            return self.tokenizer(texts)["input_ids"]
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         bos = self.tokenizer.bos_token_id
-        return [bos] + ids if self.cfg.add_bos_token and bos is not None else ids
+        return [[bos] + x for x in ids] if self.cfg.add_bos_token and bos is not None else ids
 
     def encode_request(self, req: LLRequest) -> tuple[list[int], list[list[int]]]:
-        """Context tokens and each continuation's tokens (the tail of the joint tokenization)."""
-        ctx = self.prompt_text(GenRequest(req.context))
-        n = len(ctx) - len(ctx.rstrip())
-        ctx, moved = (ctx[:-n], ctx[-n:]) if n else (ctx, "")  # "Answer: "+"A" is scored as "Answer:"+" A"
-        if not ctx:  # an empty context is scored after a single BOS/EOS token, as lm-eval does
-            return [self.tokenizer.bos_token_id or self.tokenizer.eos_token_id], \
-                [self.encode(moved + c) for c in req.continuations]
-        ctx_ids = self.encode(ctx)
-        return ctx_ids, [self.encode(ctx + moved + c)[len(ctx_ids):] for c in req.continuations]
+        return self.encode_requests([req])[0]
+
+    def encode_requests(self, requests: list[LLRequest]) -> list[tuple[list[int], list[list[int]]]]:
+        """Context tokens and each continuation's tokens: the tail of the joint tokenization of context and
+        continuation. Trailing spaces of the context move to the continuation ("Answer: "+"A" is scored as
+        "Answer:"+" A"); an empty context is scored after a single BOS/EOS token, as lm-eval does."""
+        ctxs, moved = [], []
+        for req in requests:
+            ctx = self.prompt_text(GenRequest(req.context))
+            n = len(ctx) - len(ctx.rstrip())
+            ctxs.append(ctx[:-n] if n else ctx)
+            moved.append(ctx[-n:] if n else "")
+        ctx_ids = self.encode_many(ctxs)
+        wholes = self.encode_many([c + m + k for c, m, req in zip(ctxs, moved, requests) for k in req.continuations])
+        conts_alone = self.encode_many([m + k for c, m, req in zip(ctxs, moved, requests) if not c
+                                        for k in req.continuations])
+        out, w, a = [], 0, 0
+        start = [self.tokenizer.bos_token_id or self.tokenizer.eos_token_id]
+        for ctx, ids, req in zip(ctxs, ctx_ids, requests):
+            k = len(req.continuations)
+            if ctx:
+                out.append((ids, [x[len(ids):] for x in wholes[w: w + k]]))
+            else:
+                out.append((start, conts_alone[a: a + k]))
+                a += k
+            w += k
+        return out
 
     # ------------------------------------------------------------------------------------------ log-likelihoods
     def loglikelihoods(self, requests: list[LLRequest], naive: bool = False) -> list[list[float]]:
@@ -172,7 +196,7 @@ class Engine:
             return self._loglikelihoods(requests, naive)
 
     def _loglikelihoods(self, requests: list[LLRequest], naive: bool) -> list[list[float]]:
-        encoded = [self.encode_request(r) for r in requests]
+        encoded = self.encode_requests(requests)
         out: list[list[float] | None] = [None] * len(requests)
         fast, shared, rest = [], [], []
         for i, (ctx, conts) in enumerate(encoded):
@@ -254,10 +278,20 @@ class Engine:
             hidden = self._hidden(ids, mask).last_hidden_state
             last = torch.tensor([len(s) - 1 for s in seqs], device=self.device)
             lp = self._logprobs(hidden[torch.arange(len(batch), device=self.device), last])
-            for row, i in enumerate(batch):
-                out[i] = [lp[row, c[0]].item() for c in encoded[i][1]]
+            self._take_first_tokens(lp, batch, encoded, out)
 
         self._for_batches({i: len(encoded[i][0]) for i in idx}, run)
+
+    def _take_first_tokens(self, lp, batch, encoded, out) -> None:
+        """out[i] = log-probabilities of each continuation's (single) token, with one device-to-host copy."""
+        import torch
+
+        width = max(len(encoded[i][1]) for i in batch)
+        index = torch.tensor([[c[0] for c in encoded[i][1]] + [0] * (width - len(encoded[i][1])) for i in batch],
+                             device=self.device)
+        values = lp.gather(1, index).tolist()
+        for row, i in enumerate(batch):
+            out[i] = values[row][: len(encoded[i][1])]
 
     def _score_after_prefix(self, encoded, idx, prefix: str, out) -> None:
         """Single-token continuations after a shared prefix: the prefix's KV cache is computed once (per subject)
@@ -288,8 +322,7 @@ class Engine:
             hidden = self._hidden(ids, mask, cache=cache, position_ids=positions, use_cache=False).last_hidden_state
             last = torch.tensor([len(t) - 1 for t in tails], device=self.device)
             lp = self._logprobs(hidden[torch.arange(len(batch), device=self.device), last])
-            for row, i in enumerate(batch):
-                out[i] = [lp[row, c[0]].item() for c in encoded[i][1]]
+            self._take_first_tokens(lp, batch, encoded, out)
 
         self._for_batches({i: len(encoded[i][0]) - n for i in idx}, run)
 
@@ -299,6 +332,7 @@ class Engine:
 
         n_conts = max(len(encoded[i][1]) for i in idx)
         lengths = {i: len(encoded[i][0]) + max(len(c) for c in encoded[i][1]) for i in idx}
+
         def run(batch):
             ctxs = [encoded[i][0] for i in batch]
             ids, ctx_mask = self._pad(ctxs)
@@ -308,7 +342,8 @@ class Engine:
             # One row per (context, continuation): the cache rows are selected (repeated) to match.
             owner = [b for b, i in enumerate(batch) for _ in encoded[i][1]]
             conts = [c for i in batch for c in encoded[i][1]]
-            totals = [first_lp[b, c[0]].item() for b, c in zip(owner, conts)]
+            totals = first_lp[torch.tensor(owner, device=self.device),
+                              torch.tensor([c[0] for c in conts], device=self.device)].tolist()
             if any(len(c) > 1 for c in conts):
                 cache = res.past_key_values
                 cache.batch_select_indices(torch.tensor(owner, device=self.device))
@@ -319,10 +354,16 @@ class Engine:
                 mask = torch.cat([ctx_mask[owner], tail_mask], dim=1)
                 hidden = self._hidden(tail_ids, mask, cache=cache, position_ids=positions,
                                       use_cache=False).last_hidden_state
-                for r, c in enumerate(conts):
-                    if len(c) > 1:
-                        lp = self._logprobs(hidden[r, : len(c) - 1])
-                        totals[r] += lp.gather(-1, torch.tensor(c[1:], device=self.device)[:, None]).sum().item()
+                # log-probabilities only at continuation positions, all rows in one lm_head call
+                rows = [r for r, c in enumerate(conts) for _ in c[1:]]
+                cols = [k for c in conts for k in range(len(c) - 1)]
+                targets = torch.tensor([t for c in conts for t in c[1:]], device=self.device)
+                at = (torch.tensor(rows, device=self.device), torch.tensor(cols, device=self.device))
+                lp = self._logprobs(hidden[at])
+                picked = lp.gather(-1, targets[:, None])[:, 0]
+                sums = torch.zeros(len(conts), device=self.device, dtype=picked.dtype).index_add_(
+                    0, torch.tensor(rows, device=self.device), picked).tolist()
+                totals = [t + x for t, x in zip(totals, sums)]
             k = 0
             for i in batch:
                 out[i] = totals[k: k + len(encoded[i][1])]
