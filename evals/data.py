@@ -108,6 +108,23 @@ def _load_rows(ds_json: str, split: str, root: str) -> list[dict]:
     return rows
 
 
+def parse_rows(ds: DatasetConfig, split: str, root: Path, parse, keep=None) -> tuple[list, list[dict]]:
+    """parse(row, where, k) for the rows of `split` that keep(i, row, where) selects (k counts them). A bad row raises
+    DataError naming it; with dataset.on_bad_row: skip it is left out and listed (summary.json counts it)."""
+    out, skipped = [], []
+    for i, row in enumerate(load_rows(ds, split, root)):
+        where = f"dataset {dataset_label(ds)} split {split!r} row {i}"
+        if keep is not None and not keep(i, row, where):
+            continue
+        try:
+            out.append(parse(row, where, len(out) + len(skipped)))
+        except DataError as e:
+            if ds.on_bad_row == "error":
+                raise
+            skipped.append({"row": i, "error": str(e)})
+    return out, skipped
+
+
 def col(ds: DatasetConfig, name: str) -> str | list[str]:
     """The dataset column(s) behind our column `name`."""
     return ds.columns.get(name, name)

@@ -21,7 +21,7 @@ import random
 from dataclasses import dataclass
 
 from evals.config import TaskConfig
-from evals.data import DataError, answer_index, dataset_label, get, load_rows
+from evals.data import DataError, answer_index, get, load_rows, parse_rows
 from evals.engine import LLRequest
 from evals.prompts import hellaswag_context, hellaswag_preprocess
 from evals.scoring import accuracy, by_subject
@@ -53,24 +53,17 @@ def cases(cfg: TaskConfig, root) -> list[str]:
 
 def items(cfg: TaskConfig, split: str, root, shard: int | None, n: int = 1) -> tuple[list[Item], list[dict]]:
     ds = cfg.dataset
-    out, skipped = [], []
-    for i, row in enumerate(load_rows(ds, split, root)):
-        if shard is not None and i % n != shard:
-            continue
-        where = f"dataset {dataset_label(ds)} split {split!r} row {i}"
-        try:
-            endings = get(row, ds, "endings", where)
-            if not isinstance(endings, list) or len(endings) != 4 or not all(isinstance(e, str) for e in endings):
-                raise DataError(f"{where}: endings: expected a list of 4 strings, got {endings!r:.80}")
-            label, a, b = (str(get(row, ds, c, where)) for c in ("activity_label", "ctx_a", "ctx_b"))
-            out.append(Item(str(get(row, ds, "ind", where)), label, hellaswag_context(label, a, b),
-                            [hellaswag_preprocess(e) for e in endings],
-                            answer_index(get(row, ds, "label", where), 4, where)))
-        except DataError as e:
-            if ds.on_bad_row == "error":
-                raise
-            skipped.append({"row": i, "error": str(e)})
-    return out, skipped
+
+    def parse(row, where, k):
+        endings = get(row, ds, "endings", where)
+        if not isinstance(endings, list) or len(endings) != 4 or not all(isinstance(e, str) for e in endings):
+            raise DataError(f"{where}: endings: expected a list of 4 strings, got {endings!r:.80}")
+        label, a, b = (str(get(row, ds, c, where)) for c in ("activity_label", "ctx_a", "ctx_b"))
+        return Item(str(get(row, ds, "ind", where)), label, hellaswag_context(label, a, b),
+                    [hellaswag_preprocess(e) for e in endings], answer_index(get(row, ds, "label", where), 4, where))
+
+    # row i of the split goes to shard i % n
+    return parse_rows(ds, split, root, parse, keep=lambda i, row, where: shard is None or i % n == shard)
 
 
 def recipe(cfg: TaskConfig, root) -> dict:

@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from evals.config import TaskConfig
-from evals.data import DataError, answer_index, dataset_label, get, load_rows, snake
+from evals.data import DataError, answer_index, dataset_label, get, parse_rows, snake
 from evals.engine import GenRequest, LLRequest
 from evals.prompts import LETTERS, first_letter, mmlu_fewshot_prefix, mmlu_prompt
 from evals.scoring import accuracy, by_subject, macro, mean_stderr
@@ -90,23 +90,16 @@ def cases(cfg: TaskConfig, root) -> list[str]:
 def questions(cfg: TaskConfig, split: str, subject: str, root) -> tuple[list[Question], list[dict]]:
     """The subject's rows of one split as Questions, and the rows skipped (if the config allows skipping)."""
     ds = cfg.dataset
-    out, skipped = [], []
-    for i, row in enumerate(load_rows(ds, split, root)):
-        where = f"dataset {dataset_label(ds)} split {split!r} row {i}"
-        if snake(str(get(row, ds, "subject", where))) != subject:
-            continue
-        try:
-            choices = get(row, ds, "choices", where)
-            if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
-                raise DataError(f"{where}: choices: expected a list of at least 2 strings, got {choices!r:.80}")
-            q = Question(f"{subject}/{len(out) + len(skipped)}", subject, str(get(row, ds, "question", where)),
-                         choices, answer_index(get(row, ds, "answer", where), len(choices), where))
-        except DataError as e:
-            if ds.on_bad_row == "error":
-                raise
-            skipped.append({"row": i, "error": str(e)})
-            continue
-        out.append(q)
+
+    def parse(row, where, k):
+        choices = get(row, ds, "choices", where)
+        if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
+            raise DataError(f"{where}: choices: expected a list of at least 2 strings, got {choices!r:.80}")
+        return Question(f"{subject}/{k}", subject, str(get(row, ds, "question", where)), choices,
+                        answer_index(get(row, ds, "answer", where), len(choices), where))
+
+    out, skipped = parse_rows(ds, split, root, parse,
+                              keep=lambda i, row, where: snake(str(get(row, ds, "subject", where))) == subject)
     if not out and not skipped:
         raise DataError(f"dataset {dataset_label(ds)} split {split!r}: no rows for subject {subject!r}")
     return out, skipped

@@ -21,7 +21,7 @@ import io
 from dataclasses import dataclass, field
 
 from evals.config import TaskConfig
-from evals.data import DataError, dataset_label, get, load_rows
+from evals.data import DataError, dataset_label, get, parse_rows
 from evals.engine import GenRequest
 from evals.prompts import MMMU_INSTRUCTIONS, mmmu_standard_prompt
 from evals.scoring import accuracy, by_subject, option_letters, parse_mmmu_pro
@@ -80,27 +80,20 @@ def _image(value, where: str, column: str):
 def rows(cfg: TaskConfig, subject: str, root) -> tuple[list[Row], list[dict]]:
     ds, s = cfg.dataset, cfg.scoring
     vision = s.setting == "vision"
-    out, skipped = [], []
-    for i, raw in enumerate(load_rows(ds, ds.split, root)):
-        if str(get(raw, ds, "subject", f"row {i}")) != subject:
-            continue
-        where = f"dataset {dataset_label(ds)} split {ds.split!r} row {i} (id {raw.get('id')!r})"
-        try:
-            options = parse_options(get(raw, ds, "options", where), where)
-            nested = any(isinstance(o, list) for o in options)
-            if vision:
-                text, images = MMMU_INSTRUCTIONS[(s.prompt_style, "vision")], [_image(get(raw, ds, "image", where),
-                                                                                       where, "image")]
-            else:
-                text, order = mmmu_standard_prompt(str(get(raw, ds, "question", where)), options, s.prompt_style)
-                images = [_image(raw.get(f"image_{n}"), where, f"image_{n}") for n in order]
-            out.append(Row(str(get(raw, ds, "id", where)), subject, options, str(get(raw, ds, "answer", where)),
-                           text, images, nested))
-        except DataError as e:
-            if ds.on_bad_row == "error":
-                raise
-            skipped.append({"row": i, "error": str(e)})
-    return out, skipped
+
+    def parse(raw, where, k):
+        where = f"{where} (id {raw.get('id')!r})"
+        options = parse_options(get(raw, ds, "options", where), where)
+        if vision:
+            text = MMMU_INSTRUCTIONS[(s.prompt_style, "vision")]
+            images = [_image(get(raw, ds, "image", where), where, "image")]
+        else:
+            text, order = mmmu_standard_prompt(str(get(raw, ds, "question", where)), options, s.prompt_style)
+            images = [_image(raw.get(f"image_{n}"), where, f"image_{n}") for n in order]
+        return Row(str(get(raw, ds, "id", where)), subject, options, str(get(raw, ds, "answer", where)), text,
+                   images, any(isinstance(o, list) for o in options))
+
+    return parse_rows(ds, ds.split, root, parse, keep=lambda i, raw, where: str(get(raw, ds, "subject", where)) == subject)
 
 
 def recipe(cfg: TaskConfig, root) -> dict:
