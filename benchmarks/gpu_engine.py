@@ -42,24 +42,9 @@ def questions(path: Path) -> list[LLRequest]:
 
 
 def bare(engine: Engine, requests: list[LLRequest], budget: int = 65536) -> float:
-    seqs = sorted((engine.encode(r.context) for r in requests), key=len, reverse=True)
-    torch.cuda.synchronize()
-    t0 = time.time()
-    with torch.inference_mode():
-        i = 0
-        while i < len(seqs):
-            width, j = len(seqs[i]), i + 1
-            while j < len(seqs) and (j - i + 1) * width <= budget:
-                j += 1
-            batch = seqs[i:j]
-            ids = torch.tensor([s + [0] * (width - len(s)) for s in batch], device="cuda")
-            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in batch], device="cuda")
-            hidden = engine.model.model(input_ids=ids, attention_mask=mask).last_hidden_state
-            last = torch.tensor([len(s) - 1 for s in batch], device="cuda")
-            engine.model.lm_head(hidden[torch.arange(len(batch), device="cuda"), last]).float().log_softmax(-1)
-            i = j
-    torch.cuda.synchronize()
-    return time.time() - t0
+    from benchmarks.speed import forward_pass_seconds
+
+    return forward_pass_seconds(engine.model, engine.encode_many([r.context for r in requests]), budget, "cuda")
 
 
 def main():

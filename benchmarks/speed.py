@@ -111,7 +111,17 @@ def bare_forward(model_dir: Path, prompts: list[str], budget: int = 512) -> floa
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    seqs = sorted((tok(p)["input_ids"] for p in prompts), key=len, reverse=True)
+    return forward_pass_seconds(model, tok(prompts)["input_ids"], budget, "cpu")
+
+
+def forward_pass_seconds(model, seqs: list[list[int]], budget: int, device: str) -> float:
+    """Time of a bare forward pass: sequences sorted by length, batches under `budget` padded tokens, logits and
+    fp32 log-softmax at the last position only."""
+    import torch
+
+    seqs = sorted(seqs, key=len, reverse=True)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     t0 = time.time()
     with torch.inference_mode():
         i = 0
@@ -120,12 +130,14 @@ def bare_forward(model_dir: Path, prompts: list[str], budget: int = 512) -> floa
             while j < len(seqs) and (j - i + 1) * width <= budget:
                 j += 1
             batch = seqs[i:j]
-            ids = torch.tensor([s + [0] * (width - len(s)) for s in batch])
-            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in batch])
+            ids = torch.tensor([s + [0] * (width - len(s)) for s in batch], device=device)
+            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in batch], device=device)
             hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
-            last = torch.tensor([len(s) - 1 for s in batch])
-            model.lm_head(hidden[torch.arange(len(batch)), last]).float().log_softmax(-1)
+            last = torch.tensor([len(s) - 1 for s in batch], device=device)
+            model.lm_head(hidden[torch.arange(len(batch), device=device), last]).float().log_softmax(-1)
             i = j
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     return time.time() - t0
 
 
