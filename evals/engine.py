@@ -360,7 +360,7 @@ class Engine:
                 targets = torch.tensor([t for c in conts for t in c[1:]], device=self.device)
                 at = (torch.tensor(rows, device=self.device), torch.tensor(cols, device=self.device))
                 lp = self._logprobs(hidden[at])
-                picked = lp.gather(-1, targets[:, None])[:, 0]
+                picked = lp.gather(-1, targets[:, None])[:, 0].double()  # sum in fp64: exact to ~1e-9
                 sums = torch.zeros(len(conts), device=self.device, dtype=picked.dtype).index_add_(
                     0, torch.tensor(rows, device=self.device), picked).tolist()
                 totals = [t + x for t, x in zip(totals, sums)]
