@@ -89,8 +89,8 @@ class EngineConfig:
     batch_size: int | None = None             # max rows per batch (default: token budget only)
     token_budget: int | None = None           # max padded tokens per batch (default: 512 on CPU, 32768 on GPU)
     threads: int | None = None                # torch CPU threads
-    share_context: bool = True                # score all continuations of a context against one KV cache
-    single_token_fast_path: bool = True       # one forward pass when every continuation is one token
+    share_context: bool = True                # a context once for all its continuations (tree attention mask)
+    packing: bool = True                      # several sequences per row instead of padding each to the longest
     prefix_cache: bool = True                 # reuse the KV cache of a shared few-shot prefix (per subject)
 
 

@@ -1,15 +1,18 @@
 """The model engine: load a model once per process, score log-likelihood requests, generate greedily.
 
 Benchmarks hand over requests and never batch or pad. A log-likelihood request is one context with several
-continuations; the engine picks the cheapest exact path:
-  * every continuation is one token (MMLU's " A".." D"): one forward pass over the context, log-probabilities at
-    the last position only;
-  * otherwise, with `engine.share_context` (HellaSwag's four endings): one forward pass over the contexts, their
-    key/value cache reused for the continuations, log-probabilities only at continuation positions;
-  * the naive path (context + continuation as one sequence each) is the reference the others are tested against.
+continuations. The fast path (each part can be switched off in `engine:`, and is tested equal to the naive path):
+  * share_context: the context goes through the model once; each continuation's tokens follow it in the same row
+    as a branch that sees the context and itself only (a tree attention mask). MMLU's " A".." D" are one token
+    each, so a question is just its context and the four scores are read at its last position;
+  * log-probabilities only at the positions whose next token is scored, in fp32, summed in fp64;
+  * packing: rows are as wide as the longest sequence of the batch and shorter ones share rows (no padding
+    compute); batches are length-sorted under a token budget (CUDA out-of-memory halves the budget);
+  * prefix_cache: a few-shot prefix shared by a subject's questions is computed once, its key/value cache reused;
+  * the naive path (context + continuation as one right-padded sequence each) is the reference.
 Tokenization follows lm-evaluation-harness: context and continuation are tokenized jointly and the continuation
 is the tail; trailing spaces of the context move to the continuation; over-long inputs are left-truncated (counted).
-Log-softmax is always in fp32; padding is on the right for scoring, on the left for generation.
+Generation pads on the left.
 """
 from __future__ import annotations
 
@@ -31,6 +34,33 @@ class LLRequest:
     context: str
     continuations: list[str]
     prefix: str = ""  # a leading part of `context` shared by many requests (few-shot shots): its KV cache is reused
+
+
+@dataclass
+class _Unit:
+    """A context and its continuations laid out for one stretch of a packed row: the context's tokens, then each
+    continuation's input tokens (all but its last) as a branch that sees the context and itself only.
+    targets[k] = (offset in the unit, token) of each token of continuation k: the first is predicted at the
+    context's last position, the others inside the branch."""
+    ctx: list[int]
+    conts: list[list[int]]
+    start: int = 0  # position of the first context token (the length of a cached prefix before it)
+
+    def __post_init__(self):
+        self.ids, self.branch = list(self.ctx), [0] * len(self.ctx)
+        self.targets = []
+        for k, cont in enumerate(self.conts, 1):
+            base = len(self.ids)
+            self.targets.append([(len(self.ctx) - 1, cont[0])] + [(base + m, t) for m, t in enumerate(cont[1:])])
+            self.ids += cont[:-1]
+            self.branch += [k] * (len(cont) - 1)
+        self.pos = list(range(self.start, self.start + len(self.ctx)))
+        for cont in self.conts:
+            self.pos += range(self.start + len(self.ctx), self.start + len(self.ctx) + len(cont) - 1)
+
+    def after(self, n: int) -> "_Unit":
+        """The same unit with its first n context tokens left to a cached prefix."""
+        return _Unit(self.ctx[n:], self.conts, self.start + n)
 
 
 @dataclass
@@ -127,6 +157,10 @@ class Engine:
         self.max_length = cfg.max_length or getattr(text_cfg, "max_position_embeddings", None) or 2048
         self.truncated = 0  # prompts left-truncated to fit max_length
         self.budget = engine.token_budget or (32768 if self.device.startswith("cuda") else 512)
+        # Packing needs a custom attention mask: SDPA or eager attention (flash attention takes none).
+        loaded = getattr(self.model.config, "text_config", None) or self.model.config
+        self.attn_impl = getattr(loaded, "_attn_implementation", None) or "sdpa"
+        self.packing = engine.packing and self.attn_impl in ("sdpa", "eager")
         self.prefix_caches: dict[tuple, object] = {}  # few-shot prefix -> its key/value cache (one per subject)
         self.load_seconds = time.time() - t0
         self.meta = {"id": f"{cfg.package}/{cfg.gguf_file or cfg.path}" if cfg.package else cfg.path, "package": cfg.package, "gguf_file": cfg.gguf_file, "revision": cfg.revision,
@@ -197,61 +231,73 @@ class Engine:
 
     def _loglikelihoods(self, requests: list[LLRequest], naive: bool) -> list[list[float]]:
         encoded = self.encode_requests(requests)
-        out: list[list[float] | None] = [None] * len(requests)
-        fast, shared, rest = [], [], []
+        scores: dict[tuple[int, int], float] = {}  # (request, continuation) -> log-likelihood
+        units: dict[tuple[int, int], _Unit] = {}   # (request, first continuation) -> a context and continuations
+        rest = []
         for i, (ctx, conts) in enumerate(encoded):
-            ok = all(conts) and len(ctx) + max(len(c) for c in conts) - 1 <= self.max_length
-            if not naive and ok and self.engine.single_token_fast_path and all(len(c) == 1 for c in conts):
-                fast.append(i)
-            elif not naive and ok and self.engine.share_context:
-                shared.append(i)
+            if naive or not all(conts) or len(ctx) + max(len(c) for c in conts) - 1 > self.max_length:
+                rest.append(i)  # over-long: the naive path left-truncates each sequence
+            elif self.engine.share_context:
+                units[i, 0] = _Unit(ctx, conts)
             else:
-                rest.append(i)
-        if fast and self.engine.prefix_cache and not self.cfg.chat_template:
-            shared_prefix = [i for i in fast if requests[i].prefix]
-            for prefix in dict.fromkeys(requests[i].prefix for i in shared_prefix):
-                self._score_after_prefix(encoded, [i for i in shared_prefix if requests[i].prefix == prefix],
-                                         prefix, out)
-            fast = [i for i in fast if out[i] is None]
-        if fast:
-            self._score_last_position(encoded, fast, out)
-        if shared:
-            self._score_shared(encoded, shared, out)
-        if rest:
-            self._score_naive(requests, encoded, rest, out)
-        return out  # type: ignore[return-value]
+                units.update({(i, k): _Unit(ctx, [c]) for k, c in enumerate(conts)})
+        by_prefix: dict[str, list] = {}
+        if self.engine.prefix_cache and not self.cfg.chat_template:
+            for key in units:
+                if requests[key[0]].prefix:
+                    by_prefix.setdefault(requests[key[0]].prefix, []).append(key)
+        for prefix, keys in by_prefix.items():
+            cache = self._prefix_cache(prefix, [units[key].ctx for key in keys])
+            if cache is not None:  # only the tokens after the prefix go through the model
+                n = cache.get_seq_length()
+                self._score_units({key: units.pop(key).after(n) for key in keys}, scores, cache)
+        self._score_units(units, scores)
+        self._score_naive(encoded, rest, scores)
+        return [[scores[i, k] for k in range(len(req.continuations))] for i, req in enumerate(requests)]
 
-    def _for_batches(self, lengths: dict[int, int], fn, rows_per_item: int = 1) -> None:
-        """Call fn(batch) on indices grouped longest first under the token budget (and batch_size, if set).
-        On CUDA out-of-memory the batch is retried at half the budget, which is kept for the rest of the run."""
+    def _for_batches(self, lengths: dict[int, int], fn, pack: bool = False) -> None:
+        """Call fn(rows) on lists of indices, longest first, under the token budget (and batch_size, if set).
+        Unpacked, a row is one index (padded to the longest); packed, a row holds as many as fit. On CUDA
+        out-of-memory the batch is retried at half the budget, which is kept for the rest of the run."""
         import torch
 
-        todo = dict(lengths)
-        while todo:
-            batch = self._first_batch(todo, rows_per_item)
+        order = sorted(lengths, key=lambda i: -lengths[i])
+        while order:
+            rows = self._first_batch(order, lengths, pack)
             try:
-                fn(batch)
+                fn(rows)
             except torch.cuda.OutOfMemoryError:
-                if len(batch) == 1:
+                if sum(map(len, rows)) == 1:
                     raise
                 torch.cuda.empty_cache()
                 self.budget = max(1, self.budget // 2)
                 print(f"nanoeval: CUDA out of memory; token budget halved to {self.budget}", flush=True)
                 continue
-            for i in batch:
-                del todo[i]
+            done = {i for row in rows for i in row}
+            order = [i for i in order if i not in done]
 
-    def _first_batch(self, lengths: dict[int, int], rows_per_item: int) -> list[int]:
-        order = sorted(lengths, key=lambda i: -lengths[i])
-        batch = [order[0]]
+    def _first_batch(self, order: list[int], lengths: dict[int, int], pack: bool) -> list[list[int]]:
+        """Rows as wide as the longest item, as many as the budget allows. Packed, each item goes to the first row
+        with room (first-fit decreasing): shorter items fill what would be padding, and no row is wider than
+        unpacked, so the attention work (quadratic in the row width) never grows."""
         width = lengths[order[0]]
-        for i in order[1:]:
-            if (len(batch) + 1) * rows_per_item * width > self.budget:
+        max_rows, max_items = max(1, self.budget // width), self.engine.batch_size or len(order)
+        rows: list[list[int]] = []
+        room: list[int] = []
+        for i in order[:]:
+            n = lengths[i]
+            r = next((r for r, free in enumerate(room) if free >= n), None) if pack else None
+            if r is None:
+                if len(rows) == max_rows:
+                    break  # full: the next (shorter) items start the next batch
+                rows.append([]), room.append(width)
+                r = len(rows) - 1
+            rows[r].append(i)
+            room[r] -= n
+            max_items -= 1
+            if not max_items:
                 break
-            if self.engine.batch_size and len(batch) >= self.engine.batch_size:
-                break
-            batch.append(i)
-        return batch
+        return rows
 
     def _hidden(self, ids, mask, **kw):
         """Last hidden states of the language model (logits are computed only where needed)."""
@@ -269,133 +315,112 @@ class Engine:
         mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=self.device)
         return ids, mask
 
-    def _score_last_position(self, encoded, idx, out):
+    def _prefix_cache(self, prefix: str, contexts: list[list[int]]):
+        """The key/value cache of a shared prefix (one subject's shots), computed once and kept while the same
+        prefix comes back; None unless every context starts with the prefix's own tokens (so the result is
+        exactly the same)."""
         import torch
 
-        def run(batch):
-            seqs = [encoded[i][0] for i in batch]
-            ids, mask = self._pad(seqs)
-            hidden = self._hidden(ids, mask).last_hidden_state
-            last = torch.tensor([len(s) - 1 for s in seqs], device=self.device)
-            lp = self._logprobs(hidden[torch.arange(len(batch), device=self.device), last])
-            self._take_first_tokens(lp, batch, encoded, out)
+        p_ids = tuple(self.encode(prefix.rstrip()))  # cut before trailing space: no token merges across the cut
+        n = len(p_ids)
+        if n < 2 or any(len(c) <= n or tuple(c[:n]) != p_ids for c in contexts):
+            return None
+        if p_ids not in self.prefix_caches:
+            self.prefix_caches.clear()  # one prefix at a time: bounded memory
+            ids = torch.tensor([p_ids], device=self.device)
+            self.prefix_caches[p_ids] = self._hidden(ids, torch.ones_like(ids), use_cache=True).past_key_values
+        return self.prefix_caches[p_ids]
 
-        self._for_batches({i: len(encoded[i][0]) for i in idx}, run)
-
-    def _take_first_tokens(self, lp, batch, encoded, out) -> None:
-        """out[i] = log-probabilities of each continuation's (single) token, with one device-to-host copy."""
-        import torch
-
-        width = max(len(encoded[i][1]) for i in batch)
-        index = torch.tensor([[c[0] for c in encoded[i][1]] + [0] * (width - len(encoded[i][1])) for i in batch],
-                             device=self.device)
-        values = lp.gather(1, index).tolist()
-        for row, i in enumerate(batch):
-            out[i] = values[row][: len(encoded[i][1])]
-
-    def _score_after_prefix(self, encoded, idx, prefix: str, out) -> None:
-        """Single-token continuations after a shared prefix: the prefix's KV cache is computed once (per subject)
-        and each batch runs only the remaining tokens. Requests whose tokens do not start with the prefix's own
-        tokens are left for the plain path, so the result is exactly the same."""
+    def _score_units(self, units: dict, scores: dict, prefix_cache=None) -> None:
+        """Each unit's context once, each continuation a branch that sees the context and itself (a tree
+        attention mask), units packed into rows; log-probabilities only at the continuations' targets, summed
+        in fp64. With a prefix cache, every row also attends to the prefix's keys and values."""
         import copy
 
         import torch
 
-        p_ids = self.encode(prefix.rstrip())  # cut before trailing space: no token merges across the cut
-        idx = [i for i in idx if len(encoded[i][0]) > len(p_ids) and encoded[i][0][: len(p_ids)] == p_ids]
-        if not idx or len(p_ids) < 2:
-            return
-        key = tuple(p_ids)
-        if key not in self.prefix_caches:
-            self.prefix_caches.clear()  # one prefix at a time (a subject's shots); bounded memory
-            ids = torch.tensor([p_ids], device=self.device)
-            self.prefix_caches[key] = self._hidden(ids, torch.ones_like(ids), use_cache=True).past_key_values
-        n = len(p_ids)
+        keys, dev = list(units), self.device
+        n_prefix = prefix_cache.get_seq_length() if prefix_cache is not None else 0
 
-        def run(batch):
-            tails = [encoded[i][0][n:] for i in batch]
-            ids, tail_mask = self._pad(tails)
-            cache = copy.deepcopy(self.prefix_caches[key])
-            cache.batch_repeat_interleave(len(batch))
-            mask = torch.cat([torch.ones(len(batch), n, dtype=tail_mask.dtype, device=self.device), tail_mask], 1)
-            positions = n + torch.arange(ids.shape[1], device=self.device)[None, :].expand(len(batch), -1)
-            hidden = self._hidden(ids, mask, cache=cache, position_ids=positions, use_cache=False).last_hidden_state
-            last = torch.tensor([len(t) - 1 for t in tails], device=self.device)
-            lp = self._logprobs(hidden[torch.arange(len(batch), device=self.device), last])
-            self._take_first_tokens(lp, batch, encoded, out)
+        def run(rows: list[list[int]]):
+            width = max(sum(len(units[keys[i]].ids) for i in row) for row in rows)
+            ids, pos, owner, branch = [], [], [], []
+            where, targets, slot = [], [], []  # scored (row, column), its target token, its (request, cont.)
+            for r, row in enumerate(rows):
+                col = 0
+                for i in row:
+                    (req, first), u = keys[i], units[keys[i]]
+                    for k, tgt in enumerate(u.targets):
+                        where += [(r, col + at) for at, _ in tgt]
+                        targets += [tok for _, tok in tgt]
+                        slot += [(req, first + k)] * len(tgt)
+                    ids += u.ids
+                    pos += u.pos
+                    owner += [i] * len(u.ids)
+                    branch += u.branch
+                    col += len(u.ids)
+                ids += [0] * (width - col)  # padding: its own unit (-1), position 0
+                pos += [0] * (width - col)
+                owner += [-1] * (width - col)
+                branch += [0] * (width - col)
+            ids, pos, owner, branch = (torch.tensor(x, device=dev).view(len(rows), width)
+                                       for x in (ids, pos, owner, branch))
+            cache = None
+            if prefix_cache is not None:  # the model appends to the cache it is given: use a copy
+                cache = copy.deepcopy(prefix_cache)
+                cache.batch_repeat_interleave(len(rows))
+            hidden = self._hidden(ids, self._tree_mask(owner, branch, n_prefix), position_ids=pos,
+                                  cache=cache, use_cache=False).last_hidden_state
+            at = torch.tensor(where, device=dev)
+            lp = self._logprobs(hidden[at[:, 0], at[:, 1]])
+            picked = lp.gather(-1, torch.tensor(targets, device=dev)[:, None])[:, 0].double()
+            index = {s: n for n, s in enumerate(dict.fromkeys(slot))}
+            sums = torch.zeros(len(index), dtype=torch.float64, device=dev).index_add_(
+                0, torch.tensor([index[s] for s in slot], device=dev), picked).tolist()
+            scores.update(zip(index, sums))
 
-        self._for_batches({i: len(encoded[i][0]) - n for i in idx}, run)
+        if keys:
+            self._for_batches({i: len(units[key].ids) for i, key in enumerate(keys)}, run, self.packing)
 
-    def _score_shared(self, encoded, idx, out):
-        """Contexts once (batched, right-padded), then all continuations against their context's KV cache."""
+    def _tree_mask(self, owner, branch, n_prefix: int):
+        """[rows, 1, query, key]: a token sees earlier tokens of its own unit's context and of its own branch
+        (padding sees padding: no empty rows); all prefix positions are visible."""
         import torch
 
-        n_conts = max(len(encoded[i][1]) for i in idx)
-        lengths = {i: len(encoded[i][0]) + max(len(c) for c in encoded[i][1]) for i in idx}
+        width = owner.shape[1]
+        causal = torch.ones(width, width, dtype=torch.bool, device=owner.device).tril()
+        mask = (owner[:, :, None] == owner[:, None, :]) & causal & (
+            (branch[:, None, :] == 0) | (branch[:, :, None] == branch[:, None, :]))
+        if n_prefix:
+            mask = torch.cat([mask.new_ones(owner.shape[0], width, n_prefix), mask], -1)
+        mask = mask[:, None]
+        if self.attn_impl == "eager":  # eager attention adds the mask
+            return torch.zeros(mask.shape, dtype=self.model.dtype, device=mask.device).masked_fill(
+                ~mask, torch.finfo(self.model.dtype).min)
+        return mask
 
-        def run(batch):
-            ctxs = [encoded[i][0] for i in batch]
-            ids, ctx_mask = self._pad(ctxs)
-            res = self._hidden(ids, ctx_mask, use_cache=True)
-            last = torch.tensor([len(c) - 1 for c in ctxs], device=self.device)
-            first_lp = self._logprobs(res.last_hidden_state[torch.arange(len(batch), device=self.device), last])
-            # One row per (context, continuation): the cache rows are selected (repeated) to match.
-            owner = [b for b, i in enumerate(batch) for _ in encoded[i][1]]
-            conts = [c for i in batch for c in encoded[i][1]]
-            totals = first_lp[torch.tensor(owner, device=self.device),
-                              torch.tensor([c[0] for c in conts], device=self.device)].tolist()
-            if any(len(c) > 1 for c in conts):
-                cache = res.past_key_values
-                cache.batch_select_indices(torch.tensor(owner, device=self.device))
-                tail_ids, tail_mask = self._pad([c[:-1] or [c[0]] for c in conts])
-                tail_mask = tail_mask * torch.tensor([[len(c) > 1] for c in conts], device=self.device)
-                start = torch.tensor([len(ctxs[b]) for b in owner], device=self.device)[:, None]
-                positions = start + torch.arange(tail_ids.shape[1], device=self.device)[None, :]
-                mask = torch.cat([ctx_mask[owner], tail_mask], dim=1)
-                hidden = self._hidden(tail_ids, mask, cache=cache, position_ids=positions,
-                                      use_cache=False).last_hidden_state
-                # log-probabilities only at continuation positions, all rows in one lm_head call
-                rows = [r for r, c in enumerate(conts) for _ in c[1:]]
-                cols = [k for c in conts for k in range(len(c) - 1)]
-                targets = torch.tensor([t for c in conts for t in c[1:]], device=self.device)
-                at = (torch.tensor(rows, device=self.device), torch.tensor(cols, device=self.device))
-                lp = self._logprobs(hidden[at])
-                picked = lp.gather(-1, targets[:, None])[:, 0].double()  # sum in fp64: exact to ~1e-9
-                sums = torch.zeros(len(conts), device=self.device, dtype=picked.dtype).index_add_(
-                    0, torch.tensor(rows, device=self.device), picked).tolist()
-                totals = [t + x for t, x in zip(totals, sums)]
-            k = 0
-            for i in batch:
-                out[i] = totals[k: k + len(encoded[i][1])]
-                k += len(encoded[i][1])
-
-        self._for_batches(lengths, run, rows_per_item=n_conts)
-
-    def _score_naive(self, requests, encoded, idx, out):
-        """Each (context, continuation) as its own sequence: the reference path."""
+    def _score_naive(self, encoded, idx: list[int], scores: dict) -> None:
+        """Each (context, continuation) as its own right-padded sequence: the reference path."""
         import torch
 
         items = []  # (request index, continuation index, input ids, continuation ids)
         for i in idx:
-            for j, cont in enumerate(requests[i].continuations):
-                ctx_ids, cont_ids = encoded[i][0], encoded[i][1][j]
-                whole = ctx_ids + cont_ids
+            for j, cont_ids in enumerate(encoded[i][1]):
+                whole = encoded[i][0] + cont_ids
                 if len(whole) - 1 > self.max_length:
                     self.truncated += 1
                 items.append((i, j, whole[-(self.max_length + 1):][:-1], cont_ids))
-        scores = {i: [0.0] * len(requests[i].continuations) for i in idx}
-        def run(batch):
+
+        def run(rows):
+            batch = [k for (k,) in rows]
             ids, mask = self._pad([items[k][2] for k in batch])
             hidden = self._hidden(ids, mask).last_hidden_state
             for row, k in enumerate(batch):
                 i, j, inp, cont = items[k]
-                n = len(cont)
-                lp = self._logprobs(hidden[row, len(inp) - n: len(inp)])
-                scores[i][j] = lp.gather(-1, torch.tensor(cont, device=self.device)[:, None]).sum().item()
+                lp = self._logprobs(hidden[row, len(inp) - len(cont): len(inp)])
+                scores[i, j] = lp.gather(-1, torch.tensor(cont, device=self.device)[:, None]).double().sum().item()
 
         self._for_batches({k: len(items[k][2]) for k in range(len(items))}, run)
-        for i in idx:
-            out[i] = scores[i]
 
     # ------------------------------------------------------------------------------------------------ generation
     def generate(self, requests: list[GenRequest], max_new_tokens: int) -> list[str]:
@@ -410,7 +435,9 @@ class Engine:
         lengths = {i: len(self.encode(t)) + per_image * len(r.images) + max_new_tokens
                    for i, (t, r) in enumerate(zip(texts, requests))}
         out: list[str] = [""] * len(requests)
-        def run(batch):
+
+        def run(rows):
+            batch = [i for (i,) in rows]
             if self.processor is not None:  # the processor expands image tokens and makes pixel values
                 images = [requests[i].images for i in batch]
                 inputs = self.processor(text=[texts[i] for i in batch], images=images if any(images) else None,

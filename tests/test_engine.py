@@ -1,4 +1,5 @@
-"""The engine's fast paths equal the naive one-sequence-per-continuation computation; batch size changes nothing."""
+"""The engine's fast paths (shared context, packing, prefix cache) equal the naive one-sequence-per-continuation
+computation, each switch on and off; batch size changes nothing."""
 from __future__ import annotations
 
 import math
@@ -44,16 +45,44 @@ def test_single_token_fast_path_matches_naive(tiny_lm):
             assert ll == pytest.approx(naive_loglikelihood(engine, req.context, cont), abs=1e-4)
 
 
-@pytest.mark.parametrize("share", [True, False])
-def test_shared_context_path_matches_naive(tiny_lm, share):
-    engine = make(tiny_lm, share_context=share)
+@pytest.mark.parametrize("share,packing", [(True, True), (True, False), (False, True), (False, False)])
+def test_shared_context_path_matches_naive(tiny_lm, share, packing):
+    engine = make(tiny_lm, share_context=share, packing=packing)
     assert any(len(c) > 1 for r in ENDING_REQUESTS for c in engine.encode_request(r)[1])
-    got = engine.loglikelihoods(ENDING_REQUESTS)
-    ref = engine.loglikelihoods(ENDING_REQUESTS, naive=True)
+    got = engine.loglikelihoods(ENDING_REQUESTS + MMLU_REQUESTS)
+    ref = engine.loglikelihoods(ENDING_REQUESTS + MMLU_REQUESTS, naive=True)
     for req, lls, ref_lls in zip(ENDING_REQUESTS, got, ref):
         for cont, ll, r in zip(req.continuations, lls, ref_lls):
             assert ll == pytest.approx(naive_loglikelihood(engine, req.context, cont), abs=1e-4)
             assert ll == pytest.approx(r, abs=1e-4)
+    for lls, ref_lls in zip(got[len(ENDING_REQUESTS):], ref[len(ENDING_REQUESTS):]):
+        assert lls == pytest.approx(ref_lls, abs=1e-4)
+
+
+def test_packing_fills_rows_and_changes_no_score(tiny_lm):
+    """Short units share a row (as wide as the longest unit); scores equal the unpacked and naive paths."""
+    requests = [LLRequest("The heart pumps blood through the body, and the lungs take in air. " * 3, [" yes", " no"]),
+                *ENDING_REQUESTS, *MMLU_REQUESTS[:1]]
+    packed = make(tiny_lm, token_budget=400)
+    units = {i: len(packed.encode_request(r)[0]) + sum(len(c) - 1 for c in packed.encode_request(r)[1])
+             for i, r in enumerate(requests)}
+    rows = packed._first_batch(sorted(units, key=lambda i: -units[i]), units, pack=True)
+    assert any(len(row) > 1 for row in rows), f"nothing packed: {rows} {units}"
+    got = packed.loglikelihoods(requests)
+    unpacked = make(tiny_lm, token_budget=400, packing=False).loglikelihoods(requests)
+    naive = packed.loglikelihoods(requests, naive=True)
+    for a, b, c in zip(got, unpacked, naive):
+        assert a == pytest.approx(b, abs=1e-4) and a == pytest.approx(c, abs=1e-4)
+
+
+def test_eager_attention_gets_an_additive_mask(tiny_lm):
+    engine = make(tiny_lm)
+    engine.model.set_attn_implementation("eager")
+    engine.attn_impl = "eager"
+    got = engine.loglikelihoods(ENDING_REQUESTS)
+    ref = make(tiny_lm).loglikelihoods(ENDING_REQUESTS, naive=True)
+    for a, b in zip(got, ref):
+        assert a == pytest.approx(b, abs=1e-4)
 
 
 def test_fewshot_prefix_cache_matches_plain_path(tiny_lm):
@@ -61,7 +90,7 @@ def test_fewshot_prefix_cache_matches_plain_path(tiny_lm):
     prefix = mmlu_fewshot_prefix("anatomy", shots)
     reqs = [LLRequest(mmlu_prompt("anatomy", q, ["Heart", "Liver", "Lungs", "Skin"], shots), [" A", " B", " C", " D"],
                       prefix) for q in ["Which organ pumps blood?", "Which organ makes bile?", "What covers us?"]]
-    cached = make(tiny_lm, batch_size=2)
+    cached = make(tiny_lm, batch_size=2, token_budget=100_000)
     with_cache = cached.loglikelihoods(reqs)
     assert cached.prefix_caches, "the prefix path was not taken"
     without = make(tiny_lm, prefix_cache=False).loglikelihoods(reqs)
