@@ -74,7 +74,10 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def run_pair(name, args, tmp, model, lm_task_yaml, lm_task, ours_cfg, compare, extra_files=None):
+def run_pair(name, args, tmp, model, lm_task_yaml, lm_task, ours_cfg, compare, extra_files=None, batches=None,
+             floor_prompts=None):
+    """lm-eval at each batch size (the best one counts), then NanoEval; with floor_prompts, the bare forward pass
+    just before and just after NanoEval's run (their mean), so that drift of this machine's speed cancels."""
     import yaml
 
     task_dir = tmp / f"tasks_{name}"
@@ -82,26 +85,38 @@ def run_pair(name, args, tmp, model, lm_task_yaml, lm_task, ours_cfg, compare, e
     (task_dir / f"{lm_task}.yaml").write_text(lm_task_yaml)
     for fname, text in (extra_files or {}).items():
         (task_dir / fname).write_text(text)
-    lm_log, out = tmp / f"lm_{name}.log", tmp / f"lm_{name}"
-    lm_cmd = [args.lmeval_python, "-m", "lm_eval", "--model", "hf", "--model_args",
-              f"pretrained={model},dtype=float32", "--tasks", lm_task, "--include_path", str(task_dir),
-              "--batch_size", args.lm_batch, "--device", "cpu", "--log_samples", "--output_path", str(out)]
-    if "num_fewshot" in ours_cfg.get("scoring", {}):
-        lm_cmd += ["--num_fewshot", str(ours_cfg["scoring"]["num_fewshot"])]
-    lm_wall, lm_rss = timed(lm_cmd, ENV, lm_log)
-    lm_samples = [json.loads(line) for f in out.rglob(f"samples_{lm_task}_*.jsonl") for line in open(f)]
+    lm_runs = {}
+    for batch in batches or args.lm_batch.split(","):
+        lm_log, out = tmp / f"lm_{name}_{batch}.log", tmp / f"lm_{name}_{batch}"
+        lm_cmd = [args.lmeval_python, "-m", "lm_eval", "--model", "hf", "--model_args",
+                  f"pretrained={model},dtype=float32", "--tasks", lm_task, "--include_path", str(task_dir),
+                  "--batch_size", batch, "--device", "cpu", "--log_samples", "--output_path", str(out)]
+        if "num_fewshot" in ours_cfg.get("scoring", {}):
+            lm_cmd += ["--num_fewshot", str(ours_cfg["scoring"]["num_fewshot"])]
+        print(f"[{name}] lm-eval --batch_size {batch} ...", flush=True)
+        wall, rss = timed(lm_cmd, ENV, lm_log)
+        samples = [json.loads(line) for f in out.rglob(f"samples_{lm_task}_*.jsonl") for line in open(f)]
+        lm_runs[batch] = {"wall": wall, "loop": lmeval_loop_seconds(lm_log), "rss": rss, "eps": len(samples) / wall,
+                          "samples": samples, "batch": batch}
     cfg_path = tmp / f"ours_{name}.yaml"
     ours_cfg["report_dir"] = str(tmp / f"ours_{name}")
     cfg_path.write_text(yaml.safe_dump(ours_cfg))
+    floors = [bare_forward(model, floor_prompts)] if floor_prompts else []
+    print(f"[{name}] NanoEval ...", flush=True)
     our_wall, our_rss = timed([sys.executable, "-m", "pytest", "evals/", "-q", "-p", "no:cacheprovider"],
                               {**ENV, "NANOEVAL_CONFIG": str(cfg_path)}, tmp / f"ours_{name}.log")
+    floors += [bare_forward(model, floor_prompts)] if floor_prompts else []
     summary = json.loads((Path(ours_cfg["report_dir"]) / "summary.json").read_text())
     preds = [json.loads(line) for line in open(Path(ours_cfg["report_dir"]) / "predictions.jsonl")]
     n = len(preds)
-    return {"benchmark": name, "examples": n, "identical": compare(lm_samples, preds),
-            "lm": {"wall": lm_wall, "loop": lmeval_loop_seconds(lm_log), "rss": lm_rss, "eps": n / lm_wall},
-            "ours": {"wall": our_wall, "loop": summary["timing"]["scoring_seconds"], "rss": our_rss,
-                     "eps": n / our_wall}}
+    best = max(lm_runs.values(), key=lambda r: r["eps"])
+    result = {"benchmark": name, "examples": n, "identical": compare(best["samples"], preds),
+              "lm": best, "lm_all": lm_runs,
+              "ours": {"wall": our_wall, "loop": summary["timing"]["scoring_seconds"], "rss": our_rss,
+                       "eps": n / our_wall}}
+    if floors:
+        result["bare_forward"], result["bare_runs"] = sum(floors) / len(floors), floors
+    return result
 
 
 def bare_forward(model_dir: Path, prompts: list[str], budget: int = 512) -> float:
@@ -147,7 +162,8 @@ def main():
     ap.add_argument("--mmlu0", type=int, default=300, help="MMLU 0-shot questions")
     ap.add_argument("--mmlu5", type=int, default=20, help="MMLU 5-shot questions per subject (0 to skip)")
     ap.add_argument("--hellaswag", action=argparse.BooleanOptionalAction, default=True)
-    ap.add_argument("--lm-batch", default="8", help="lm-eval --batch_size")
+    ap.add_argument("--lm-batch", default="4,8,16",
+                    help="lm-eval --batch_size values tried on MMLU 0-shot; the best is used for all (comma-separated)")
     args = ap.parse_args()
     from evals.prompts import mmlu_prompt
 
@@ -162,12 +178,14 @@ def main():
         if args.mmlu0:
             rows = [r for s in sorted(subjects) for r in subjects[s][:6]][: args.mmlu0]
             data = write_jsonl(tmp / "mmlu0.jsonl", rows)
+            prompts = [mmlu_prompt(r["subject"], r["question"], r["choices"], []) for r in rows]
             results.append(run_pair("mmlu_0shot", args, tmp, model, MMLU_TASK.format(data=data), "nanoeval_mmlu",
                                     {"task": "mmlu", "model": {"path": str(model)},
                                      "dataset": {"data_files": str(data), "fewshot_split": None,
-                                                 "subjects": sorted({r["subject"] for r in rows})}}, compare_mmlu))
-            floor = bare_forward(model, [mmlu_prompt(r["subject"], r["question"], r["choices"], []) for r in rows])
-            results[-1]["bare_forward"] = floor
+                                                 "subjects": sorted({r["subject"] for r in rows})}}, compare_mmlu,
+                                    floor_prompts=prompts))
+        # the slower benchmarks run lm-eval at the batch size that was best on MMLU 0-shot
+        best_batch = [results[0]["lm"]["batch"]] if results else None
         if args.mmlu5:
             # one lm-eval task per subject (its shots are that subject's first rows), grouped, as lm-eval's mmlu
             test = [r for s in sorted(subjects) for r in subjects[s][5: 5 + args.mmlu5]]
@@ -186,7 +204,7 @@ def main():
             r = run_pair("mmlu_5shot", args, tmp, model, group, "nanoeval_mmlu5",
                          {"task": "mmlu", "model": {"path": str(model)},
                           "dataset": {"data_files": files, "fewshot_split": "dev"},
-                          "scoring": {"num_fewshot": 5}}, compare_mmlu, per_subject)
+                          "scoring": {"num_fewshot": 5}}, compare_mmlu, per_subject, best_batch)
             results.append(r)
         if args.hellaswag:
             data = ROOT / "tests" / "data" / "hellaswag" / "validation.jsonl"
@@ -200,34 +218,49 @@ def main():
                                     "nanoeval_hellaswag",
                                     {"task": "hellaswag", "model": {"path": str(model)},
                                      "dataset": {"data_files": {"validation": str(data)}}}, compare_hs,
-                                    {"hellaswag_utils.py": (lm_utils / "tasks/hellaswag/utils.py").read_text()}))
+                                    {"hellaswag_utils.py": (lm_utils / "tasks/hellaswag/utils.py").read_text()},
+                                    best_batch))
     report(results, args)
 
 
 def report(results: list[dict], args) -> None:
-    lines = [f"# NanoEval vs lm-evaluation-harness ({datetime.date.today()})", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}; "
-             f"python {platform.python_version()}, torch {metadata.version('torch')}, "
-             f"transformers {metadata.version('transformers')}, lm_eval {args.lmeval_python} "
-             f"(`--batch_size {args.lm_batch}`). Model: SmolLM2-135M-Instruct (fp32, plain HF folder).", "",
+    """The table, printed and written into benchmarks/RESULTS.md between the cpu-table markers (the rest of the
+    file, the GPU section and the notes, is kept); the raw numbers go to benchmarks/speed_results.json."""
+    lines = [f"Measured {datetime.datetime.now():%Y-%m-%d %H:%M} by `benchmarks/speed.py`. Machine: "
+             f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}; python "
+             f"{platform.python_version()}, torch {metadata.version('torch')}, transformers "
+             f"{metadata.version('transformers')}; lm_eval 0.4.13 (`hf`, own venv), `--batch_size` tried: "
+             f"{args.lm_batch} on MMLU 0-shot, the best of them for the other two. Model: SmolLM2-135M-Instruct "
+             "(fp32, plain HF folder).", "",
              "| benchmark | examples | tool | wall s | loop s | examples/s | peak RSS GB | identical preds |",
              "|---|---|---|---|---|---|---|---|"]
     for r in results:
-        for tool in ("lm", "ours"):
-            m = r[tool]
+        for batch, m in r["lm_all"].items():
             loop = "-" if m["loop"] is None else f"{m['loop']:.1f}"
-            same = "" if tool == "lm" else f"{100 * r['identical']:.1f} %"
-            lines.append(f"| {r['benchmark']} | {r['examples']} | {'lm-eval' if tool == 'lm' else 'NanoEval'} | "
-                         f"{m['wall']:.1f} | {loop} | {m['eps']:.2f} | {m['rss']:.2f} | "
-                         f"{same} |")
-        ratio = r["ours"]["eps"] / r["lm"]["eps"]
-        extra = f"; scoring loop = {r['ours']['loop'] / r['bare_forward']:.2f} x bare forward pass " \
-                f"({r['bare_forward']:.1f} s)" if "bare_forward" in r else ""
-        lines.append(f"| {r['benchmark']} | | **NanoEval / lm-eval** | | | **{ratio:.2f} x** | "
-                     f"**{r['ours']['rss'] / r['lm']['rss']:.2f} x** | {extra} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    (ROOT / "benchmarks" / "RESULTS.md").write_text(text)
+            best = " (best)" if batch == r["lm"]["batch"] and len(r["lm_all"]) > 1 else ""
+            lines.append(f"| {r['benchmark']} | {r['examples']} | lm-eval, batch {batch}{best} | {m['wall']:.1f} | "
+                         f"{loop} | {m['eps']:.2f} | {m['rss']:.2f} | |")
+        m = r["ours"]
+        lines.append(f"| {r['benchmark']} | {r['examples']} | NanoEval | {m['wall']:.1f} | {m['loop']:.1f} | "
+                     f"{m['eps']:.2f} | {m['rss']:.2f} | {100 * r['identical']:.1f} % |")
+        extra = (f"scoring loop = {r['ours']['loop'] / r['bare_forward']:.2f} x the bare forward pass "
+                 f"({' s, '.join(f'{x:.1f}' for x in r['bare_runs'])} s before and after)") if "bare_forward" in r else ""
+        lines.append(f"| {r['benchmark']} | | **NanoEval / lm-eval (best)** | | | "
+                     f"**{r['ours']['eps'] / r['lm']['eps']:.2f} x** | **{r['ours']['rss'] / r['lm']['rss']:.2f} x** | "
+                     f"{extra} |")
+    table = "\n".join(lines)
+    print(table)
+    raw = [{**r, "lm": {k: v for k, v in r["lm"].items() if k != "samples"},
+            "lm_all": {b: {k: v for k, v in m.items() if k != "samples"} for b, m in r["lm_all"].items()}}
+           for r in results]
+    (ROOT / "benchmarks" / "speed_results.json").write_text(json.dumps(raw, indent=1) + "\n")
+    path = ROOT / "benchmarks" / "RESULTS.md"
+    text = path.read_text() if path.exists() else "# NanoEval vs lm-evaluation-harness\n\n" + CPU_START + CPU_END
+    head, rest = text.split(CPU_START) if CPU_START in text else (text + "\n" + CPU_START, CPU_END)
+    path.write_text(head + CPU_START + "\n" + table + "\n" + CPU_END + rest.split(CPU_END, 1)[1])
+
+
+CPU_START, CPU_END = "<!-- cpu-table -->", "<!-- /cpu-table -->"
 
 
 if __name__ == "__main__":

@@ -209,8 +209,10 @@ class Case:
     def key(self) -> str:
         return f"{self.cfg.name}:{self.id}"
 
-    def run(self, examples: list, score, engine, skipped: list[dict] | None = None, chunk: int = 32) -> None:
-        """Score `examples` not yet in the journal, appending records per chunk; mark the case complete."""
+    def run(self, examples: list, score, engine, skipped: list[dict] | None = None, chunk: int | None = None) -> None:
+        """Score `examples` not yet in the journal, appending records per chunk (a chunk is what a crash can
+        lose; on a GPU it is larger so that batches can fill the token budget); mark the case complete."""
+        chunk = chunk or (32 if engine.device == "cpu" else 1024)
         if os.environ.get("NANOEVAL_TEST_FAIL") == self.key:  # test-only fault injection
             raise RuntimeError(f"injected failure in {self.key} (NANOEVAL_TEST_FAIL)")
         j = read_journal(self.journal)

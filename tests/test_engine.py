@@ -36,7 +36,7 @@ ENDING_REQUESTS = [LLRequest("Which organ pumps blood through the body? The answ
                                                                          " ice", " a desert of sand"])]
 
 
-def test_single_token_fast_path_matches_naive(tiny_lm):
+def test_one_token_continuations_match_naive(tiny_lm):
     engine = make(tiny_lm)
     assert all(len(c) == 1 for r in MMLU_REQUESTS for c in engine.encode_request(r)[1]), "fixture: one token each"
     fast = engine.loglikelihoods(MMLU_REQUESTS)
