@@ -29,9 +29,12 @@ def hs_config(model, out, **engine):
 
 def run_to_completion(cfg_path: Path, sig: int | None, delay: float, env: dict) -> int:
     """Start `pytest evals/` in its own process group; optionally send `sig` to the group after `delay` s."""
+    # A shell starting a background job (`make test &`, some CI runners) ignores SIGINT, the child inherits that
+    # and Python then installs no KeyboardInterrupt handler: give the child the default action, as a terminal would.
     p = subprocess.Popen([sys.executable, "-m", "pytest", str(ROOT / "evals"), "-q", "-p", "no:cacheprovider"],
                          cwd=ROOT, env={**os.environ, **env, "NANOEVAL_CONFIG": str(cfg_path)},
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     if sig is not None:
         time.sleep(delay)
         if p.poll() is None:
