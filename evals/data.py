@@ -108,12 +108,17 @@ def _load_rows(ds_json: str, split: str, root: str) -> list[dict]:
     return rows
 
 
-def parse_rows(ds: DatasetConfig, split: str, root: Path, parse, keep=None) -> tuple[list, list[dict]]:
-    """parse(row, where, k) for the rows of `split` that keep(i, row, where) selects (k counts them). A bad row raises
-    DataError naming it; with dataset.on_bad_row: skip it is left out and listed (summary.json counts it)."""
+def parse_rows(ds: DatasetConfig, split: str, root: Path, parse, keep=None, subject: str | None = None,
+               normalize=str) -> tuple[list, list[dict]]:
+    """parse(row, where, k) for the rows of `split` that keep(i, row, where) selects, or whose subject column
+    (normalized) is `subject` (k counts them). A bad row raises DataError naming it; with dataset.on_bad_row: skip
+    it is left out and listed (summary.json counts it)."""
+    rows = load_rows(ds, split, root)
+    label = f"dataset {dataset_label(ds)} split {split!r}"
+    indices = range(len(rows)) if subject is None else _subject_index(ds, split, root, normalize).get(subject, [])
     out, skipped = [], []
-    for i, row in enumerate(load_rows(ds, split, root)):
-        where = f"dataset {dataset_label(ds)} split {split!r} row {i}"
+    for i in indices:
+        row, where = rows[i], f"{label} row {i}"
         if keep is not None and not keep(i, row, where):
             continue
         try:
@@ -123,6 +128,21 @@ def parse_rows(ds: DatasetConfig, split: str, root: Path, parse, keep=None) -> t
                 raise
             skipped.append({"row": i, "error": str(e)})
     return out, skipped
+
+
+def _subject_index(ds: DatasetConfig, split: str, root: Path, normalize) -> dict[str, list[int]]:
+    """Row numbers per (normalized) subject, built once per process: each subject's case reads only its rows."""
+    return _index(json.dumps(dataclasses.asdict(ds), sort_keys=True), split, str(root), normalize)
+
+
+@functools.cache
+def _index(ds_json: str, split: str, root: str, normalize) -> dict[str, list[int]]:
+    ds = DatasetConfig(**json.loads(ds_json))
+    label = f"dataset {dataset_label(ds)} split {split!r}"
+    index: dict[str, list[int]] = {}
+    for i, row in enumerate(load_rows(ds, split, Path(root))):
+        index.setdefault(normalize(str(get(row, ds, "subject", f"{label} row {i}"))), []).append(i)
+    return index
 
 
 def col(ds: DatasetConfig, name: str) -> str | list[str]:

@@ -5,7 +5,7 @@ Recipe: lm-evaluation-harness's `hellaswag` task, exactly (evals/prompts.py):
     ending  = preprocess(ending);  continuation = " " + ending
     preprocess: strip; " [title]" -> ". "; drop other [tags]; "  " -> " " (one pass); no final strip
 Each ending is scored as a continuation of the shared context (tokenized jointly, continuation = the tail; the
-engine computes the context once and reuses its key/value cache for the four endings).
+engine runs the context once, the four endings as branches of the same row under a tree attention mask).
     acc      = argmax of the summed log-likelihood
     acc_norm = argmax of log-likelihood / len(ending in characters)    <- headline (what papers quote)
 k-shot (default 0): for each example, k train rows drawn by random.Random(f"{seed}:{id}").sample, each written

@@ -98,8 +98,7 @@ def questions(cfg: TaskConfig, split: str, subject: str, root) -> tuple[list[Que
         return Question(f"{subject}/{k}", subject, str(get(row, ds, "question", where)), choices,
                         answer_index(get(row, ds, "answer", where), len(choices), where))
 
-    out, skipped = parse_rows(ds, split, root, parse,
-                              keep=lambda i, row, where: snake(str(get(row, ds, "subject", where))) == subject)
+    out, skipped = parse_rows(ds, split, root, parse, subject=subject, normalize=snake)
     if not out and not skipped:
         raise DataError(f"dataset {dataset_label(ds)} split {split!r}: no rows for subject {subject!r}")
     return out, skipped

@@ -93,7 +93,7 @@ def rows(cfg: TaskConfig, subject: str, root) -> tuple[list[Row], list[dict]]:
         return Row(str(get(raw, ds, "id", where)), subject, options, str(get(raw, ds, "answer", where)), text,
                    images, any(isinstance(o, list) for o in options))
 
-    return parse_rows(ds, ds.split, root, parse, keep=lambda i, raw, where: str(get(raw, ds, "subject", where)) == subject)
+    return parse_rows(ds, ds.split, root, parse, subject=subject)
 
 
 def recipe(cfg: TaskConfig, root) -> dict:
