@@ -284,13 +284,14 @@ class Engine:
         max_rows, max_items = max(1, self.budget // width), self.engine.batch_size or len(order)
         rows: list[list[int]] = []
         room: list[int] = []
-        for i in order[:]:
+        for i in order:
             n = lengths[i]
             r = next((r for r, free in enumerate(room) if free >= n), None) if pack else None
             if r is None:
                 if len(rows) == max_rows:
                     break  # full: the next (shorter) items start the next batch
-                rows.append([]), room.append(width)
+                rows.append([])
+                room.append(width)
                 r = len(rows) - 1
             rows[r].append(i)
             room[r] -= n
