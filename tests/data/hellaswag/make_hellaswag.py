@@ -3,11 +3,17 @@
 Seeded and deterministic: `python tests/data/hellaswag/make_hellaswag.py` rewrites the same files. The text is
 composed from hand-written fragments, with the hard cases of the real data: ` [title]`, `[header]` and `[step]`
 tags (also at the end of an ending), an empty or lower-case `ctx_b`, double spaces, non-ASCII text, and endings of
-very different lengths. Context about 40-80 tokens, endings about 15-40 tokens.
+very different lengths. Context about 40-80 tokens, endings about 5-60 tokens.
+
+No length tell: the gold ending's rank by (preprocessed) length is spread evenly over the four ranks, so "pick the
+longest ending" and "pick the shortest ending" each score exactly 0.25; acc_norm then measures the model, not the
+fixture (tests/test_hellaswag.py checks it).
 """
 import json
 import random
 from pathlib import Path
+
+from evals.prompts import hellaswag_preprocess
 
 ACTIVITIES = {
     "Baking cookies": ("a young man in an apron", "the kitchen counter", "cracks two eggs into a glass bowl",
@@ -43,11 +49,26 @@ BAD = ["suddenly jumps into a swimming pool full of green jelly and starts to si
        "begins to read a long newspaper article about tax law aloud to a confused cat",
        "puts on a space suit and calmly counts backwards from one hundred in Portuguese",
        "falls asleep",
-       "is shown in a completely different city riding a camel across a busy bridge at night"]
+       "is shown in a completely different city riding a camel across a busy bridge at night",
+       "sneezes",
+       "waves at a dog",
+       "starts to cry for no reason",
+       "drops everything on the floor",
+       "takes off both shoes, places them carefully on the roof of a parked bus, climbs a ladder to follow them, and "
+       "then delivers a long speech about the history of umbrellas to a crowd of puzzled tourists",
+       "leaves the room, returns wearing a wizard costume made of aluminium foil, and starts juggling three "
+       "watermelons while a small orchestra in the corner plays the same four notes over and over again",
+       "pulls a live goose out of a paper bag, introduces it to the audience as the new head chef, and lets it "
+       "inspect every cupboard while the lights flicker on and off in a slow and steady rhythm",
+       "announces that the rest of the video will be narrated by a talking houseplant, which then reads out the "
+       "complete terms and conditions of a mobile phone contract in a deep and solemn voice",
+       "climbs into the washing machine, closes the door from the inside and waves at the camera as the drum "
+       "slowly begins to turn, filling the whole kitchen with bubbles that float out through the open window"]
 TAILS = ["", "", "", " [title]", " [step]", " [header] Tips", "  and nods", " — très bien", " [substeps]"]
 
 
-def row(rng, i, split):
+def row(rng, i, split, rank):
+    """A row whose gold ending has `rank` other endings shorter than it (0: shortest, 3: longest)."""
     label_text, (who, where, act1, act2) = rng.choice(sorted(ACTIVITIES.items()))
     intro = rng.choice([f"[header] How to do it well [title] {who.capitalize()} is standing in {where}.",
                         f"{who.capitalize()} is standing in {where} and smiles at the camera.",
@@ -63,11 +84,14 @@ def row(rng, i, split):
     else:
         ctx_b = f"{who.capitalize()} {act2}"
     gold = rng.randrange(4)
-    endings = []
-    bad = rng.sample(BAD, 3)
-    for k in range(4):
-        text = rng.choice(GOOD).format(v=act2) if k == gold else bad.pop()
-        endings.append(text + rng.choice(TAILS))
+    good = rng.choice(GOOD).format(v=act2) + rng.choice(TAILS)
+    size = len(hellaswag_preprocess(good))
+    bad = [b + rng.choice(TAILS) for b in BAD]
+    shorter = [b for b in bad if len(hellaswag_preprocess(b)) < size]
+    longer = [b for b in bad if len(hellaswag_preprocess(b)) > size]
+    others = rng.sample(shorter, rank) + rng.sample(longer, 3 - rank)
+    rng.shuffle(others)
+    endings = others[:gold] + [good] + others[gold:]
     return {"ind": 10000 * (split == "train") + 3 * i + 7, "activity_label": label_text, "ctx_a": ctx_a,
             "ctx_b": ctx_b, "ctx": (ctx_a + " " + ctx_b).strip(), "endings": endings,
             "source_id": f"nanoeval~{label_text.split()[0].lower()}_{i:04d}", "split": split,
@@ -78,9 +102,14 @@ def main():
     here = Path(__file__).parent
     for split, n, seed in [("validation", 240, 0), ("train", 40, 1)]:
         rng = random.Random(seed)
+        ranks = []
+        for _ in range(0, n, 4):  # each block of 4 rows has the gold ending at each length rank once
+            block = [0, 1, 2, 3]
+            rng.shuffle(block)
+            ranks += block
         with open(here / f"{split}.jsonl", "w", encoding="utf-8") as f:
             for i in range(n):
-                f.write(json.dumps(row(rng, i, split), ensure_ascii=False) + "\n")
+                f.write(json.dumps(row(rng, i, split, ranks[i]), ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":
