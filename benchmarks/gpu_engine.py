@@ -110,7 +110,7 @@ def nanoeval_run(name: str, folder: Path, data: Path, device: str, tmp: Path, pr
     summary = json.loads((out / "summary.json").read_text())
     preds = [json.loads(line) for line in open(out / "predictions.jsonl")]
     return {"shape": name, "what": "nanoeval", "questions": len(preds), "end_to_end_s": round(wall, 2),
-            "scoring_s": summary["timing"]["scoring_seconds"], "acc_micro": summary["metrics"].get("acc_micro")}, preds
+            "scoring_s": summary["timing"]["case_seconds_sum"], "acc_micro": summary["metrics"].get("acc_micro")}, preds
 
 
 def lmeval_run(name: str, folder: Path, data: Path, device: str, tmp: Path, ours: list[dict]) -> dict:

@@ -112,7 +112,7 @@ def run_pair(name, args, tmp, model, lm_task_yaml, lm_task, ours_cfg, compare, e
     best = max(lm_runs.values(), key=lambda r: r["eps"])
     result = {"benchmark": name, "examples": n, "identical": compare(best["samples"], preds),
               "lm": best, "lm_all": lm_runs,
-              "ours": {"wall": our_wall, "loop": summary["timing"]["scoring_seconds"], "rss": our_rss,
+              "ours": {"wall": our_wall, "loop": summary["timing"]["case_seconds_sum"], "rss": our_rss,
                        "eps": n / our_wall}}
     if floors:
         result["bare_forward"], result["bare_runs"] = sum(floors) / len(floors), floors

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import time
 from pathlib import Path
 
 
@@ -23,16 +25,25 @@ def rescore(args) -> int:
 
     path = Path(args.file)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
     except OSError as e:
         print(f"nanoeval rescore: {path}: cannot read ({e.strerror})", file=sys.stderr)
         return 2
     records = []
-    for n, line in enumerate(lines, 1):
+    for n, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            print(f"nanoeval rescore: {path}: line {n}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column "
+                  f"{e.start + 1}); expected JSON lines", file=sys.stderr)
+            return 2
         if not line.strip():
             continue
         try:
             row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}: line {n}: expected a JSON object (a row with id, response, options, "
+                                 f"answer), got a {type(row).__name__}")
             where = f"{path}: line {n} (id {row.get('id')!r})"
             missing = [k for k in ("id", "response", "options", "answer") if k not in row]
             if missing:
@@ -70,64 +81,121 @@ def rescore(args) -> int:
 def _task_dirs(path: Path) -> dict[str, Path]:
     """Task report dirs under `path`: itself if it holds run.json, else its sub-folders that do."""
     if (path / "run.json").exists():
-        return {json.loads((path / "run.json").read_text())["task"]: path}
-    return {json.loads((p / "run.json").read_text())["task"]: p for p in sorted(path.iterdir())
-            if (p / "run.json").exists()}
+        return {_run_json(path)["task"]: path}
+    return {_run_json(p)["task"]: p for p in sorted(path.iterdir()) if (p / "run.json").exists()}
+
+
+def _run_json(d: Path) -> dict:
+    try:
+        info = json.loads((d / "run.json").read_text(encoding="utf-8"))
+        assert isinstance(info, dict) and "fingerprint" in info and "cases" in info and "recipe" in info
+        return info
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AssertionError):
+        raise MergeError(f"{d / 'run.json'}: not a run.json written by this version of NanoEval") from None
+
+
+class MergeError(ValueError):
+    pass
 
 
 def merge(args) -> int:
-    import shutil
+    """Check the shards, then build the merged dir next to --out and move it into place only when all is done."""
+    import tempfile
 
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.merging-", dir=out.parent))
+    try:
+        lines = _merge_into(args, tmp)
+    except MergeError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return _fail(f"nanoeval merge: {e}")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():  # the old output goes aside only now, like a fingerprint change in a report dir
+        from evals.journal import PREVIOUS
+
+        if not out.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+            return _fail(f"nanoeval merge: --out {out}: exists and is a file (expected a folder)")
+        old = out.with_name(f".{out.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
+        out.rename(old)
+        tmp.rename(out)
+        previous = [p for p in old.iterdir() if p.name != PREVIOUS]
+        if previous:
+            dest = out / PREVIOUS / time.strftime("%Y%m%d-%H%M%S")
+            dest.mkdir(parents=True)
+            for p in previous:
+                shutil.move(str(p), dest / p.name)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _merge_into(args, out: Path) -> list[str]:
     from evals.config import task_from_dict
     from evals.journal import JOURNALS, journal_path, prepare_report_dir, read_journal
-    from evals.plugin import build_task_artifacts
+    from evals.reporting import write_suite
+    from evals.runner import build_task_artifacts
 
-    root = Path.cwd()
     inputs = [Path(d) for d in args.dirs]
     for d in inputs:
         if not d.is_dir():
-            return _fail(f"nanoeval merge: {d}: not a folder")
+            raise MergeError(f"{d}: not a folder")
     per_dir = {d: _task_dirs(d) for d in inputs}
     tasks = sorted({t for dirs in per_dir.values() for t in dirs})
     if not tasks:
-        return _fail(f"nanoeval merge: no run.json under {', '.join(map(str, inputs))} (expected report dirs)")
-    out = Path(args.out)
+        raise MergeError(f"no run.json under {', '.join(map(str, inputs))} (expected report dirs)")
     suite_mode = not (inputs[0] / "run.json").exists()  # suite dirs in, a suite dir out
-    summaries = {}
+    summaries, lines = {}, []
     for task in tasks:
-        runs = {d: json.loads((dirs[task] / "run.json").read_text()) for d, dirs in per_dir.items() if task in dirs}
+        runs = {d: _run_json(dirs[task]) for d, dirs in per_dir.items() if task in dirs}
+        envs = {json.dumps(r.get("environment"), sort_keys=True) for r in runs.values()}
+        if len(envs) > 1:
+            detail = "; ".join(f"{d}: " + ", ".join(f"{k} {v}" for k, v in (r.get("environment") or {}).items())
+                               for d, r in runs.items())
+            raise MergeError(f"{task}: shards ran with different versions or devices ({detail})")
         prints = {r["fingerprint"] for r in runs.values()}
         if len(prints) > 1:
             detail = "; ".join(f"{d}: {r['fingerprint']}" for d, r in runs.items())
-            return _fail(f"nanoeval merge: {task}: shards come from different configs (fingerprints {detail})")
+            raise MergeError(f"{task}: shards come from different configs (fingerprints {detail})")
         first = next(iter(runs.values()))
         owner: dict[str, Path] = {}
         for d in runs:
             for case in first["cases"]:
                 if read_journal(journal_path(per_dir[d][task], case)).complete is not None:
                     if case in owner:
-                        return _fail(f"nanoeval merge: {task}: case {case!r} is complete in two shards: "
-                                     f"{owner[case]} and {d}")
+                        raise MergeError(f"{task}: case {case!r} is complete in two shards: {owner[case]} and {d}")
                     owner[case] = d
         missing = [c for c in first["cases"] if c not in owner]
         if missing:
-            return _fail(f"nanoeval merge: {task}: {len(missing)} case(s) complete in no shard (a shard is missing?): "
-                         f"{', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
+            raise MergeError(f"{task}: {len(missing)} case(s) complete in no shard (a shard is missing?): "
+                             f"{', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
         cfg = task_from_dict(first["config"])
         tdir = out / task if suite_mode else out
-        prepare_report_dir(tdir, first["fingerprint"], task, fresh=False,
-                           info={k: v for k, v in first.items() if k not in ("fingerprint", "task")})
+        final = Path(args.out) / task if suite_mode else Path(args.out)  # where it will be: summary.json says so
+        prepare_report_dir(tdir, {k: v for k, v in first.items() if k != "task"}, task, fresh=False)
         (tdir / JOURNALS).mkdir(parents=True, exist_ok=True)
         for case, d in owner.items():
             shutil.copyfile(journal_path(per_dir[d][task], case), journal_path(tdir, case))
-        summary = summaries[task] = build_task_artifacts(cfg, tdir, root)
-        print(f"{task}: merged {len(owner)} cases from {len(runs)} shard(s) -> {tdir} "
-              f"({summary['headline']} {summary['metrics'][summary['headline']]:.4f})")
+        walls = {}
+        for d in runs:
+            try:
+                walls[str(d)] = json.loads((per_dir[d][task] / "summary.json").read_text())["timing"].get(
+                    "session_wall_seconds")
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                walls[str(d)] = None
+        summary = summaries[task] = build_task_artifacts(cfg, tdir, first, extra_timing={
+            "shard_session_wall_seconds": walls}, recorded_dir=final)
+        lines.append(f"{task}: merged {len(owner)} cases from {len(runs)} shard(s) -> {final} "
+                     f"({summary['headline']} {summary['metrics'][summary['headline']]:.4f})")
     if suite_mode:
-        from evals.reporting import write_suite
-
-        write_suite(out / "suite_summary.json", summaries[tasks[0]].get("suite") or out.name, summaries)
-    return 0
+        write_suite(out / "suite_summary.json", summaries[tasks[0]].get("suite") or Path(args.out).name, summaries)
+    return lines
 
 
 def table(args) -> int:

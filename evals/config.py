@@ -72,10 +72,10 @@ class DatasetConfig:
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    strategy: str = "rank_ll"                 # rank_ll | gen_letter
+    strategy: str | None = None               # rank_ll | gen_letter (default: rank_ll; MMMU-Pro: gen_letter)
     num_fewshot: int = 0
     fewshot_from: str = "split"               # split (the fewshot_split) | test_head (first k test rows, not scored)
-    max_new_tokens: int = 5
+    max_new_tokens: int | None = None         # default 5; MMMU-Pro: 50 (direct) / 1024 (cot), as published
     num_shards: int | None = None             # HellaSwag: number of cases
     shard_size: int | None = None             # HellaSwag: or examples per case
     setting: str = "standard (10 options)"    # MMMU-Pro
@@ -119,11 +119,13 @@ class TaskConfig:
     source: str = ""                          # file it came from (for messages)
     suite: str | None = None
 
-    def fingerprint(self, data_hashes: tuple[str, ...] = ()) -> str:
-        """Hash of what can change a result: model, data (and the local files' sha256), recipe, scoring, seed."""
+    def config_hash(self) -> str:
+        """Hash of the settings that can change a result: model, dataset, scoring, seed (not engine, gates, paths).
+        The run fingerprint adds the model's files, the data files, the recipe code and the environment
+        (evals/identity.py)."""
         payload = {"task": self.task, "model": dataclasses.asdict(self.model),
                    "dataset": dataclasses.asdict(self.dataset), "scoring": dataclasses.asdict(self.scoring),
-                   "seed": self.seed, "recipe_version": 1, "data_hashes": list(data_hashes)}
+                   "seed": self.seed}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -286,6 +288,7 @@ def _task(entry: dict, where: str, src: str, inherited: dict) -> TaskConfig:
 
     scoring_raw = entry.get("scoring") or {}
     scoring = _make(ScoringConfig, scoring_raw, f"{pre}scoring", src)
+    scoring = dataclasses.replace(scoring, **_scoring_defaults(task, scoring))
     if task == "mmmu_pro" and files_raw is None and "name" not in ds_raw:  # the hub config is the setting
         dataset = dataclasses.replace(dataset, name=scoring.setting)
     engine = _make(EngineConfig, {**inherited.get("engine", {}), **(entry.get("engine") or {})}, f"{pre}engine", src)
@@ -300,6 +303,16 @@ def _task(entry: dict, where: str, src: str, inherited: dict) -> TaskConfig:
                      seed=seed, report_dir=report_dir, gates=gates, source=src, suite=inherited.get("suite"))
     _check_values(cfg, pre, src, scoring_raw)
     return cfg
+
+
+def _scoring_defaults(task: str, s: ScoringConfig) -> dict:
+    """Settings left out get the published recipe's values."""
+    out = {}
+    if s.strategy is None:
+        out["strategy"] = "gen_letter" if task == "mmmu_pro" else "rank_ll"
+    if s.max_new_tokens is None:  # MMMU-Pro's direct setting generates up to 50 tokens, CoT up to 1024
+        out["max_new_tokens"] = (1024 if s.prompt_style == "cot" else 50) if task == "mmmu_pro" else 5
+    return out
 
 
 def _check_values(cfg: TaskConfig, pre: str, src: str, scoring_raw: dict):
@@ -348,6 +361,14 @@ def _check_values(cfg: TaskConfig, pre: str, src: str, scoring_raw: dict):
     for key in ("batch_size", "token_budget", "threads"):
         if getattr(e, key) is not None and getattr(e, key) < 1:
             bad(f"engine.{key}", "an integer >= 1", getattr(e, key))
+    g = cfg.gates
+    for key in ("min", "min_per_subject", "max_drop"):  # accuracies are fractions: `min: 30` is a mistake
+        if getattr(g, key) is not None and not 0 <= getattr(g, key) <= 1:
+            bad(f"gates.{key}", "a fraction between 0 and 1 (accuracy 0.30, not 30)", getattr(g, key))
+    if g.paired_alpha is not None and not 0 < g.paired_alpha < 1:
+        bad("gates.paired_alpha", "a significance level between 0 and 1 (e.g. 0.05)", g.paired_alpha)
+    if g.max_drop_stderr is not None and g.max_drop_stderr < 0:
+        bad("gates.max_drop_stderr", "a number of standard errors >= 0", g.max_drop_stderr)
 
 
 def load_task(path: str | Path) -> TaskConfig:
@@ -385,6 +406,30 @@ def load_suite(path: str | Path) -> SuiteConfig:
         out.append(cfg)
     report_dir = _check(data.get("report_dir"), str | None, "report_dir", src)
     return SuiteConfig(name=name, tasks=out, report_dir=report_dir, source=src)
+
+
+def check_report_dirs(tasks: list[TaskConfig], dirs: dict[str, Path], suite: SuiteConfig | None,
+                      root: Path) -> None:
+    """Two tasks may not share a report dir or nest one in the other (moving one run aside would move the
+    other's files); no task's dir may hold the suite's dir (its suite_summary.json and the other tasks)."""
+    def key(i: int) -> str:
+        where = f"tasks[{i}]." if suite is not None else ""
+        t = tasks[i]
+        return f"{where}report_dir ({t.report_dir})" if t.report_dir else f"{where}report_dir (default {dirs[t.name]})"
+
+    resolved = [dirs[t.name].resolve() for t in tasks]
+    if suite is not None:
+        sdir = suite_dir(suite, root).resolve()
+        for i, a in enumerate(resolved):
+            if sdir.is_relative_to(a):
+                raise ConfigError(f"{suite.source}: {key(i)} holds the suite's report_dir ({sdir}) "
+                                  "(each task needs a report dir of its own, apart from the suite's files)")
+    for i, a in enumerate(resolved):
+        for j, b in enumerate(resolved[:i]):
+            if a == b or a.is_relative_to(b) or b.is_relative_to(a):
+                how = "is the same folder as" if a == b else "is inside" if a.is_relative_to(b) else "holds"
+                raise ConfigError(f"{tasks[i].source}: {key(i)} {how} {key(j)} "
+                                  "(each task needs a report dir of its own)")
 
 
 def report_dir(cfg: TaskConfig, root: Path, suite: SuiteConfig | None = None) -> Path:

@@ -115,7 +115,7 @@ def parse_rows(ds: DatasetConfig, split: str, root: Path, parse, keep=None, subj
     it is left out and listed (summary.json counts it)."""
     rows = load_rows(ds, split, root)
     label = f"dataset {dataset_label(ds)} split {split!r}"
-    indices = range(len(rows)) if subject is None else _subject_index(ds, split, root, normalize).get(subject, [])
+    indices = range(len(rows)) if subject is None else subject_index(ds, split, root, normalize).get(subject, [])
     out, skipped = [], []
     for i in indices:
         row, where = rows[i], f"{label} row {i}"
@@ -130,7 +130,7 @@ def parse_rows(ds: DatasetConfig, split: str, root: Path, parse, keep=None, subj
     return out, skipped
 
 
-def _subject_index(ds: DatasetConfig, split: str, root: Path, normalize) -> dict[str, list[int]]:
+def subject_index(ds: DatasetConfig, split: str, root: Path, normalize) -> dict[str, list[int]]:
     """Row numbers per (normalized) subject, built once per process: each subject's case reads only its rows."""
     return _index(json.dumps(dataclasses.asdict(ds), sort_keys=True), split, str(root), normalize)
 

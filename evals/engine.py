@@ -27,6 +27,7 @@ from pathlib import Path
 
 from evals.config import EngineConfig, ModelConfig
 from evals.data import package_dir
+from evals.identity import cache_root, hub_commit
 
 
 @dataclass
@@ -77,10 +78,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("NANOEVAL_CACHE") or Path.home() / ".cache" / "nanoeval")
 
 
 def model_location(cfg: ModelConfig, root: Path) -> str:
@@ -137,7 +134,9 @@ class Engine:
         if cfg.gguf_file:
             location = str(convert_gguf(location, cfg.gguf_file))
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-        common = dict(revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+        # a hub model loads the commit its fingerprint names, not whatever the branch points to by then
+        self.commit = None if Path(location).is_dir() else hub_commit(location, cfg.revision)
+        common = dict(revision=self.commit or cfg.revision, trust_remote_code=cfg.trust_remote_code)
         hf_config = tf.AutoConfig.from_pretrained(location, **common)
         kind = cfg.kind
         if kind == "auto":
@@ -155,7 +154,8 @@ class Engine:
         self.model.to(self.device).eval().requires_grad_(False)
         text_cfg = getattr(hf_config, "text_config", None) or hf_config
         self.max_length = cfg.max_length or getattr(text_cfg, "max_position_embeddings", None) or 2048
-        self.truncated = 0  # prompts left-truncated to fit max_length
+        # per-call counters; the runner takes and resets them after each chunk of a case
+        self.counts = {"truncated_prompts": 0, "hit_max_new_tokens": 0}
         self.budget = engine.token_budget or (32768 if self.device.startswith("cuda") else 512)
         # Packing needs a custom attention mask: SDPA or eager attention (flash attention takes none).
         loaded = getattr(self.model.config, "text_config", None) or self.model.config
@@ -164,6 +164,7 @@ class Engine:
         self.prefix_caches: dict[tuple, object] = {}  # few-shot prefix -> its key/value cache (one per subject)
         self.load_seconds = time.time() - t0
         self.meta = {"id": f"{cfg.package}/{cfg.gguf_file or cfg.path}" if cfg.package else cfg.path, "package": cfg.package, "gguf_file": cfg.gguf_file, "revision": cfg.revision,
+                     "commit": self.commit,
                      "dtype": cfg.dtype, "device": self.device, "kind": kind,
                      "architecture": (hf_config.architectures or [type(self.model).__name__])[0],
                      "parameters": sum(p.numel() for p in self.model.parameters()),
@@ -409,7 +410,7 @@ class Engine:
             for j, cont_ids in enumerate(encoded[i][1]):
                 whole = encoded[i][0] + cont_ids
                 if len(whole) - 1 > self.max_length:
-                    self.truncated += 1
+                    self.counts["truncated_prompts"] += 1
                 items.append((i, j, whole[-(self.max_length + 1):][:-1], cont_ids))
 
         def run(rows):
@@ -431,6 +432,8 @@ class Engine:
         tok = self.tokenizer
         tok.padding_side = "left"
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        eos = self.model.generation_config.eos_token_id
+        eos = {tok.eos_token_id, *(eos if isinstance(eos, list) else [eos])} - {None}
         texts = [self.prompt_text(r) for r in requests]
         per_image = getattr(self.processor, "image_seq_len", 256) if self.processor else 0
         lengths = {i: len(self.encode(t)) + per_image * len(r.images) + max_new_tokens
@@ -446,7 +449,10 @@ class Engine:
                 if "pixel_values" in inputs:
                     inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
             else:
-                enc = [self.encode(texts[i])[-(self.max_length - max_new_tokens):] for i in batch]
+                enc = [self.encode(texts[i]) for i in batch]
+                keep = self.max_length - max_new_tokens
+                self.counts["truncated_prompts"] += sum(len(e) > keep for e in enc)
+                enc = [e[-keep:] for e in enc]
                 width = max(len(e) for e in enc)
                 inputs = {"input_ids": torch.tensor([[pad_id] * (width - len(e)) + e for e in enc], device=self.device),
                           "attention_mask": torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in enc],
@@ -456,10 +462,15 @@ class Engine:
                 gen = self.model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens,
                                           pad_token_id=pad_id)
             for row, i in enumerate(batch):
-                out[i] = tok.decode(gen[row, width:], skip_special_tokens=True)
+                new = gen[row, width:].tolist()
+                self.counts["hit_max_new_tokens"] += len(new) >= max_new_tokens and not eos & set(new)
+                out[i] = self.decode(new)
 
         self._for_batches(lengths, run)
         return out
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def prompt_text(self, req: GenRequest) -> str:
         """One user turn: the text, then one image slot per image (the official MMMU-Pro layout)."""

@@ -9,7 +9,9 @@
       paired_alpha: 0.05           # ... or: fail if a one-sided exact McNemar test on per-example correctness
                                    #     against the baseline's predictions.jsonl says it got worse at this level
 
-A gate on an incomplete run (missing cases) fails and says why. Low accuracy without a gate never fails anything.
+A gate on an incomplete run (missing cases) fails and says why; so does a comparison that cannot be made (an
+unreadable baseline, its metric missing or null, no example ids in common). Thresholds are checked when the config
+loads. Low accuracy without a gate never fails anything.
 """
 from __future__ import annotations
 
@@ -36,14 +38,32 @@ class GateResult:
 
 
 def load_baseline(path: Path, task_name: str) -> tuple[dict, Path]:
-    """The baseline's summary for this task (from a summary.json or a suite_summary.json) and its report dir."""
-    data = json.loads(path.read_text())
+    """The baseline's summary for this task (from a summary.json or a suite_summary.json) and its predictions file.
+    Raises ValueError with a message naming the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"baseline {path}: cannot read ({e.__class__.__name__}: {e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"baseline {path}: expected a summary.json or suite_summary.json object")
     if "tasks" in data:  # a suite summary
         if task_name not in data["tasks"]:
-            raise ValueError(f"{path}: baseline suite has no task {task_name!r} (has: {', '.join(data['tasks'])})")
+            raise ValueError(f"baseline {path}: the suite has no task {task_name!r} "
+                             f"(has: {', '.join(data['tasks'])})")
         data = data["tasks"][task_name]
     preds = Path((data.get("artifacts") or {}).get("predictions.jsonl", path.parent / "predictions.jsonl"))
     return data, preds
+
+
+def _correctness(path: Path, key: str) -> dict[str, bool]:
+    out = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            row = json.loads(line)
+            if not isinstance(row, dict) or "id" not in row or key not in row:
+                raise ValueError(f"{path}: line {n}: expected a prediction row with 'id' and {key!r}")
+            out[str(row["id"])] = bool(row[key])
+    return out
 
 
 def mcnemar_worse_p(base: dict[str, bool], new: dict[str, bool]) -> tuple[float, int, int]:
@@ -64,7 +84,7 @@ def check(summary: dict, gates, baseline_path: Path | None) -> list[GateResult]:
     out = []
 
     def add(gate, metric, val, threshold, ok, detail=""):
-        out.append(GateResult(task, gate, metric, val, threshold, bool(ok) and not incomplete, detail or why))
+        out.append(GateResult(task, gate, metric, val, threshold, bool(ok) and not incomplete, detail + why))
 
     if gates.min is not None:
         add("min", head, value, f">= {gates.min}", value is not None and value >= gates.min)
@@ -73,24 +93,48 @@ def check(summary: dict, gates, baseline_path: Path | None) -> list[GateResult]:
         detail = f" -- below: {', '.join(f'{s} {a:.3f}' for s, a in sorted(low.items()))}" if low else ""
         worst = min((v["acc"] for v in summary.get("per_subject", {}).values()), default=None)
         add("min_per_subject", "worst subject acc", worst, f">= {gates.min_per_subject}", not low, detail)
-    if baseline_path is not None:
+    if baseline_path is None:
+        return out
+    wanted = [g for g in ("max_drop", "max_drop_stderr", "paired_alpha") if getattr(gates, g) is not None]
+    names = {"paired_alpha": "paired"}
+    try:
         base, base_preds = load_baseline(baseline_path, task)
-        b_value = base["metrics"][head]
-        drop = b_value - value if value is not None else None
-        if gates.max_drop is not None:
-            add("max_drop", head, value, f">= baseline {b_value:.4f} - {gates.max_drop}",
-                drop is not None and drop <= gates.max_drop + 1e-12, f" -- drop {drop:+.4f}" if drop is not None else "")
-        if gates.max_drop_stderr is not None:
-            se = math.hypot(summary["stderr"].get(head) or 0.0, base["stderr"].get(head) or 0.0)
-            add("max_drop_stderr", head, value, f">= baseline {b_value:.4f} - {gates.max_drop_stderr} x {se:.4f}",
-                drop is not None and drop <= gates.max_drop_stderr * se + 1e-12, f" -- drop {drop:+.4f}")
-        if gates.paired_alpha is not None:
+        b_value = (base.get("metrics") or {}).get(head)
+        if not isinstance(b_value, (int, float)) or b_value != b_value:
+            raise ValueError(f"baseline {baseline_path}: metric {head!r} is missing or null (has: "
+                             f"{', '.join(k for k, v in (base.get('metrics') or {}).items() if v is not None)})")
+    except ValueError as e:  # a baseline that cannot be compared fails each gate that needs it, with the reason
+        for g in wanted:
+            add(names.get(g, g), head, value, "a readable baseline", False, f" -- {e}")
+        return out
+    drop = b_value - value if value is not None else None
+    if gates.max_drop is not None:
+        add("max_drop", head, value, f">= baseline {b_value:.4f} - {gates.max_drop}",
+            drop is not None and drop <= gates.max_drop + 1e-12, f" -- drop {drop:+.4f}" if drop is not None else "")
+    if gates.max_drop_stderr is not None:
+        se = math.hypot(summary["stderr"].get(head) or 0.0, (base.get("stderr") or {}).get(head) or 0.0)
+        add("max_drop_stderr", head, value, f">= baseline {b_value:.4f} - {gates.max_drop_stderr} x {se:.4f}",
+            drop is not None and drop <= gates.max_drop_stderr * se + 1e-12,
+            f" -- drop {drop:+.4f}" if drop is not None else "")
+    if gates.paired_alpha is not None:
+        threshold = f"McNemar p >= {gates.paired_alpha} vs baseline {b_value:.4f}"
+        key = "correct_norm" if head == "acc_norm" else "correct"
+        try:
             if not base_preds.exists():
-                raise ValueError(f"baseline predictions {base_preds} not found (needed by gates.paired_alpha)")
-            preds_file = Path(summary["artifacts"]["predictions.jsonl"])
-            key = "correct_norm" if head == "acc_norm" else "correct"
-            load = lambda p: {r["id"]: bool(r[key]) for r in map(json.loads, p.read_text().splitlines())}
-            p, b, c = mcnemar_worse_p(load(base_preds), load(preds_file))
-            add("paired", head, value, f"McNemar p >= {gates.paired_alpha} vs baseline {b_value:.4f}",
-                p >= gates.paired_alpha, f" -- p = {p:.4g} ({b} now wrong, {c} now right)")
+                raise ValueError(f"baseline predictions {base_preds} not found")
+            base_c = _correctness(base_preds, key)
+            new_c = _correctness(Path(summary["artifacts"]["predictions.jsonl"]), key)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as e:
+            add("paired", head, value, threshold, False, f" -- {e}")
+            return out
+        common = base_c.keys() & new_c.keys()
+        if not common:
+            add("paired", head, value, threshold, False, f" -- no example ids in common with the baseline "
+                f"({len(new_c)} here, {len(base_c)} in {base_preds}): nothing to compare")
+            return out
+        p, b, c = mcnemar_worse_p(base_c, new_c)
+        partial = f", compared on {len(common)} common examples of {len(new_c)} here / {len(base_c)} in the " \
+            "baseline" if len(common) < max(len(new_c), len(base_c)) else f", {len(common)} examples compared"
+        add("paired", head, value, threshold, p >= gates.paired_alpha,
+            f" -- p = {p:.4g} ({b} now wrong, {c} now right{partial})")
     return out

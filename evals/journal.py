@@ -1,7 +1,8 @@
 """Case journals: the source of truth. One JSONL file per case, appended per batch, flushed and fsynced.
 
-Lines are records (plain JSON dicts, one per example) and, last, one `{"_complete": {...}}` line with the case's
-counts, timing and model metadata. A torn last line (a crash mid-write) is dropped on reading. The report dir's
+Lines are records (plain JSON dicts, one per example), after a chunk's records a `{"_counts": {...}}` line with the
+engine's counters for that chunk when any is non-zero (prompts truncated, generations cut at max_new_tokens), and,
+last, one `{"_complete": {...}}` line with the case's timing and model metadata. A torn last line (a crash mid-write) is dropped on reading. The report dir's
 `run.json` holds the fingerprint the journals belong to; a different fingerprint moves the old run aside.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ class Journal:
     complete: dict | None = None          # the completion line's payload, if the case finished
     torn: bool = False                    # a torn last line was dropped
     valid_bytes: int = 0                  # length of the journal without the torn line
+    counts: dict = field(default_factory=dict)  # the `_counts` lines, summed
 
 
 def journal_path(report_dir: Path, case_id: str) -> Path:
@@ -50,6 +52,9 @@ def read_journal(path: Path) -> Journal:
             raise ValueError(f"{path}: byte {pos}: corrupt journal line (not JSON)") from None
         if "_complete" in obj:
             j.complete = obj["_complete"]
+        elif "_counts" in obj:
+            for k, v in obj["_counts"].items():
+                j.counts[k] = j.counts.get(k, 0) + v
         else:
             j.records.append(obj)
         pos = end + 1
@@ -77,21 +82,29 @@ class JournalWriter:
         self.f.close()
 
 
-def prepare_report_dir(report_dir: Path, fingerprint: str, task: str, fresh: bool, info: dict | None = None) -> str | None:
-    """Make `report_dir` ready for a run with `fingerprint`; return a one-line message if an old run moved aside."""
+PART_NAMES = {"config": "config settings", "data": "data files", "model": "model files (weights, tokenizer, "
+              "chat template)", "code": "recipe code", "environment": "environment (torch, transformers, dtype, "
+              "device)"}
+
+
+def prepare_report_dir(report_dir: Path, info: dict, task: str, fresh: bool) -> str | None:
+    """Make `report_dir` ready for a run described by `info` (run.json: its `fingerprint` and the parts it is made
+    of); return a one-line message if an old run with another fingerprint (or --nanoeval-fresh) moved aside."""
     if report_dir.exists() and not report_dir.is_dir():
         raise NotADirectoryError(f"report dir {report_dir} exists and is a file (expected a folder)")
     run_file = report_dir / RUN_FILE
+    fingerprint = info["fingerprint"]
     message = None
     if report_dir.exists():
-        old = None
+        old = {}
         if run_file.exists():
             try:
-                old = json.loads(run_file.read_text()).get("fingerprint")
-            except (OSError, json.JSONDecodeError, AttributeError):
-                old = "unreadable"
+                old = json.loads(run_file.read_text())
+                assert isinstance(old, dict)
+            except (OSError, json.JSONDecodeError, AssertionError):
+                old = {"fingerprint": "unreadable"}
         leftovers = [p for p in report_dir.iterdir() if p.name != PREVIOUS]
-        if leftovers and (fresh or old != fingerprint):
+        if leftovers and (fresh or old.get("fingerprint") != fingerprint):
             stamp = time.strftime("%Y%m%d-%H%M%S")
             dest = report_dir / PREVIOUS / stamp
             n = 1
@@ -100,10 +113,14 @@ def prepare_report_dir(report_dir: Path, fingerprint: str, task: str, fresh: boo
             dest.mkdir(parents=True)
             for p in leftovers:
                 shutil.move(str(p), dest / p.name)
-            why = "--nanoeval-fresh" if fresh else f"config fingerprint changed ({old} -> {fingerprint})"
+            parts, old_parts = info.get("fingerprint_parts", {}), old.get("fingerprint_parts") or {}
+            changed = [PART_NAMES.get(k, k) for k in parts if old_parts.get(k) != parts[k]] if old_parts else []
+            what = f"{', '.join(changed)}: " if changed else ""
+            why = "--nanoeval-fresh" if fresh else \
+                f"fingerprint changed ({what}{old.get('fingerprint')} -> {fingerprint})"
             message = f"nanoeval: {task}: {why}; previous run moved to {dest}"
     report_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(run_file, json.dumps({"fingerprint": fingerprint, "task": task, **(info or {})}, indent=1) + "\n")
+    write_atomic(run_file, json.dumps({"task": task, **info}, indent=1) + "\n")
     return message
 
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import importlib
 import json
-import math
 import os
 import tempfile
 import time
@@ -21,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from evals import reporting
-from evals.config import (ConfigError, SuiteConfig, TaskConfig, load_suite, load_task, report_dir, suite_dir,
-                          task_to_dict)
+from evals.config import (ConfigError, SuiteConfig, TaskConfig, check_report_dirs, load_suite, load_task,
+                          report_dir, suite_dir)
 from evals.data import DataError, resolve_files
-from evals.journal import JournalWriter, journal_path, prepare_report_dir, read_journal
+from evals.journal import journal_path, prepare_report_dir, read_journal
+from evals.runner import benchmark_module, build_task_artifacts, run_case, task_info
 
 DEFAULT_SUITE = "suites/suite_smoke.yaml"
 EVALS_DIR = Path(__file__).resolve().parent
@@ -38,6 +37,11 @@ class Run:
     dirs: dict[str, Path]
     fresh: bool = False
     shard: tuple[int, int] | None = None              # (i, N) of --nanoeval-shard
+    infos: dict[str, dict] = field(default_factory=dict)     # task -> its run.json (controller only)
+    started: float = field(default_factory=time.time)
+    finished: bool = False                                   # artifacts and gates done
+    session: object = None
+    gate_reports: int = 0                                    # gate reports announced in the progress count
     summaries: dict[str, dict] = field(default_factory=dict)
     gate_results: list = field(default_factory=list)
     reported: dict[str, dict] = field(default_factory=dict)   # "task:case" -> the case's report info
@@ -103,6 +107,7 @@ def pytest_configure(config):
             suite = load_suite(_abs(suite_path or DEFAULT_SUITE, root))
             tasks = suite.tasks
         dirs = {t.name: report_dir(t, root, suite) for t in tasks}
+        check_report_dirs(tasks, dirs, suite, root)
         for t in tasks:  # a missing baseline is an error, never a pass
             if t.gates.baseline and not _abs(t.gates.baseline, root).is_file():
                 raise ConfigError(f"{t.source}: gates.baseline: {_abs(t.gates.baseline, root)}: file not found")
@@ -111,9 +116,20 @@ def pytest_configure(config):
             except DataError as e:
                 raise ConfigError(f"{t.source}: {e}") from None
         shard = _parse_shard(config.getoption("nanoeval_shard") or os.environ.get("NANOEVAL_SHARD"))
+        run = Run(root, tasks, suite, dirs, fresh=config.getoption("nanoeval_fresh"), shard=shard)
+        if not _is_worker(config):  # before any model loads: what identifies each task's results, empty cases
+            for t in tasks:
+                run.infos[t.name] = task_info(t, root)
+                try:
+                    empty = benchmark_module(t.task).empty_cases(t, root)
+                except DataError as e:
+                    raise ConfigError(f"{t.source}: {e}") from None
+                if empty:
+                    pre = f"tasks[{tasks.index(t)}]." if suite is not None else ""
+                    raise ConfigError(f"{t.source}: {pre}{empty}")
     except ConfigError as e:
         raise pytest.UsageError(str(e)) from None
-    config.stash[RUN_KEY] = Run(root, tasks, suite, dirs, fresh=config.getoption("nanoeval_fresh"), shard=shard)
+    config.stash[RUN_KEY] = run
     _CONFIG["config"] = config
     if _is_worker(config):
         _setup_worker(config)
@@ -175,20 +191,14 @@ def pytest_sessionstart(session):
     run = session.config.stash.get(RUN_KEY, None)
     if run is None or _is_worker(session.config):
         return
+    run.session = session
     for t in run.tasks:
-        info = {"config": task_to_dict(t), "cases": benchmark_module(t.task).cases(t, run.root)}
         try:
-            msg = prepare_report_dir(run.dirs[t.name], fingerprint(t, run.root), t.name, run.fresh, info)
+            msg = prepare_report_dir(run.dirs[t.name], run.infos[t.name], t.name, run.fresh)
         except (NotADirectoryError, FileExistsError, PermissionError) as e:
             raise pytest.UsageError(f"{t.source}: report_dir: {e}") from None
         if msg:
             print(msg, flush=True)
-
-
-def fingerprint(cfg: TaskConfig, root: Path) -> str:
-    from evals.data import data_hashes
-
-    return cfg.fingerprint(data_hashes(cfg.dataset, root))
 
 
 # ------------------------------------------------------------------------------------------------------ cases
@@ -210,33 +220,10 @@ class Case:
         return f"{self.cfg.name}:{self.id}"
 
     def run(self, examples: list, score, engine, skipped: list[dict] | None = None, chunk: int | None = None) -> None:
-        """Score `examples` not yet in the journal, appending records per chunk (a chunk is what a crash can
-        lose; on a GPU it is larger so that batches can fill the token budget); mark the case complete."""
-        chunk = chunk or (32 if engine.device == "cpu" else 1024)
-        if os.environ.get("NANOEVAL_TEST_FAIL") == self.key:  # test-only fault injection
-            raise RuntimeError(f"injected failure in {self.key} (NANOEVAL_TEST_FAIL)")
+        """Score the examples not yet in the journal (evals/runner.py), then report the case and its gate."""
+        run_case(self.journal, self.key, examples, score, engine, skipped, chunk,
+                 progress=lambda *a: _live_progress(self, *a))
         j = read_journal(self.journal)
-        if j.complete is None:
-            done = {r["id"] for r in j.records}
-            todo = [e for e in examples if e.id not in done]
-            writer = JournalWriter(self.journal, keep_bytes=j.valid_bytes)
-            t0, n = time.time(), len(j.records)
-            try:
-                for start in range(0, len(todo), chunk):
-                    records = score(todo[start: start + chunk])
-                    _check_finite(records, self)
-                    writer.append(records)
-                    n += len(records)
-                    if os.environ.get("NANOEVAL_TEST_EXIT") == self.key:  # test-only: a worker dies mid-case
-                        os._exit(3)
-                    _live_progress(self, n, len(examples), len(todo[: start + chunk]), time.time() - t0)
-                seconds = time.time() - t0
-                complete = {"n": n, "seconds": round(seconds, 3), "skipped": skipped or [],
-                            "truncated": engine.truncated, "model": engine.meta, "scored_now": len(todo)}
-                writer.append([{"_complete": complete}])
-            finally:
-                writer.close()
-            j = read_journal(self.journal)
         self.report(j)
         self.check_subject_gate(j)
 
@@ -245,7 +232,7 @@ class Case:
         correct = sum(bool(r.get("correct")) for r in j.records)
         seconds = (j.complete or {}).get("seconds")
         scored = (j.complete or {}).get("scored_now", 0)
-        info = {"task": self.cfg.name, "case": self.id, "n": len(j.records),
+        info = {"task": self.cfg.name, "case": self.id, "n": len(j.records), "counts": j.counts,
                 "acc": correct / len(j.records) if j.records else None, "seconds": seconds,
                 "examples_per_second": round(scored / seconds, 2) if seconds and scored else None,
                 "resumed": scored == 0, "journal": str(self.journal),
@@ -263,13 +250,6 @@ class Case:
             pytest.fail(f"gate min_per_subject: {self.key}: acc {acc:.4f} < {threshold}", pytrace=False)
 
 
-def _check_finite(records: list[dict], case: Case) -> None:
-    for r in records:
-        if any(not math.isfinite(x) for x in r.get("lls", [])):
-            raise FloatingPointError(f"{case.cfg.name}: example {r['id']}: the model returned a non-finite "
-                                     f"log-likelihood {r['lls']} (expected finite numbers; check dtype/weights)")
-
-
 def _live_progress(case: Case, done: int, total: int, scored: int, seconds: float) -> None:
     """Without -n: a live line per case (examples done / total, examples/s), rewritten in place."""
     config = case.node.config
@@ -278,10 +258,6 @@ def _live_progress(case: Case, done: int, total: int, scored: int, seconds: floa
         return
     rate = scored / seconds if seconds else 0.0
     tr.write(f"\r  {case.key}: {done}/{total} examples, {rate:.1f} ex/s ", flush=True)
-
-
-def benchmark_module(task: str):
-    return importlib.import_module(f"evals.test_{task}")
 
 
 def pytest_generate_tests(metafunc):
@@ -315,7 +291,11 @@ def pytest_collection_modifyitems(session, config, items):
         if c is None:
             return (-1, 0, "")
         size = getattr(benchmark_module(c.cfg.task), "CASE_SIZES", {}).get(c.id, 0)
-        return (order[c.cfg.name], -size, c.id)
+        return (models[ModelPool.key(c.cfg)], order[c.cfg.name], -size, c.id)
+
+    models: dict[str, int] = {}  # a model's cases stay together: each model loads once per process
+    for t in run.tasks:
+        models.setdefault(ModelPool.key(t), len(models))
 
     items.sort(key=key)
     if run.shard:
@@ -347,7 +327,8 @@ def case(request) -> Case:
 
 # ------------------------------------------------------------------------------------------------- model pool
 class ModelPool:
-    """Each model loaded once per process, released when no later case of this process needs it."""
+    """At most one model per process (each process has one device): loading another releases the previous one;
+    on the controller, a model is also released after the last case that needs it."""
 
     def __init__(self):
         self.engines, self.remaining = {}, {}
@@ -361,6 +342,8 @@ class ModelPool:
 
         k = self.key(cfg)
         if k not in self.engines:
+            for other in list(self.engines):
+                self.engines.pop(other).close()
             self.engines[k] = Engine(cfg.model, cfg.engine, root)
         seed_everything(cfg.seed)
         return self.engines[k]
@@ -397,13 +380,18 @@ def _case_key(nodeid: str, run: Run) -> str | None:
     return param if ":" in param else None
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_logreport(report):
     """On the controller (with or without -n): remember which cases ran, and print one line per finished case."""
     config = _CONFIG.get("config")
     run = config.stash.get(RUN_KEY, None) if config else None
     if run is None or _is_worker(config):
         return
-    key = _case_key(report.nodeid, run)
+    if run.gate_reports == 0 and run.session is not None and run.session.testscollected:
+        # the gate reports come after every case: count them in the terminal's progress from the start
+        run.gate_reports = sum(_has_gates(t) for t in run.tasks)
+        run.session.testscollected += run.gate_reports
+    key = None if "::gates[" in report.nodeid else _case_key(report.nodeid, run)
     if key is None:
         return
     run.selected.add(key)
@@ -420,16 +408,38 @@ def pytest_runtest_logreport(report):
 
 
 # --------------------------------------------------------------------------------------------- session finish
+@pytest.hookimpl(wrapper=True, trylast=True)  # inside the terminal reporter's wrapper: its 100% comes after
+def pytest_runtestloop(session):
+    """After every case has finished (also under xdist, whose loop this wraps): artifacts, then gates, each task's
+    gates reported as a test of its own (`<module>::gates[<task>]`) so pytest's summary line, junitxml and
+    pytest-html count a failed gate as a failure."""
+    result = yield
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is not None and not _is_worker(session.config) and not session.config.option.collectonly:
+        _finish(session, emit=True)
+    return result
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-html writes its page
 def pytest_sessionfinish(session, exitstatus):
-    from evals.gates import check
-
     run = session.config.stash.get(RUN_KEY, None)
     if run is None or _is_worker(session.config):
         return
+    if not run.finished and not session.config.option.collectonly:  # interrupted: artifacts of what finished
+        _finish(session, emit=False)
+    if run.failures and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _finish(session, emit: bool) -> None:
+    from evals.gates import check
+
+    run: Run = session.config.stash[RUN_KEY]
+    run.finished = True
+    wall = time.time() - run.started
     for t in run.tasks:
         try:
-            summary = build_task_artifacts(t, run.dirs[t.name], run.root, run.selected)
+            summary = build_task_artifacts(t, run.dirs[t.name], run.infos[t.name], run.selected, wall)
         except Exception as e:  # report, keep the other tasks' artifacts
             run.failures.append(f"{t.name}: could not write artifacts: {e.__class__.__name__}: {e}")
             continue
@@ -439,55 +449,42 @@ def pytest_sessionfinish(session, exitstatus):
         for key in summary["cases"]["not_completed"]:
             run.failures.append(f"{t.name}:{key}: selected but did not complete (crashed worker or error); its "
                                 "journal is kept and a rerun continues it")
-        if any(getattr(t.gates, f.name) is not None for f in dataclasses.fields(t.gates)):
-            try:
-                base = _abs(t.gates.baseline, run.root) if t.gates.baseline else None
-                results = check(summary, t.gates, base)
-            except (OSError, ValueError, KeyError) as e:
-                run.failures.append(f"{t.name}: gates: {e}")
-                continue
-            run.gate_results += results
-            summary["gates"] = [dataclasses.asdict(r) for r in results]
-            reporting.write_summary(run.dirs[t.name], summary)
+        if not _has_gates(t):
+            continue
+        base = _abs(t.gates.baseline, run.root) if t.gates.baseline else None
+        results = check(summary, t.gates, base)
+        run.gate_results += results
+        summary["gates"] = [dataclasses.asdict(r) for r in results]
+        reporting.write_summary(run.dirs[t.name], summary)
+        if emit:
+            _report_gates(session, t, results)
     if run.suite is not None and run.summaries:
         reporting.write_suite(suite_dir(run.suite, run.root) / "suite_summary.json", run.suite.name, run.summaries)
-    if (run.failures or any(not r.passed for r in run.gate_results)) and session.exitstatus == 0:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def build_task_artifacts(cfg: TaskConfig, rdir: Path, root: Path, selected: set[str] = frozenset()) -> dict | None:
-    """Read every case journal of the task and write its artifacts; None if no case has finished."""
-    from evals.data import dataset_meta
+def _has_gates(t: TaskConfig) -> bool:
+    return any(getattr(t.gates, f.name) is not None for f in dataclasses.fields(t.gates))
 
-    module = benchmark_module(cfg.task)
-    records, done, missing, completes = [], [], [], []
-    for case_id in module.cases(cfg, root):
-        j = read_journal(journal_path(rdir, case_id))
-        if j.complete is None:
-            missing.append(case_id)
-            continue
-        done.append(case_id)
-        completes.append(j.complete)
-        records.extend(j.records)
-    if not done:
-        return None
-    summary = module.summarize(records, cfg)
-    seconds = sum(c["seconds"] for c in completes)
-    scored = sum(c.get("scored_now", 0) for c in completes)
-    skipped = [s for c in completes for s in c.get("skipped", [])]
-    not_completed = [c for c in missing if f"{cfg.name}:{c}" in selected]
-    full = reporting.assemble(
-        summary, records, task=cfg.task, name=cfg.name, suite=cfg.suite, skipped_rows=skipped,
-        cases={"done": done, "missing": missing, "not_completed": not_completed, "complete": not missing},
-        recipe={**module.recipe(cfg, root), "truncated_prompts": sum(c.get("truncated", 0) for c in completes)},
-        model=completes[0]["model"], dataset=dataset_meta(cfg.dataset, root), seed=cfg.seed,
-        versions=reporting.versions(root), fingerprint=fingerprint(cfg, root),
-        timing={"wall_seconds": round(seconds + completes[0]["model"].get("load_seconds", 0), 2),
-                "scoring_seconds": round(seconds, 2),
-                "examples_per_second": round(scored / seconds, 2) if seconds and scored else None},
-        report_dir=str(rdir))
-    reporting.write_task(rdir, records, full)
-    return full
+
+def _report_gates(session, t: TaskConfig, results: list) -> None:
+    """One synthetic test report for a task's gates, through the same hooks as a real test's."""
+    from _pytest.reports import TestReport
+
+    path = Path(benchmark_module(t.task).__file__)
+    rel = path.relative_to(session.config.rootpath).as_posix() if path.is_relative_to(session.config.rootpath) \
+        else path.name
+    name = f"gates[{t.name}]"
+    nodeid, location = f"{rel}::{name}", (rel, None, name)
+    failed = [r for r in results if not r.passed]
+    props = [("nanoeval_gates", [dataclasses.asdict(r) for r in results])]
+    hook = session.config.hook
+    hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+    for when in ("setup", "call", "teardown"):  # the three phases a real test reports (pytest-html needs them)
+        outcome = "failed" if failed and when == "call" else "passed"
+        longrepr = "\n".join(r.line() for r in failed) if outcome == "failed" else None
+        hook.pytest_runtest_logreport(report=TestReport(nodeid, location, {name: 1}, outcome, longrepr, when,
+                                                        duration=0.0, user_properties=props))
+    hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -504,6 +501,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             tr.write_line(f"{name}: {s['report_dir']}")
         if run.suite is not None:
             tr.write_line(f"suite: {suite_dir(run.suite, run.root) / 'suite_summary.json'}")
+    for name, s in run.summaries.items():
+        for w in s.get("warnings", []):
+            tr.write_line(f"nanoeval WARNING: {name}: {w}", yellow=True)
     for r in run.gate_results:
         tr.write_line(r.line(), green=r.passed, red=not r.passed)
     for f in run.failures:

@@ -17,7 +17,7 @@ from evals import __version__
 from evals.journal import write_atomic
 from evals.scoring import clean
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: flags, warnings, gates in suites, timing split into session / task / case seconds
 
 
 def versions(root: Path) -> dict:
@@ -43,17 +43,19 @@ def dumps(obj) -> str:
 def assemble(summary: dict, records: list[dict], **meta) -> dict:
     """summary.json's content: the benchmark's metrics (from `summarize`) plus the run's metadata."""
     skipped = meta.pop("skipped_rows", [])
+    extra = meta.pop("extra_counts", {})
     return {"schema_version": SCHEMA_VERSION, "task": meta.pop("task"), "name": meta.pop("name"),
             "headline": summary["headline"], "metrics": summary["metrics"], "stderr": summary["stderr"],
             "per_subject": summary.get("per_subject", {}), "chance": summary.get("chance"),
             "plot_by": summary.get("plot_by", "subject"),
-            "counts": {"examples": len(records), "skipped_rows": len(skipped), **summary.get("counts", {})},
+            "counts": {"examples": len(records), "skipped_rows": len(skipped), **summary.get("counts", {}), **extra},
+            "flags": meta.pop("flags", []), "warnings": meta.pop("warnings", []),
             "skipped_rows": skipped, **meta}
 
 
-def write_task(report_dir: Path, records: list[dict], summary: dict) -> dict[str, str]:
-    """Write the four artifacts of one task; return their paths."""
-    paths = {name: str(report_dir / name) for name in
+def write_task(report_dir: Path, records: list[dict], summary: dict, recorded_dir: Path | None = None) -> dict:
+    """Write the four artifacts of one task; return their paths (under `recorded_dir` if they will be moved)."""
+    paths = {name: str((recorded_dir or report_dir) / name) for name in
              ("predictions.jsonl", "summary.json", "metrics.csv", "accuracy.png")}
     summary["artifacts"] = paths
     preds = "".join(json.dumps(clean(r), sort_keys=True, ensure_ascii=False) + "\n" for r in records)
@@ -77,7 +79,7 @@ def _value(s: dict) -> str:
 
 def suite_table(summaries: dict[str, dict], gate_results: list) -> list[str]:
     """The compact end-of-run table: task, headline ± stderr, examples, examples/s, cases, gates."""
-    rows = [("task", "metric", "value", "examples", "ex/s", "cases", "gates")]
+    rows = [("task", "metric", "value", "examples", "ex/s", "cases", "gates", "notes")]
     for name, s in summaries.items():
         gates = [r for r in gate_results if r.task == name]
         gate = "-" if not gates else "pass" if all(r.passed for r in gates) else \
@@ -85,9 +87,9 @@ def suite_table(summaries: dict[str, dict], gate_results: list) -> list[str]:
         eps = s["timing"]["examples_per_second"]
         cases = "complete" if s["cases"]["complete"] else f"{len(s['cases']['missing'])} missing"
         rows.append((name, s["headline"], _value(s), str(s["counts"]["examples"]),
-                     "-" if eps is None else f"{eps:.1f}", cases, gate))
+                     "-" if eps is None else f"{eps:.1f}", cases, gate, ", ".join(s.get("flags", [])) or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.ljust(w) if i in (0, 1, 5, 6) else c.rjust(w)
+    return ["  ".join(c.ljust(w) if i in (0, 1, 5, 6, 7) else c.rjust(w)
                       for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
 
 
@@ -98,15 +100,19 @@ def html_summary(summaries: dict[str, dict], gate_results: list, failures: list[
 
     out = ["<h2>NanoEval</h2>", "<style>table.nanoeval td, table.nanoeval th {padding: 3px 12px; "
            "border-bottom: 1px solid #ddd; text-align: left}</style>", "<table class='nanoeval'><tr><th>task</th><th>metric</th><th>value</th>"
-           "<th>examples</th><th>ex/s</th><th>cases</th><th>predictions</th></tr>"]
+           "<th>examples</th><th>ex/s</th><th>cases</th><th>notes</th><th>predictions</th></tr>"]
     for name, s in summaries.items():
         eps = s["timing"]["examples_per_second"]
         cases = "complete" if s["cases"]["complete"] else f"{len(s['cases']['missing'])} missing"
         link = Path(s["artifacts"]["predictions.jsonl"]).as_uri()
         out.append(f"<tr><td>{html.escape(name)}</td><td>{s['headline']}</td><td>{_value(s)}</td>"
                    f"<td>{s['counts']['examples']}</td><td>{eps if eps is not None else '-'}</td><td>{cases}</td>"
+                   f"<td style='color:#b00'>{html.escape(', '.join(s.get('flags', [])))}</td>"
                    f"<td><a href='{link}'>predictions.jsonl</a></td></tr>")
     out.append("</table>")
+    for name, s in summaries.items():
+        for w in s.get("warnings", []):
+            out.append(f"<p style='color:#b00'>warning: {html.escape(name)}: {html.escape(w)}</p>")
     if gate_results:
         out.append("<h3>Gates</h3><ul>")
         for r in gate_results:
@@ -183,7 +189,7 @@ def plot_png(summary: dict) -> bytes:
 
 def write_suite(path: Path, suite_name: str, tasks: dict[str, dict]) -> None:
     """Every task's metrics, model metadata, fingerprint and artifact paths in one place."""
-    entries = {name: {k: s.get(k) for k in ("task", "headline", "metrics", "stderr", "counts", "cases", "model",
-                                              "fingerprint", "timing", "artifacts")}
+    entries = {name: {k: s.get(k) for k in ("task", "headline", "metrics", "stderr", "counts", "flags", "warnings",
+                                              "gates", "cases", "model", "fingerprint", "timing", "artifacts")}
                for name, s in tasks.items()}
     write_atomic(path, dumps({"schema_version": SCHEMA_VERSION, "suite": suite_name, "tasks": entries}))

@@ -51,6 +51,17 @@ def cases(cfg: TaskConfig, root) -> list[str]:
     return [f"shard{i:0{len(str(n - 1))}d}of{n}" for i in range(n)]
 
 
+def empty_cases(cfg: TaskConfig, root) -> str | None:
+    """More shards than rows leaves shards empty: known from local data before the model loads."""
+    if not cfg.dataset.data_files:
+        return None
+    rows, n = len(load_rows(cfg.dataset, cfg.dataset.split, root)), num_shards(cfg, root)
+    if rows >= n:
+        return None
+    return f"scoring.num_shards: {n} shards but split {cfg.dataset.split!r} has {rows} row(s), so shards " \
+           f"{rows}..{n - 1} would be empty (use at most {max(rows, 1)} shards)"
+
+
 def items(cfg: TaskConfig, split: str, root, shard: int | None, n: int = 1) -> tuple[list[Item], list[dict]]:
     ds = cfg.dataset
 

@@ -87,6 +87,7 @@ def run_evals(pytester):
             pytester._monkeypatch.delenv(k, raising=False)
         if config:
             pytester._monkeypatch.setenv("NANOEVAL_SUITE" if suite else "NANOEVAL_CONFIG", config)
+        pytester._monkeypatch.setenv("PYTHONPATH", str(ROOT))  # `-p tests.fault_injection` imports from the repo
         for k, v in (env or {}).items():
             pytester._monkeypatch.setenv(k, v)
         return pytester.runpytest_subprocess(str(ROOT / "evals"), "-o", f"cache_dir={pytester.path / '.cache'}",

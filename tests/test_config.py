@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_task_configs_validate(path):
     cfg = load_task(path)
-    assert cfg.name and cfg.fingerprint()
+    assert cfg.name and cfg.config_hash()
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "suites").glob("*.yaml")), ids=lambda p: p.name)
@@ -92,9 +92,9 @@ def test_suite_inheritance_and_report_dirs(tmp_path):
 
 
 def test_fingerprint_ignores_speed_settings_but_not_recipe(tmp_path):
-    base = load_task(write(tmp_path, GOOD)).fingerprint()
-    fast = load_task(write(tmp_path, {**GOOD, "engine": {"batch_size": 3, "threads": 1}})).fingerprint()
-    shots = load_task(write(tmp_path, {**GOOD, "scoring": {"num_fewshot": 5}})).fingerprint()
+    base = load_task(write(tmp_path, GOOD)).config_hash()
+    fast = load_task(write(tmp_path, {**GOOD, "engine": {"batch_size": 3, "threads": 1}})).config_hash()
+    shots = load_task(write(tmp_path, {**GOOD, "scoring": {"num_fewshot": 5}})).config_hash()
     assert base == fast != shots
 
 

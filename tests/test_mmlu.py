@@ -35,8 +35,8 @@ def test_end_to_end_artifacts_and_metrics_recompute(run_evals, tiny_lm, tmp_path
     result = run_evals(mmlu_tiny_config(tiny_lm, out, scoring__num_fewshot=2), "-v")
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["*test_mmlu*anatomy*PASSED*", "*3 passed*"])
-    result.stdout.fnmatch_lines(["*nanoeval*", "task*metric*value*examples*ex/s*cases*gates",
-                                 "mmlu*acc_macro*21*complete*-"])
+    result.stdout.fnmatch_lines(["*nanoeval*", "task*metric*value*examples*ex/s*cases*gates*notes",
+                                 "mmlu*acc_macro*21*complete*-*-"])
     result.stdout.fnmatch_lines(["*mmlu:anatomy: 7 examples, acc *, * ex/s"])
     for name in ARTIFACTS:
         assert (out / name).stat().st_size > 0
@@ -53,9 +53,11 @@ def test_end_to_end_artifacts_and_metrics_recompute(run_evals, tiny_lm, tmp_path
     stem = [float(r["correct"]) for r in preds if r["subject"] == "astronomy"]
     assert summary["metrics"]["acc_stem"] == pytest.approx(mean_stderr(stem)[0])
     assert summary["per_subject"]["anatomy"]["n"] == 7
-    assert summary["headline"] == "acc_macro" and summary["cases"] == {
+    assert summary["headline"] == "acc_macro" and {k: v for k, v in summary["cases"].items() if k != "per_case"} == {
         "done": ["anatomy", "astronomy", "high_school_geography"], "missing": [], "not_completed": [],
         "complete": True}
+    assert {c: v["n"] for c, v in summary["cases"]["per_case"].items()} == \
+        {"anatomy": 7, "astronomy": 7, "high_school_geography": 7}
     assert summary["recipe"]["num_fewshot"] == 2 and summary["recipe"]["strategy"] == "rank_ll"
     assert summary["dataset"]["files"]["test"][0]["sha256"] and summary["model"]["dtype"] == "float32"
     assert summary["timing"]["examples_per_second"] > 0 and summary["versions"]["torch"]
@@ -117,11 +119,11 @@ def test_bad_row_fails_its_case_or_is_skipped_and_counted(run_evals, tiny_lm, tm
 
 def test_last_failed_reruns_only_the_failed_subject(run_evals, tiny_lm, tmp_path):
     cfg = mmlu_tiny_config(tiny_lm, tmp_path / "r")
-    result = run_evals(cfg, env={"NANOEVAL_TEST_FAIL": "mmlu:astronomy"})
+    result = run_evals(cfg, "-p", "tests.fault_injection", env={"NANOEVAL_FAULT_FAIL": "mmlu:astronomy"})
     result.stdout.fnmatch_lines(["*injected failure in mmlu:astronomy*", "*1 failed, 2 passed*"])
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["cases"]["missing"] == ["astronomy"]
-    result = run_evals(cfg, "--lf", "-v", env={"NANOEVAL_TEST_FAIL": ""})
+    result = run_evals(cfg, "--lf", "-v")
     result.stdout.fnmatch_lines(["*rerun previous 1 failure*", "*astronomy*PASSED*", "*= 1 passed in*"])
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["cases"]["complete"] and summary["counts"]["examples"] == 21

@@ -45,7 +45,9 @@ def run_to_completion(cfg_path: Path, sig: int | None, delay: float, env: dict) 
 def comparable(out: Path):
     preds = read_jsonl(out / "predictions.jsonl")
     summary = json.loads((out / "summary.json").read_text())
-    return preds, {k: summary[k] for k in ("metrics", "stderr", "per_subject", "counts", "cases")}
+    cases = dict(summary["cases"], per_case={c: {k: v for k, v in d.items() if k != "seconds"}
+                                             for c, d in summary["cases"]["per_case"].items()})
+    return preds, {**{k: summary[k] for k in ("metrics", "stderr", "per_subject", "counts")}, "cases": cases}
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
@@ -111,7 +113,7 @@ def test_changed_fingerprint_moves_the_old_run_aside(run_evals, tiny_lm, tmp_pat
     old = (out / "summary.json").read_bytes()
     result = run_evals(mmlu_tiny_config(tiny_lm, out, scoring={"num_fewshot": 1}))
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["nanoeval: mmlu: config fingerprint changed (* -> *); previous run moved to *"])
+    result.stdout.fnmatch_lines(["nanoeval: mmlu: fingerprint changed (config settings: * -> *); previous run moved to *"])
     moved = list((out / "previous").iterdir())
     assert len(moved) == 1 and (moved[0] / "summary.json").read_bytes() == old
     result = run_evals(mmlu_tiny_config(tiny_lm, out, scoring={"num_fewshot": 1}), "--nanoeval-fresh")

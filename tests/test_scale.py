@@ -55,13 +55,14 @@ def test_workers_give_the_same_artifacts(run_evals, tiny_lm, tmp_path):
 
 def test_killed_worker_is_an_error_not_silent_partial_results(run_evals, tiny_lm, tmp_path):
     cfg = suite(tmp_path, tiny_lm)
-    result = run_evals(cfg, "-n", "2", suite=True, env={"NANOEVAL_TEST_EXIT": "mmlu:astronomy"})
+    result = run_evals(cfg, "-n", "2", "-p", "tests.fault_injection", suite=True,
+                       env={"NANOEVAL_FAULT_EXIT": "mmlu:astronomy"})
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*nanoeval ERROR: mmlu:astronomy: selected but did not complete*"])
     summary = json.loads((tmp_path / "s" / "mmlu" / "summary.json").read_text())
     assert summary["cases"]["not_completed"] == ["astronomy"] and not summary["cases"]["complete"]
     # the rerun continues the crashed case from its journal and completes the task
-    result = run_evals(cfg, suite=True, env={"NANOEVAL_TEST_EXIT": ""})
+    result = run_evals(cfg, suite=True)
     assert result.ret == 0
     assert json.loads((tmp_path / "s" / "mmlu" / "summary.json").read_text())["cases"]["complete"]
 

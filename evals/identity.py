@@ -1,0 +1,235 @@
+"""What decides a result, hashed: the model's files, the code that turns examples into records, the environment.
+
+The run fingerprint (resume, move-aside, merge) is built from these, so a checkpoint retrained into the same folder,
+an edited prompt, or a new torch never resumes an old run's journals:
+  * model_identity: sha256 of the model's weight, tokenizer, config and chat-template files (or of the named GGUF
+    file), or the resolved commit of a hub snapshot. Digests are remembered in the NanoEval cache dir, keyed by
+    (path, size, mtime, inode), so multi-GB files are read once.
+  * code_hash: the normalized syntax tree (no docstrings, comments, annotations or line numbers) of every function,
+    class and constant of this package that a benchmark's case function reaches, plus the engine's tokenization and
+    decoding. Functions are keyed by name, not file, so moving code between modules changes nothing; metrics and
+    aggregation (`summarize`) are not reached, so editing them rebuilds artifacts from the same journals.
+  * environment: torch and transformers versions, dtype and device type.
+The numeric kernels of the engine (batching, packing, attention masks) are not hashed: they are held to the naive
+path by equivalence tests, and the library versions cover the libraries underneath.
+"""
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import inspect
+import json
+import os
+import re
+import sys
+import textwrap
+from importlib import metadata
+from pathlib import Path
+
+PACKAGE = __name__.split(".")[0]
+# Files in a model folder that cannot change a result.
+_IGNORED = re.compile(r"(?i)^(readme.*|license.*|.*\.md|\.gitattributes|.*\.(png|jpe?g|gif|svg|lock|metadata))$")
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("NANOEVAL_CACHE") or Path.home() / ".cache" / "nanoeval")
+
+
+# ------------------------------------------------------------------------------------------------- file digests
+def file_digest(path: Path) -> str:
+    """sha256 of a file, remembered under the cache dir by (path, size, mtime, inode): read once per version."""
+    path = Path(path).resolve()
+    st = path.stat()
+    key = hashlib.sha256(f"{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}".encode()).hexdigest()
+    memo = cache_root() / "digests" / key[:2] / key
+    try:
+        digest = memo.read_text().strip()
+        if re.fullmatch(r"[0-9a-f]{64}", digest):
+            return digest
+    except OSError:
+        pass
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f".{key}.{os.getpid()}")
+        tmp.write_text(digest)
+        os.replace(tmp, memo)
+    except OSError:
+        pass  # a read-only cache costs a re-read next time, nothing else
+    return digest
+
+
+# ------------------------------------------------------------------------------------------------ model identity
+def hub_commit(repo_id: str, revision: str | None) -> str | None:
+    """The commit a hub id + revision resolves to: the revision itself if it is a commit hash; else the hub's
+    answer (online) or the local cache's refs (offline). None if it cannot be resolved."""
+    if revision and re.fullmatch(r"[0-9a-f]{40}", revision):
+        return revision
+    from huggingface_hub import constants
+
+    if not constants.HF_HUB_OFFLINE:
+        try:
+            from huggingface_hub import HfApi
+
+            return HfApi().model_info(repo_id, revision=revision).sha
+        except Exception:  # no network or no access: fall back to what is cached
+            pass
+    ref = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}" / "refs" / (revision or "main")
+    try:
+        commit = ref.read_text().strip()
+    except OSError:
+        return None
+    return commit if re.fullmatch(r"[0-9a-f]{40}", commit) else None
+
+
+def model_files(folder: Path) -> list[Path]:
+    """The files of a model folder that can change a result: weights, tokenizer, configs, chat template, code."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not _IGNORED.match(p.name)
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def model_identity(location: str, gguf_file: str | None, revision: str | None) -> dict:
+    """{"kind": "files", "files": {relative path: sha256}} for a local folder (only the GGUF file when one is named),
+    or {"kind": "hub", "repo": ..., "commit": ...}; "digest" sums it up. Raises FileNotFoundError / LookupError."""
+    folder = Path(location)
+    if folder.is_dir():
+        paths = [folder / gguf_file] if gguf_file else model_files(folder)
+        if gguf_file and not paths[0].is_file():
+            raise FileNotFoundError(f"{paths[0]}: GGUF file not found")
+        if not paths:
+            raise FileNotFoundError(f"{folder}: the folder holds no model files")
+        ident = {"kind": "files", "files": {str(p.relative_to(folder)): file_digest(p) for p in paths}}
+    else:
+        commit = hub_commit(location, revision)
+        if commit is None:
+            raise LookupError(f"{location!r} is not a local folder and its revision {revision or 'main'!r} is not in "
+                              "the local Hugging Face cache (offline) or on the hub")
+        ident = {"kind": "hub", "repo": location, "commit": commit}
+    ident["digest"] = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+    return ident
+
+
+def environment(dtype: str, device: str) -> dict:
+    """Library versions, dtype and device type: results from two environments never mix in one run."""
+    def version(pkg):
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return None
+
+    if device == "auto":
+        import torch  # only the device type needs it; `auto` means cuda if it is available
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return {"torch": version("torch"), "transformers": version("transformers"), "dtype": dtype,
+            "device_type": device.split(":")[0]}
+
+
+# --------------------------------------------------------------------------------------------------- code hash
+class _Normalize(ast.NodeTransformer):
+    """Drop what cannot change behaviour: docstrings and annotations (comments and positions never reach the AST)."""
+
+    def _body(self, node):
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+        return node
+
+    def visit_FunctionDef(self, node):
+        node.returns = None
+        self.generic_visit(node)
+        return self._body(node)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_ClassDef(self, node):
+        self.generic_visit(node)
+        return self._body(node)
+
+    def visit_arg(self, node):
+        node.annotation = None
+        return node
+
+    def visit_AnnAssign(self, node):
+        node.annotation = ast.Constant(None)
+        self.generic_visit(node)
+        return node
+
+
+def _tree(obj) -> ast.AST:
+    return _Normalize().visit(ast.parse(textwrap.dedent(inspect.getsource(obj))))
+
+
+def _ours(obj) -> bool:
+    return (getattr(obj, "__module__", None) or "").split(".")[0] == PACKAGE
+
+
+def _constant(value) -> str | None:
+    """A stable text for a module-level constant (None: not a plain constant)."""
+    if isinstance(value, re.Pattern):
+        return f"re.compile({value.pattern!r}, {value.flags})"
+    if isinstance(value, (str, int, float, bool, bytes, tuple, list, dict, frozenset, set, type(None))):
+        try:
+            return json.dumps(value, sort_keys=True, default=repr)
+        except (TypeError, ValueError):
+            return repr(value)
+    return None
+
+
+def code_hash(roots: list) -> tuple[str, list[str]]:
+    """sha256 over the normalized source of `roots` and everything of this package they reach by name (functions,
+    classes, constants); returns (hash, the names included)."""
+    parts: dict[str, str] = {}
+    queue = [inspect.unwrap(r) for r in roots]
+    seen: set[int] = set()
+    while queue:
+        obj = queue.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        tree = _tree(obj)
+        dump = ast.dump(tree)
+        parts[f"{obj.__qualname__} {hashlib.sha256(dump.encode()).hexdigest()[:8]}"] = dump
+        scope = getattr(obj, "__globals__", None) or vars(sys.modules[obj.__module__])
+        for node in ast.walk(tree):
+            target = None
+            if isinstance(node, ast.Name) and node.id in scope:
+                target = scope[node.id]
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in scope:
+                base = scope[node.value.id]  # module.attr, e.g. prompts.LETTERS
+                if inspect.ismodule(base) and base.__name__.split(".")[0] == PACKAGE:
+                    target = getattr(base, node.attr, None)
+                    name = f"{node.value.id}.{node.attr}"
+                    if target is not None and not callable(target) and _constant(target) is not None:
+                        parts[f"const {name}"] = _constant(target)
+                        continue
+            if target is None or inspect.ismodule(target):
+                continue
+            target = inspect.unwrap(target) if callable(target) else target
+            if (inspect.isfunction(target) or inspect.isclass(target)) and _ours(target):
+                queue.append(target)
+            elif not callable(target) and isinstance(node, ast.Name):
+                text = _constant(target)
+                module_of = scope.get("__name__", "")
+                if text is not None and module_of.split(".")[0] == PACKAGE and node.id.isupper():
+                    parts[f"const {node.id}"] = text
+    h = hashlib.sha256()
+    for name in sorted(parts):
+        h.update(f"{name}\0{parts[name]}\0".encode())
+    return h.hexdigest()[:16], sorted(parts)
+
+
+@functools.cache
+def benchmark_code_hash(case_function) -> str:
+    """The code hash of one benchmark: its case function (which reaches its data parsing, prompts and scoring) and
+    the engine's request construction (chat template, tokenization) and response decoding."""
+    from evals.engine import Engine
+
+    return code_hash([case_function, Engine.prompt_text, Engine.encode_many, Engine.encode_requests,
+                      Engine.decode])[0]

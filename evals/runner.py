@@ -1,0 +1,180 @@
+"""Running a task without pytest: its identity (run.json), one case with resume, and its artifacts from journals.
+
+Used by the pytest plugin and by `nanoeval merge`; nothing here imports pytest.
+  * task_info: what run.json holds: the fingerprint and its parts (config, data files, model files, recipe code,
+    environment), the case list, the recipe, dataset metadata, versions. Artifacts are built from run.json and the
+    journals alone, so `nanoeval merge` never re-reads data or models and works from any directory.
+  * run_case: score a case's examples not yet in its journal, chunk by chunk, with the engine's counters.
+  * build_task_artifacts: every complete journal -> metrics (the benchmark's `summarize`) -> the four artifacts.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import math
+import time
+from pathlib import Path
+
+from evals import reporting
+from evals.config import ConfigError, TaskConfig
+from evals.journal import JournalWriter, journal_path, read_journal
+
+WARN_TRUNCATED_SHARE = 0.05      # warn when more than this share of a task's generations hit max_new_tokens
+WARN_FALLBACK_SHARE = 0.5        # mark a task whose parser fell back to a random letter this often
+
+
+class EmptyCaseError(ValueError):
+    """A case that would score nothing: a pass with nothing scored is never reported green."""
+
+
+def benchmark_module(task: str):
+    return importlib.import_module(f"evals.test_{task}")
+
+
+def case_function(task: str):
+    return getattr(benchmark_module(task), f"test_{task}")
+
+
+def _short(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def task_info(cfg: TaskConfig, root: Path) -> dict:
+    """run.json's content for a task: fingerprint (and the parts that make it), cases, recipe, dataset, model files,
+    environment, versions. Raises ConfigError naming the key for a model that cannot be found."""
+    from evals.data import data_hashes, dataset_meta
+    from evals.engine import model_location
+    from evals.identity import benchmark_code_hash, environment, model_identity
+
+    module = benchmark_module(cfg.task)
+    try:
+        model = model_identity(model_location(cfg.model, root), cfg.model.gguf_file, cfg.model.revision)
+    except (OSError, LookupError) as e:
+        key = "model.gguf_file" if cfg.model.gguf_file and "GGUF" in str(e) else "model.path"
+        raise ConfigError(f"{cfg.source}: {key}: {e}") from None
+    env = environment(cfg.model.dtype, cfg.model.device)
+    code = benchmark_code_hash(case_function(cfg.task))
+    parts = {"config": cfg.config_hash(), "data": _short(data_hashes(cfg.dataset, root)), "model": model["digest"],
+             "code": code, "environment": _short(env)}
+    from evals.config import task_to_dict
+
+    return {"fingerprint": _short(parts), "fingerprint_parts": parts, "config": task_to_dict(cfg),
+            "cases": module.cases(cfg, root), "recipe": {**module.recipe(cfg, root), "code_hash": code},
+            "dataset": dataset_meta(cfg.dataset, root), "model_identity": model, "environment": env,
+            "versions": reporting.versions(root)}
+
+
+# ------------------------------------------------------------------------------------------------------ one case
+def run_case(journal: Path, key: str, examples: list, score, engine, skipped: list[dict] | None = None,
+             chunk: int | None = None, progress=None) -> None:
+    """Score `examples` not yet in the journal, appending records per chunk (a chunk is what a crash can lose; on a
+    GPU it is larger so that batches can fill the token budget), with the engine's counters of that chunk; then
+    mark the case complete. A case with nothing to score fails."""
+    chunk = chunk or (32 if engine.device == "cpu" else 1024)
+    j = read_journal(journal)
+    if j.complete is not None:
+        return
+    if not examples and not j.records:
+        why = f"; all {len(skipped)} of its rows were skipped as bad rows" if skipped else ""
+        raise EmptyCaseError(f"{key}: no examples to score (the data has no rows for this case{why})")
+    done = {r["id"] for r in j.records}
+    todo = [e for e in examples if e.id not in done]
+    writer = JournalWriter(journal, keep_bytes=j.valid_bytes)
+    started, n = time.time(), len(j.records)
+    try:
+        for start in range(0, len(todo), chunk):
+            engine.counts = {k: 0 for k in engine.counts}
+            records = score(todo[start: start + chunk])
+            _check_finite(records, key)
+            counts = {k: v for k, v in engine.counts.items() if v}
+            writer.append(records + ([{"_counts": counts}] if counts else []))
+            n += len(records)
+            if progress is not None:
+                progress(n, len(examples), start + len(records[:chunk]), time.time() - started)
+        finished = time.time()
+        complete = {"n": n, "seconds": round(finished - started, 3), "started": round(started, 3),
+                    "finished": round(finished, 3), "skipped": skipped or [], "model": engine.meta,
+                    "scored_now": len(todo)}
+        writer.append([{"_complete": complete}])
+    finally:
+        writer.close()
+
+
+def _check_finite(records: list[dict], key: str) -> None:
+    for r in records:
+        if any(not math.isfinite(x) for x in r.get("lls", [])):
+            raise FloatingPointError(f"{key}: example {r['id']}: the model returned a non-finite log-likelihood "
+                                     f"{r['lls']} (expected finite numbers; check dtype/weights)")
+
+
+# ------------------------------------------------------------------------------------------------------ artifacts
+def build_task_artifacts(cfg: TaskConfig, rdir: Path, info: dict, selected: set[str] = frozenset(),
+                         session_wall: float | None = None, extra_timing: dict | None = None,
+                         recorded_dir: Path | None = None) -> dict | None:
+    """Read every case journal of the task and write its artifacts; None if no case has finished. `info` is the
+    task's run.json (nothing else is read: no data files, no model). `recorded_dir`: the report dir that
+    summary.json names, when the files are written elsewhere first (merge)."""
+    module = benchmark_module(cfg.task)
+    records, done, missing, completes, per_case = [], [], [], [], {}
+    counts = {"truncated_prompts": 0, "hit_max_new_tokens": 0}
+    for case_id in info["cases"]:
+        j = read_journal(journal_path(rdir, case_id))
+        if j.complete is None:
+            missing.append(case_id)
+            continue
+        done.append(case_id)
+        completes.append(j.complete)
+        records.extend(j.records)
+        per_case[case_id] = {"n": len(j.records), "seconds": j.complete.get("seconds"), **j.counts}
+        for k in counts:
+            counts[k] += j.counts.get(k, 0)
+    if not done:
+        return None
+    summary = module.summarize(records, cfg)
+    case_seconds = sum(c["seconds"] for c in completes)
+    scored = sum(c.get("scored_now", 0) for c in completes)
+    now = [c for c in completes if c.get("scored_now")]  # cases scored in this session
+    span = max(c["finished"] for c in now) - min(c["started"] for c in now) \
+        if now and all("started" in c for c in now) else None
+    skipped = [s for c in completes for s in c.get("skipped", [])]
+    not_completed = [c for c in missing if f"{cfg.name}:{c}" in selected]
+    generations = sum(1 for r in records if "response" in r)
+    flags, warnings = _warnings(summary, counts, generations, cfg)
+    timing = {"session_wall_seconds": None if session_wall is None else round(session_wall, 2),
+              "task_wall_seconds": None if span is None else round(span, 2),
+              "case_seconds_sum": round(case_seconds, 2),
+              "model_load_seconds": completes[0]["model"].get("load_seconds"),
+              "examples_scored": scored,
+              "examples_per_second": round(scored / case_seconds, 2) if case_seconds and scored else None,
+              "examples_per_second_basis": "examples scored in this session / case_seconds_sum (scoring "
+                                           "throughput per process, model load excluded)",
+              **(extra_timing or {})}
+    full = reporting.assemble(
+        summary, records, task=cfg.task, name=cfg.name, suite=cfg.suite, skipped_rows=skipped,
+        cases={"done": done, "missing": missing, "not_completed": not_completed, "complete": not missing,
+               "per_case": per_case},
+        extra_counts={**counts, "generations": generations}, flags=flags, warnings=warnings,
+        recipe=info["recipe"], model={**completes[0]["model"], "identity": info["model_identity"]},
+        dataset=info["dataset"], seed=cfg.seed, versions=info["versions"], environment=info["environment"],
+        fingerprint=info["fingerprint"], fingerprint_parts=info["fingerprint_parts"], timing=timing,
+        report_dir=str(recorded_dir or rdir))
+    reporting.write_task(rdir, records, full, recorded_dir)
+    return full
+
+
+def _warnings(summary: dict, counts: dict, generations: int, cfg: TaskConfig) -> tuple[list[str], list[str]]:
+    """What a reader of the number must know (short flags for tables, full sentences): generations cut at
+    max_new_tokens, answers that are mostly the parser's seeded random letter."""
+    flags, out = [], []
+    cut = counts["hit_max_new_tokens"]
+    if generations and cut > WARN_TRUNCATED_SHARE * generations:
+        flags.append(f"cut {100 * cut / generations:.0f}%")
+        out.append(f"{cut} of {generations} generations ({100 * cut / generations:.0f} %) hit max_new_tokens="
+                   f"{cfg.scoring.max_new_tokens}: answers may be cut off (raise scoring.max_new_tokens)")
+    rate = summary["metrics"].get("fallback_rate")
+    if rate is not None and rate == rate and rate >= WARN_FALLBACK_SHARE:
+        flags.append(f"FALLBACK {100 * rate:.0f}%")
+        out.append(f"fallback on {100 * rate:.0f} % of rows: the parser found no answer letter and scored a seeded "
+                   "random one, so this accuracy is mostly chance")
+    return flags, out
