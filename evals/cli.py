@@ -161,8 +161,13 @@ def _merge_into(args, out: Path) -> list[str]:
             raise MergeError(f"{task}: shards ran with different versions or devices ({detail})")
         prints = {r["fingerprint"] for r in runs.values()}
         if len(prints) > 1:
+            from evals.journal import PART_NAMES
+
+            parts = [r.get("fingerprint_parts") or {} for r in runs.values()]
+            differ = [PART_NAMES.get(k, k) for k in parts[0] if len({json.dumps(p.get(k)) for p in parts}) > 1]
             detail = "; ".join(f"{d}: {r['fingerprint']}" for d, r in runs.items())
-            raise MergeError(f"{task}: shards come from different configs (fingerprints {detail})")
+            raise MergeError(f"{task}: shards come from different runs ({', '.join(differ) or 'fingerprint'} "
+                             f"differ; fingerprints {detail})")
         first = next(iter(runs.values()))
         owner: dict[str, Path] = {}
         for d in runs:
@@ -177,7 +182,7 @@ def _merge_into(args, out: Path) -> list[str]:
                              f"{', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
         cfg = task_from_dict(first["config"])
         tdir = out / task if suite_mode else out
-        final = Path(args.out) / task if suite_mode else Path(args.out)  # where it will be: summary.json says so
+        final = Path(args.out).resolve() / task if suite_mode else Path(args.out).resolve()  # what summary.json says
         prepare_report_dir(tdir, {k: v for k, v in first.items() if k != "task"}, task, fresh=False)
         (tdir / JOURNALS).mkdir(parents=True, exist_ok=True)
         for case, d in owner.items():

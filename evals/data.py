@@ -59,12 +59,13 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def data_hashes(ds: DatasetConfig, root: Path) -> tuple[str, ...]:
-    """sha256 of every local data file (part of the fingerprint: edited data never mixes with old records)."""
+def data_hashes(ds: DatasetConfig, root: Path) -> dict[str, list[str]]:
+    """split -> sha256 of each local data file (part of the fingerprint: edited data never mixes with old records;
+    the order of splits in the YAML does not matter)."""
     try:
-        return tuple(_sha256(p) for paths in resolve_files(ds, root).values() for p in paths)
+        return {split: [_sha256(p) for p in paths] for split, paths in sorted(resolve_files(ds, root).items())}
     except DataError:
-        return ()  # reported with its address when a case loads the data
+        return {}  # reported with its address when a case loads the data
 
 
 def dataset_meta(ds: DatasetConfig, root: Path) -> dict:

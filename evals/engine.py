@@ -117,7 +117,7 @@ def convert_gguf(folder: str, gguf_file: str) -> Path:
 
 
 class Engine:
-    def __init__(self, cfg: ModelConfig, engine: EngineConfig, root: Path):
+    def __init__(self, cfg: ModelConfig, engine: EngineConfig, root: Path, commit: str | None = None):
         import torch
         import transformers as tf
 
@@ -134,8 +134,9 @@ class Engine:
         if cfg.gguf_file:
             location = str(convert_gguf(location, cfg.gguf_file))
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-        # a hub model loads the commit its fingerprint names, not whatever the branch points to by then
-        self.commit = None if Path(location).is_dir() else hub_commit(location, cfg.revision)
+        # a hub model loads the commit its fingerprint names (resolved once, on the controller), not whatever the
+        # branch points to by then
+        self.commit = None if Path(location).is_dir() else commit or hub_commit(location, cfg.revision)
         common = dict(revision=self.commit or cfg.revision, trust_remote_code=cfg.trust_remote_code)
         hf_config = tf.AutoConfig.from_pretrained(location, **common)
         kind = cfg.kind
@@ -407,11 +408,12 @@ class Engine:
 
         items = []  # (request index, continuation index, input ids, continuation ids)
         for i in idx:
+            cut = False
             for j, cont_ids in enumerate(encoded[i][1]):
                 whole = encoded[i][0] + cont_ids
-                if len(whole) - 1 > self.max_length:
-                    self.counts["truncated_prompts"] += 1
+                cut |= len(whole) - 1 > self.max_length
                 items.append((i, j, whole[-(self.max_length + 1):][:-1], cont_ids))
+            self.counts["truncated_prompts"] += cut  # once per prompt, not per continuation
 
         def run(rows):
             batch = [k for (k,) in rows]
@@ -450,7 +452,7 @@ class Engine:
                     inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
             else:
                 enc = [self.encode(texts[i]) for i in batch]
-                keep = self.max_length - max_new_tokens
+                keep = max(1, self.max_length - max_new_tokens)  # room for the new tokens, and at least one
                 self.counts["truncated_prompts"] += sum(len(e) > keep for e in enc)
                 enc = [e[-keep:] for e in enc]
                 width = max(len(e) for e in enc)

@@ -6,10 +6,10 @@ an edited prompt, or a new torch never resumes an old run's journals:
     file), or the resolved commit of a hub snapshot. Digests are remembered in the NanoEval cache dir, keyed by
     (path, size, mtime, inode), so multi-GB files are read once.
   * code_hash: the normalized syntax tree (no docstrings, comments, annotations or line numbers) of every function,
-    class and constant of this package that a benchmark's case function reaches, plus the engine's tokenization and
-    decoding. Functions are keyed by name, not file, so moving code between modules changes nothing; metrics and
+    class and plain-data constant of this package that a benchmark's case function reaches, plus the engine's
+    tokenization, generation and decoding. Functions are keyed by name, not file, so moving code between modules changes nothing; metrics and
     aggregation (`summarize`) are not reached, so editing them rebuilds artifacts from the same journals.
-  * environment: torch and transformers versions, dtype and device type.
+  * environment: Python, torch and transformers versions, dtype and device type.
 The numeric kernels of the engine (batching, packing, attention masks) are not hashed: they are held to the naive
 path by equivalence tests, and the library versions cover the libraries underneath.
 """
@@ -21,6 +21,7 @@ import hashlib
 import inspect
 import json
 import os
+import platform
 import re
 import sys
 import textwrap
@@ -28,8 +29,10 @@ from importlib import metadata
 from pathlib import Path
 
 PACKAGE = __name__.split(".")[0]
-# Files in a model folder that cannot change a result.
-_IGNORED = re.compile(r"(?i)^(readme.*|license.*|.*\.md|\.gitattributes|.*\.(png|jpe?g|gif|svg|lock|metadata))$")
+# The files of a model folder (top level) that can change a result, and training leftovers that cannot.
+_MODEL_FILE = re.compile(r"(?i)^[^.].*\.(safetensors|bin|pt|pth|gguf|msgpack|h5|json|model|txt|jinja|tiktoken|py)$")
+_NOT_MODEL = re.compile(r"(?i)^(optimizer\.pt|scheduler\.pt|rng_state.*\.pth|training_args\.bin|trainer_state\.json|"
+                        r"readme.*|license.*|requirements.*\.txt|.*tfevents.*)$")
 
 
 def cache_root() -> Path:
@@ -88,9 +91,10 @@ def hub_commit(repo_id: str, revision: str | None) -> str | None:
 
 
 def model_files(folder: Path) -> list[Path]:
-    """The files of a model folder that can change a result: weights, tokenizer, configs, chat template, code."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not _IGNORED.match(p.name)
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    """The files of a model folder that can change a result: weights, tokenizer, configs, chat template, remote
+    code; top level only (a training folder's checkpoint-*/ and runs/ stay out), optimizer state and logs left out."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and _MODEL_FILE.match(p.name)
+                  and not _NOT_MODEL.match(p.name))
 
 
 def model_identity(location: str, gguf_file: str | None, revision: str | None) -> dict:
@@ -115,7 +119,8 @@ def model_identity(location: str, gguf_file: str | None, revision: str | None) -
 
 
 def environment(dtype: str, device: str) -> dict:
-    """Library versions, dtype and device type: results from two environments never mix in one run."""
+    """Python, torch and transformers versions, dtype and device type: results from two environments never mix in
+    one run (Python too: the code hash is built from its syntax trees)."""
     def version(pkg):
         try:
             return metadata.version(pkg)
@@ -126,8 +131,8 @@ def environment(dtype: str, device: str) -> dict:
         import torch  # only the device type needs it; `auto` means cuda if it is available
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return {"torch": version("torch"), "transformers": version("transformers"), "dtype": dtype,
-            "device_type": device.split(":")[0]}
+    return {"python": platform.python_version(), "torch": version("torch"),
+            "transformers": version("transformers"), "dtype": dtype, "device_type": device.split(":")[0]}
 
 
 # --------------------------------------------------------------------------------------------------- code hash
@@ -171,15 +176,26 @@ def _ours(obj) -> bool:
 
 
 def _constant(value) -> str | None:
-    """A stable text for a module-level constant (None: not a plain constant)."""
-    if isinstance(value, re.Pattern):
-        return f"re.compile({value.pattern!r}, {value.flags})"
-    if isinstance(value, (str, int, float, bool, bytes, tuple, list, dict, frozenset, set, type(None))):
-        try:
-            return json.dumps(value, sort_keys=True, default=repr)
-        except (TypeError, ValueError):
-            return repr(value)
-    return None
+    """A stable text for a module-level constant (None: not plain data, e.g. a function inside a dict)."""
+    def plain(v):
+        if isinstance(v, re.Pattern):
+            return ["re.compile", v.pattern, int(v.flags)]
+        if isinstance(v, (set, frozenset)):
+            return sorted((plain(x) for x in v), key=repr)
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, (str, int, float, bool, type(None))):
+            return v
+        if isinstance(v, bytes):
+            return v.hex()
+        raise TypeError(type(v).__name__)
+
+    try:
+        return json.dumps(plain(value), sort_keys=True)
+    except (TypeError, ValueError):
+        return None
 
 
 def code_hash(roots: list) -> tuple[str, list[str]]:
@@ -198,27 +214,21 @@ def code_hash(roots: list) -> tuple[str, list[str]]:
         parts[f"{obj.__qualname__} {hashlib.sha256(dump.encode()).hexdigest()[:8]}"] = dump
         scope = getattr(obj, "__globals__", None) or vars(sys.modules[obj.__module__])
         for node in ast.walk(tree):
-            target = None
+            name, target = None, None
             if isinstance(node, ast.Name) and node.id in scope:
-                target = scope[node.id]
+                name, target = node.id, scope[node.id]
             elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in scope:
                 base = scope[node.value.id]  # module.attr, e.g. prompts.LETTERS
                 if inspect.ismodule(base) and base.__name__.split(".")[0] == PACKAGE:
-                    target = getattr(base, node.attr, None)
-                    name = f"{node.value.id}.{node.attr}"
-                    if target is not None and not callable(target) and _constant(target) is not None:
-                        parts[f"const {name}"] = _constant(target)
-                        continue
+                    name, target = node.attr, getattr(base, node.attr, None)
             if target is None or inspect.ismodule(target):
                 continue
-            target = inspect.unwrap(target) if callable(target) else target
-            if (inspect.isfunction(target) or inspect.isclass(target)) and _ours(target):
-                queue.append(target)
-            elif not callable(target) and isinstance(node, ast.Name):
-                text = _constant(target)
-                module_of = scope.get("__name__", "")
-                if text is not None and module_of.split(".")[0] == PACKAGE and node.id.isupper():
-                    parts[f"const {node.id}"] = text
+            if callable(target):
+                target = inspect.unwrap(target)
+                if (inspect.isfunction(target) or inspect.isclass(target)) and _ours(target):
+                    queue.append(target)
+            elif (text := _constant(target)) is not None:  # plain data the code reads: a prompt, a table
+                parts[f"const {name} {hashlib.sha256(text.encode()).hexdigest()[:8]}"] = text
     h = hashlib.sha256()
     for name in sorted(parts):
         h.update(f"{name}\0{parts[name]}\0".encode())
@@ -228,8 +238,8 @@ def code_hash(roots: list) -> tuple[str, list[str]]:
 @functools.cache
 def benchmark_code_hash(case_function) -> str:
     """The code hash of one benchmark: its case function (which reaches its data parsing, prompts and scoring) and
-    the engine's request construction (chat template, tokenization) and response decoding."""
+    the engine's request construction (chat template, tokenization), generation inputs and response decoding."""
     from evals.engine import Engine
 
     return code_hash([case_function, Engine.prompt_text, Engine.encode_many, Engine.encode_requests,
-                      Engine.decode])[0]
+                      Engine.generate, Engine.decode])[0]

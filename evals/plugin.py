@@ -38,6 +38,7 @@ class Run:
     fresh: bool = False
     shard: tuple[int, int] | None = None              # (i, N) of --nanoeval-shard
     infos: dict[str, dict] = field(default_factory=dict)     # task -> its run.json (controller only)
+    commits: dict[str, str | None] = field(default_factory=dict)  # model key -> resolved hub commit
     started: float = field(default_factory=time.time)
     finished: bool = False                                   # artifacts and gates done
     session: object = None
@@ -119,14 +120,17 @@ def pytest_configure(config):
         run = Run(root, tasks, suite, dirs, fresh=config.getoption("nanoeval_fresh"), shard=shard)
         if not _is_worker(config):  # before any model loads: what identifies each task's results, empty cases
             for t in tasks:
-                run.infos[t.name] = task_info(t, root)
                 try:
+                    run.infos[t.name] = task_info(t, root)
                     empty = benchmark_module(t.task).empty_cases(t, root)
-                except DataError as e:
+                except (DataError, OSError) as e:
                     raise ConfigError(f"{t.source}: {e}") from None
                 if empty:
                     pre = f"tasks[{tasks.index(t)}]." if suite is not None else ""
                     raise ConfigError(f"{t.source}: {pre}{empty}")
+                run.commits[ModelPool.key(t)] = run.infos[t.name]["model_identity"].get("commit")
+        else:  # the hub commits the controller resolved: every worker loads exactly what the fingerprint names
+            run.commits = dict(config.workerinput.get("nanoeval_commits", {}))
     except ConfigError as e:
         raise pytest.UsageError(str(e)) from None
     config.stash[RUN_KEY] = run
@@ -137,6 +141,14 @@ def pytest_configure(config):
 
 def _is_worker(config) -> bool:
     return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """xdist, on the controller: hand each worker the hub commits resolved at configure time."""
+    run = node.config.stash.get(RUN_KEY, None)
+    if run is not None:
+        node.workerinput["nanoeval_commits"] = run.commits
 
 
 # --------------------------------------------------------------------------------------- xdist: GPUs and threads
@@ -337,14 +349,14 @@ class ModelPool:
     def key(cfg: TaskConfig) -> str:
         return json.dumps([repr(cfg.model), repr(cfg.engine)])
 
-    def get(self, cfg: TaskConfig, root: Path):
+    def get(self, cfg: TaskConfig, root: Path, commit: str | None = None):
         from evals.engine import Engine, seed_everything
 
         k = self.key(cfg)
         if k not in self.engines:
             for other in list(self.engines):
                 self.engines.pop(other).close()
-            self.engines[k] = Engine(cfg.model, cfg.engine, root)
+            self.engines[k] = Engine(cfg.model, cfg.engine, root, commit)
         seed_everything(cfg.seed)
         return self.engines[k]
 
@@ -359,8 +371,9 @@ _POOL = ModelPool()
 
 
 @pytest.fixture
-def engine(case):
-    return _POOL.get(case.cfg, case.root)
+def engine(case, request):
+    run = request.config.stash[RUN_KEY]
+    return _POOL.get(case.cfg, case.root, run.commits.get(ModelPool.key(case.cfg)))
 
 
 def pytest_runtest_teardown(item, nextitem):
@@ -432,16 +445,21 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def _finish(session, emit: bool) -> None:
-    from evals.gates import check
+    from evals.gates import GateResult, check
 
     run: Run = session.config.stash[RUN_KEY]
     run.finished = True
     wall = time.time() - run.started
     for t in run.tasks:
+        gated = _has_gates(t)
         try:
-            summary = build_task_artifacts(t, run.dirs[t.name], run.infos[t.name], run.selected, wall)
+            summary = build_task_artifacts(t, run.dirs[t.name], run.infos[t.name], run.selected, wall, run.started)
         except Exception as e:  # report, keep the other tasks' artifacts
-            run.failures.append(f"{t.name}: could not write artifacts: {e.__class__.__name__}: {e}")
+            why = f"could not write artifacts: {e.__class__.__name__}: {e}"
+            run.failures.append(f"{t.name}: {why}")
+            if gated and emit:  # its gates cannot pass: say so where gates are counted
+                _report_gates(session, t, [GateResult(t.name, "artifacts", "-", None, "artifacts", False,
+                                                      f" -- {why}")])
             continue
         if summary is None:
             continue
@@ -449,10 +467,14 @@ def _finish(session, emit: bool) -> None:
         for key in summary["cases"]["not_completed"]:
             run.failures.append(f"{t.name}:{key}: selected but did not complete (crashed worker or error); its "
                                 "journal is kept and a rerun continues it")
-        if not _has_gates(t):
+        if not gated:
             continue
         base = _abs(t.gates.baseline, run.root) if t.gates.baseline else None
-        results = check(summary, t.gates, base)
+        try:
+            results = check(summary, t.gates, base)
+        except Exception as e:  # a baseline of an unexpected shape: the gates fail, the run goes on
+            results = [GateResult(t.name, "baseline", summary["headline"], None, "a readable baseline", False,
+                                  f" -- {base}: {e.__class__.__name__}: {e}")]
         run.gate_results += results
         summary["gates"] = [dataclasses.asdict(r) for r in results]
         reporting.write_summary(run.dirs[t.name], summary)
@@ -463,7 +485,7 @@ def _finish(session, emit: bool) -> None:
 
 
 def _has_gates(t: TaskConfig) -> bool:
-    return any(getattr(t.gates, f.name) is not None for f in dataclasses.fields(t.gates))
+    return any(getattr(t.gates, f.name) is not None for f in dataclasses.fields(t.gates) if f.name != "baseline")
 
 
 def _report_gates(session, t: TaskConfig, results: list) -> None:

@@ -110,8 +110,8 @@ def _check_finite(records: list[dict], key: str) -> None:
 
 # ------------------------------------------------------------------------------------------------------ artifacts
 def build_task_artifacts(cfg: TaskConfig, rdir: Path, info: dict, selected: set[str] = frozenset(),
-                         session_wall: float | None = None, extra_timing: dict | None = None,
-                         recorded_dir: Path | None = None) -> dict | None:
+                         session_wall: float | None = None, session_start: float | None = None,
+                         extra_timing: dict | None = None, recorded_dir: Path | None = None) -> dict | None:
     """Read every case journal of the task and write its artifacts; None if no case has finished. `info` is the
     task's run.json (nothing else is read: no data files, no model). `recorded_dir`: the report dir that
     summary.json names, when the files are written elsewhere first (merge)."""
@@ -126,17 +126,19 @@ def build_task_artifacts(cfg: TaskConfig, rdir: Path, info: dict, selected: set[
         done.append(case_id)
         completes.append(j.complete)
         records.extend(j.records)
-        per_case[case_id] = {"n": len(j.records), "seconds": j.complete.get("seconds"), **j.counts}
+        per_case[case_id] = {"n": len(j.records), "seconds": j.complete.get("seconds"),
+                             **{k: j.counts.get(k, 0) for k in counts}}
         for k in counts:
             counts[k] += j.counts.get(k, 0)
     if not done:
         return None
     summary = module.summarize(records, cfg)
-    case_seconds = sum(c["seconds"] for c in completes)
-    scored = sum(c.get("scored_now", 0) for c in completes)
-    now = [c for c in completes if c.get("scored_now")]  # cases scored in this session
+    # this session's cases: a case finished in an earlier run keeps its old completion line
+    now = [c for c in completes if session_start is None or c.get("started", 0) >= session_start]
+    case_seconds = sum(c["seconds"] for c in now)
+    scored = sum(c.get("scored_now", 0) for c in now)
     span = max(c["finished"] for c in now) - min(c["started"] for c in now) \
-        if now and all("started" in c for c in now) else None
+        if now and session_start is not None else None
     skipped = [s for c in completes for s in c.get("skipped", [])]
     not_completed = [c for c in missing if f"{cfg.name}:{c}" in selected]
     generations = sum(1 for r in records if "response" in r)
@@ -147,8 +149,9 @@ def build_task_artifacts(cfg: TaskConfig, rdir: Path, info: dict, selected: set[
               "model_load_seconds": completes[0]["model"].get("load_seconds"),
               "examples_scored": scored,
               "examples_per_second": round(scored / case_seconds, 2) if case_seconds and scored else None,
-              "examples_per_second_basis": "examples scored in this session / case_seconds_sum (scoring "
-                                           "throughput per process, model load excluded)",
+              "examples_per_second_basis": "examples scored / case_seconds_sum over the cases scored in this "
+                                           "session (all cases after a merge): scoring throughput per process, "
+                                           "model load excluded",
               **(extra_timing or {})}
     full = reporting.assemble(
         summary, records, task=cfg.task, name=cfg.name, suite=cfg.suite, skipped_rows=skipped,
@@ -175,6 +178,7 @@ def _warnings(summary: dict, counts: dict, generations: int, cfg: TaskConfig) ->
     rate = summary["metrics"].get("fallback_rate")
     if rate is not None and rate == rate and rate >= WARN_FALLBACK_SHARE:
         flags.append(f"FALLBACK {100 * rate:.0f}%")
-        out.append(f"fallback on {100 * rate:.0f} % of rows: the parser found no answer letter and scored a seeded "
-                   "random one, so this accuracy is mostly chance")
+        scored = "scored a seeded random letter, so this accuracy is mostly chance" \
+            if cfg.scoring.fallback == "seeded" else "counted those rows wrong, so this accuracy is mostly zeros"
+        out.append(f"fallback on {100 * rate:.0f} % of rows: the parser found no answer letter and {scored}")
     return flags, out

@@ -100,7 +100,7 @@ def test_shards_and_merge_equal_a_single_run(run_evals, tiny_lm, tmp_path):
     other = suite(tmp_path / "other", tiny_lm, scoring={"num_fewshot": 1})
     assert run_evals(other, "--nanoeval-shard", "1/2", suite=True).ret == 0
     res = merge(tmp_path / "shard0" / "s", tmp_path / "other" / "s")
-    assert res.returncode == 2 and "mmlu: shards come from different configs" in res.stderr
+    assert res.returncode == 2 and "mmlu: shards come from different runs (config settings differ" in res.stderr
 
 
 def test_shard_env_variable_selects_disjoint_cases(run_evals, tiny_lm, tmp_path):
