@@ -6,8 +6,9 @@
     nanoeval merge DIR... --out DIR
         Combine the report dirs of `--nanoeval-shard i/N` runs of one task (or suite dirs holding such task dirs)
         into the artifacts a single run would have written. Refuses missing, overlapping or mismatched shards.
-    nanoeval table A/suite_summary.json B/suite_summary.json ... [--latex]
-        A paper-style table: one row per run (checkpoint), one column per task's headline metric ± stderr.
+    nanoeval table A/suite_summary.json B/suite_summary.json ... [--latex] [--label NAME ...]
+        A paper-style table: one row per run (checkpoint: the suite and model, or --label), one column per task's
+        headline metric ± stderr (n = examples).
 """
 from __future__ import annotations
 
@@ -205,15 +206,23 @@ def _merge_into(args, out: Path) -> list[str]:
 
 def table(args) -> int:
     runs = []
-    for f in args.files:
+    if args.label and len(args.label) != len(args.files):
+        return _fail(f"nanoeval table: {len(args.label)} --label for {len(args.files)} files (one per file, in order)")
+    for i, f in enumerate(args.files):
         try:
             data = json.loads(Path(f).read_text())
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             return _fail(f"nanoeval table: {f}: cannot read ({e})")
         tasks = data.get("tasks") or {data.get("name", Path(f).parent.name): data}
         label = data.get("suite") or Path(f).parent.name
         models = {t.get("model", {}).get("id") for t in tasks.values()} - {None}
-        runs.append((f"{label} ({', '.join(sorted(models))})" if models else label, tasks))
+        runs.append([args.label[i] if args.label else
+                     f"{label} ({', '.join(sorted(models))})" if models else label, tasks, f])
+    labels = [r[0] for r in runs]
+    for r in runs:  # two runs of one suite with one model: tell them apart by where they were written
+        if labels.count(r[0]) > 1:
+            r[0] = f"{r[0]} [{Path(r[2]).parent}]"
+    runs = [(label, tasks) for label, tasks, _ in runs]
     columns = list(dict.fromkeys(t for _, tasks in runs for t in tasks))
     heads = {c: next(tasks[c]["headline"] for _, tasks in runs if c in tasks) for c in columns}
 
@@ -222,7 +231,11 @@ def table(args) -> int:
             return "-"
         s = tasks[c]
         v, se = s["metrics"][s["headline"]], s["stderr"].get(s["headline"])
-        return f"{100 * v:.1f}" + (f" {pm} {100 * se:.1f}" if se is not None else "")
+        if v is None:
+            return "-"
+        n = (s.get("counts") or {}).get("examples")
+        return f"{100 * v:.1f}" + (f" {pm} {100 * se:.1f}" if se is not None else "") + \
+            (f" (n={n})" if n is not None else "")
 
     if args.latex:
         esc = lambda text: text.replace("_", "\\_")  # noqa: E731
@@ -261,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("table", help="a paper-style table from summary.json / suite_summary.json files")
     t.add_argument("files", nargs="+")
     t.add_argument("--latex", action="store_true")
+    t.add_argument("--label", action="append", help="a row label for each file, in order (repeat the option)")
     args = ap.parse_args(argv)
     return {"rescore": rescore, "merge": merge, "table": table}[args.command](args)
 

@@ -346,6 +346,14 @@ def _check_values(cfg: TaskConfig, pre: str, src: str, scoring_raw: dict):
         bad("scoring.num_fewshot", "an integer >= 0", s.num_fewshot)
     if s.fewshot_from not in ("split", "test_head"):
         bad("scoring.fewshot_from", "split or test_head", s.fewshot_from)
+    if s.num_fewshot and s.fewshot_from == "split":  # shots need a split to come from, present in the data
+        if not d.fewshot_split:
+            raise ConfigError(f"{src}: {pre}dataset.fewshot_split: scoring.num_fewshot={s.num_fewshot} needs a split "
+                              "to take shots from (e.g. dev), or scoring.fewshot_from: test_head")
+        if d.data_files is not None and d.fewshot_split not in d.data_files:
+            raise ConfigError(f"{src}: {pre}dataset.fewshot_split: scoring.num_fewshot={s.num_fewshot} takes shots "
+                              f"from split {d.fewshot_split!r}, but dataset.data_files has no such split (has: "
+                              f"{', '.join(d.data_files)}); add its files, or use scoring.fewshot_from: test_head")
     if s.max_new_tokens < 1:
         bad("scoring.max_new_tokens", "an integer >= 1", s.max_new_tokens)
     if s.num_shards is not None and s.num_shards < 1:

@@ -105,14 +105,19 @@ def model_identity(location: str, gguf_file: str | None, revision: str | None) -
         paths = [folder / gguf_file] if gguf_file else model_files(folder)
         if gguf_file and not paths[0].is_file():
             raise FileNotFoundError(f"{paths[0]}: GGUF file not found")
-        if not paths:
-            raise FileNotFoundError(f"{folder}: the folder holds no model files")
+        if not gguf_file and not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"{folder}: the folder holds no config.json (expected a Hugging Face model "
+                                    "folder, or a GGUF file named by model.gguf_file)")
         ident = {"kind": "files", "files": {str(p.relative_to(folder)): file_digest(p) for p in paths}}
     else:
         commit = hub_commit(location, revision)
         if commit is None:
-            raise LookupError(f"{location!r} is not a local folder and its revision {revision or 'main'!r} is not in "
-                              "the local Hugging Face cache (offline) or on the hub")
+            from huggingface_hub import constants
+
+            where = "in the local Hugging Face cache (offline: HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE \
+                else "on the hub or in the local Hugging Face cache"
+            raise LookupError(f"{location!r}: no such local folder, and no hub model of that name at revision "
+                              f"{revision or 'main'!r} {where}")
         ident = {"kind": "hub", "repo": location, "commit": commit}
     ident["digest"] = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
     return ident

@@ -136,9 +136,12 @@ def metrics_csv(summary: dict) -> str:
     w.writerow(["row", "metric", "n", "value", "stderr"])
     for subject, v in summary.get("per_subject", {}).items():
         for metric in [k for k in v if k not in ("n",) and not k.endswith("stderr")]:
-            w.writerow([subject, metric, v["n"], _fmt(v[metric]), _fmt(v.get(f"{metric}_stderr", v.get("stderr")))])
+            se = v.get("stderr") if metric == "acc" else v.get(f"{metric}_stderr")  # each metric its own
+            w.writerow([subject, metric, v["n"], _fmt(v[metric]), _fmt(se)])
     n = summary["counts"]["examples"]
     for metric, value in summary["metrics"].items():
+        if value is None or value != value:  # e.g. an MMLU category with no subject in this run: left out
+            continue
         w.writerow(["all", metric, n, _fmt(value), _fmt(summary["stderr"].get(metric))])
     return buf.getvalue()
 

@@ -52,7 +52,9 @@ def task_info(cfg: TaskConfig, root: Path) -> dict:
         model = model_identity(model_location(cfg.model, root), cfg.model.gguf_file, cfg.model.revision)
     except (OSError, LookupError) as e:
         key = "model.gguf_file" if cfg.model.gguf_file and "GGUF" in str(e) else "model.path"
-        raise ConfigError(f"{cfg.source}: {key}: {e}") from None
+        rel = f" (a relative path is taken from {root})" if isinstance(e, LookupError) and not cfg.model.package \
+            and not Path(cfg.model.path).is_absolute() else ""
+        raise ConfigError(f"{cfg.source}: {key}: {e}{rel}") from None
     env = environment(cfg.model.dtype, cfg.model.device)
     code = benchmark_code_hash(case_function(cfg.task))
     parts = {"config": cfg.config_hash(), "data": _short(data_hashes(cfg.dataset, root)), "model": model["digest"],

@@ -147,7 +147,7 @@ def summarize(records: list[dict], cfg: TaskConfig | None = None) -> dict:
     metrics["fallback_rate"], stderr["fallback_rate"] = accuracy(records, "parse_failed")
     per = by_subject(records)
     for subject, fb in by_subject(records, "parse_failed").items():
-        per[subject]["fallback_rate"] = fb["acc"]
+        per[subject].update(fallback_rate=fb["acc"], fallback_rate_stderr=fb["stderr"])
     return {"headline": "acc", "metrics": metrics, "stderr": stderr, "per_subject": per,
             "counts": {"fallback_rows": sum(r["parse_failed"] for r in records),
                        "nested_options_rows": sum(r["nested_options"] for r in records),

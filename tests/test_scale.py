@@ -177,6 +177,13 @@ def test_table_markdown_and_latex(run_evals, tiny_lm, tmp_path):
     tex = subprocess.run([sys.executable, "-m", "evals.cli", "table", "--latex", *files], capture_output=True,
                          text=True, cwd=ROOT).stdout
     assert "\\begin{tabular}{lcc}" in tex and "$\\pm$" in tex and "ckpt\\_a" in tex
+    assert "(n=21)" in lines[2] and "(n=12)" in lines[2]  # examples per cell: mmlu 3 x 7, hellaswag 3 shards x 4
+    labelled = subprocess.run([sys.executable, "-m", "evals.cli", "table", files[0], files[0], "--label", "before",
+                               "--label", "after"], capture_output=True, text=True, cwd=ROOT).stdout.splitlines()
+    assert labelled[2].startswith("| before | ") and labelled[3].startswith("| after | ")
+    same = subprocess.run([sys.executable, "-m", "evals.cli", "table", files[0], files[0]], capture_output=True,
+                          text=True, cwd=ROOT).stdout.splitlines()
+    assert same[2].startswith("| ckpt_a (") and f"[{tmp_path / 'ckpt_a'}]" in same[2]
 
 
 def test_html_report_has_table_gates_and_plots(run_evals, tiny_lm, tmp_path):

@@ -101,7 +101,7 @@ def test_hub_model_is_identified_by_its_resolved_commit(tiny_lm, tmp_path, monke
     assert model_identity("nanoeval/tiny", None, None)["digest"] != first["digest"]
     engine = Engine(ModelConfig(path="nanoeval/tiny"), EngineConfig(), tmp_path)
     assert engine.meta["commit"] == commits[1]
-    with pytest.raises(LookupError, match="not in the local Hugging Face cache"):
+    with pytest.raises(LookupError, match="no such local folder, and no hub model of that name at revision 'main' in the local Hugging Face cache"):
         model_identity("nanoeval/absent", None, None)
 
 
