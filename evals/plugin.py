@@ -244,7 +244,11 @@ class Case:
         correct = sum(bool(r.get("correct")) for r in j.records)
         seconds = (j.complete or {}).get("seconds")
         scored = (j.complete or {}).get("scored_now", 0)
+        summary = benchmark_module(self.cfg.task).summarize(j.records, self.cfg) if j.records else None
+        headline = summary["metrics"].get(summary["headline"]) if summary else None
         info = {"task": self.cfg.name, "case": self.id, "n": len(j.records), "counts": j.counts,
+                "headline": summary["headline"] if summary else None,
+                "headline_value": None if headline is None or headline != headline else headline,
                 "acc": correct / len(j.records) if j.records else None, "seconds": seconds,
                 "examples_per_second": round(scored / seconds, 2) if seconds and scored else None,
                 "resumed": scored == 0, "journal": str(self.journal),
@@ -537,16 +541,19 @@ def pytest_html_results_summary(prefix, summary, postfix, session):
     run = session.config.stash.get(RUN_KEY, None)
     if run is None or not run.summaries:
         return
-    prefix.extend(reporting.html_summary(run.summaries, run.gate_results, run.failures))
+    page = getattr(session.config.option, "htmlpath", None)
+    prefix.extend(reporting.html_summary(run.summaries, run.gate_results, run.failures,
+                                         Path(page).resolve() if page else None))
 
 
 def pytest_html_results_table_header(cells):
-    cells.insert(2, "<th>Accuracy</th>")
+    cells.insert(2, "<th>Headline</th>")
     cells.insert(3, "<th>Examples</th>")
 
 
 def pytest_html_results_table_row(report, cells):
+    """Each case's value of its task's headline metric (acc_norm for HellaSwag, acc_macro for an MMLU subject)."""
     info = dict(getattr(report, "user_properties", [])).get("nanoeval") or {}
-    acc = info.get("acc")
-    cells.insert(2, f"<td>{'' if acc is None else f'{acc:.4f}'}</td>")
+    value = info.get("headline_value")
+    cells.insert(2, "<td></td>" if value is None else f"<td>{info['headline']} {value:.4f}</td>")
     cells.insert(3, f"<td>{info.get('n', '')}</td>")

@@ -81,9 +81,7 @@ def suite_table(summaries: dict[str, dict], gate_results: list) -> list[str]:
     """The compact end-of-run table: task, headline ± stderr, examples, examples/s, cases, gates."""
     rows = [("task", "metric", "value", "examples", "ex/s", "cases", "gates", "notes")]
     for name, s in summaries.items():
-        gates = [r for r in gate_results if r.task == name]
-        gate = "-" if not gates else "pass" if all(r.passed for r in gates) else \
-            f"FAIL ({sum(not r.passed for r in gates)})"
+        gate = _gates(name, gate_results)
         eps = s["timing"]["examples_per_second"]
         cases = "complete" if s["cases"]["complete"] else f"{len(s['cases']['missing'])} missing"
         rows.append((name, s["headline"], _value(s), str(s["counts"]["examples"]),
@@ -93,22 +91,33 @@ def suite_table(summaries: dict[str, dict], gate_results: list) -> list[str]:
                       for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
 
 
-def html_summary(summaries: dict[str, dict], gate_results: list, failures: list[str]) -> list[str]:
-    """HTML for pytest-html's summary: the suite table, gate results, plots (embedded PNG), links to predictions."""
+def _gates(task: str, gate_results: list) -> str:
+    gates = [r for r in gate_results if r.task == task]
+    return "-" if not gates else "pass" if all(r.passed for r in gates) else \
+        f"FAIL ({sum(not r.passed for r in gates)})"
+
+
+def html_summary(summaries: dict[str, dict], gate_results: list, failures: list[str],
+                 page: Path | None = None) -> list[str]:
+    """HTML for pytest-html's summary: the suite table, gate results, plots (embedded PNG), links to predictions
+    (relative to the report's folder `page`, so a report uploaded with its artifacts keeps working)."""
     import base64
     import html
+    import os
 
     out = ["<h2>NanoEval</h2>", "<style>table.nanoeval td, table.nanoeval th {padding: 3px 12px; "
            "border-bottom: 1px solid #ddd; text-align: left}</style>", "<table class='nanoeval'><tr><th>task</th><th>metric</th><th>value</th>"
-           "<th>examples</th><th>ex/s</th><th>cases</th><th>notes</th><th>predictions</th></tr>"]
+           "<th>examples</th><th>ex/s</th><th>cases</th><th>gates</th><th>notes</th><th>predictions</th></tr>"]
     for name, s in summaries.items():
         eps = s["timing"]["examples_per_second"]
         cases = "complete" if s["cases"]["complete"] else f"{len(s['cases']['missing'])} missing"
-        link = Path(s["artifacts"]["predictions.jsonl"]).as_uri()
+        preds = Path(s["artifacts"]["predictions.jsonl"])
+        link = os.path.relpath(preds, page.parent) if page is not None else preds.as_uri()
         out.append(f"<tr><td>{html.escape(name)}</td><td>{s['headline']}</td><td>{_value(s)}</td>"
                    f"<td>{s['counts']['examples']}</td><td>{eps if eps is not None else '-'}</td><td>{cases}</td>"
+                   f"<td>{_gates(name, gate_results)}</td>"
                    f"<td style='color:#b00'>{html.escape(', '.join(s.get('flags', [])))}</td>"
-                   f"<td><a href='{link}'>predictions.jsonl</a></td></tr>")
+                   f"<td><a href='{html.escape(link)}'>predictions.jsonl</a></td></tr>")
     out.append("</table>")
     for name, s in summaries.items():
         for w in s.get("warnings", []):
