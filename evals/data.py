@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import importlib.util
 import json
 import os
@@ -52,11 +51,9 @@ def resolve_files(ds: DatasetConfig, root: Path) -> dict[str, list[Path]]:
 
 @functools.cache
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from evals.identity import file_digest  # remembered on disk by (path, size, mtime, inode): read once
+
+    return file_digest(path)
 
 
 def data_hashes(ds: DatasetConfig, root: Path) -> dict[str, list[str]]:

@@ -42,7 +42,7 @@ class Run:
     started: float = field(default_factory=time.time)
     finished: bool = False                                   # artifacts and gates done
     session: object = None
-    gate_reports: int = 0                                    # gate reports announced in the progress count
+    gate_reports: int | None = None                          # gate reports added to the progress count (once)
     summaries: dict[str, dict] = field(default_factory=dict)
     gate_results: list = field(default_factory=list)
     reported: dict[str, dict] = field(default_factory=dict)   # "task:case" -> the case's report info
@@ -404,7 +404,7 @@ def pytest_runtest_logreport(report):
     run = config.stash.get(RUN_KEY, None) if config else None
     if run is None or _is_worker(config):
         return
-    if run.gate_reports == 0 and run.session is not None and run.session.testscollected:
+    if run.gate_reports is None and run.session is not None and run.session.testscollected:
         # the gate reports come after every case: count them in the terminal's progress from the start
         run.gate_reports = sum(_has_gates(t) for t in run.tasks)
         run.session.testscollected += run.gate_reports

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from evals import reporting
-from evals.config import ConfigError, TaskConfig
+from evals.config import ConfigError, TaskConfig, task_to_dict
 from evals.journal import JournalWriter, journal_path, read_journal
 
 WARN_TRUNCATED_SHARE = 0.05      # warn when more than this share of a task's generations hit max_new_tokens
@@ -59,8 +59,6 @@ def task_info(cfg: TaskConfig, root: Path) -> dict:
     code = benchmark_code_hash(case_function(cfg.task))
     parts = {"config": cfg.config_hash(), "data": _short(data_hashes(cfg.dataset, root)), "model": model["digest"],
              "code": code, "environment": _short(env)}
-    from evals.config import task_to_dict
-
     return {"fingerprint": _short(parts), "fingerprint_parts": parts, "config": task_to_dict(cfg),
             "cases": module.cases(cfg, root), "recipe": {**module.recipe(cfg, root), "code_hash": code},
             "dataset": dataset_meta(cfg.dataset, root), "model_identity": model, "environment": env,
