@@ -11,13 +11,18 @@ import functools
 import importlib.util
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from evals.config import DatasetConfig
 
 
 class DataError(ValueError):
-    """A data problem: the message names the dataset, split and row (or file) and what was expected."""
+    """A data problem: the message names the dataset, split and row (or file and line) and what was expected."""
+
+
+class DataLoadError(DataError):
+    """The data cannot be loaded at all: every case of the task would hit it."""
 
 
 def dataset_label(ds: DatasetConfig) -> str:
@@ -71,39 +76,166 @@ def dataset_meta(ds: DatasetConfig, root: Path) -> dict:
     if ds.data_files:
         meta["files"] = {split: [{"path": str(p), "sha256": _sha256(p)} for p in paths]
                          for split, paths in resolve_files(ds, root).items()}
+        bad = [b for local in scan_local(ds, root).values() for b in local.bad_lines]
+        if bad:  # lines that are not JSON objects, skipped (dataset.on_bad_row: skip): counted as skipped rows
+            meta["skipped_lines"] = bad
     return meta
+
+
+@dataclass
+class LocalSplit:
+    """What a line pre-scan of a split's local files found: the files `datasets` loads (a copy without the bad
+    lines where dataset.on_bad_row: skip dropped some), each row's address as an editor shows it (`file:line`,
+    1-based; `file row k` for parquet), and the lines skipped."""
+    files: list[str]
+    addresses: list[str]
+    bad_lines: list[dict] = field(default_factory=list)
+
+
+def scan_local(ds: DatasetConfig, root: Path) -> dict[str, LocalSplit]:
+    """Pre-scan every local data file (once per process): an empty file, a line that is not a JSON object or an
+    unreadable parquet file is a DataError naming `file:line`, found before any model loads."""
+    return _scan(json.dumps(dataclasses.asdict(ds), sort_keys=True), str(root))
+
+
+@functools.cache
+def _scan(ds_json: str, root: str) -> dict[str, LocalSplit]:
+    ds = DatasetConfig(**json.loads(ds_json))
+    out = {}
+    for split, paths in resolve_files(ds, Path(root)).items():
+        files, addresses, bad = [], [], []
+        for path in paths:
+            key = f"dataset.data_files.{split}: {path}"
+            if path.suffix == ".parquet":
+                addresses += _scan_parquet(path, key)
+                files.append(str(path))
+                continue
+            good, file_addresses, file_bad = _scan_jsonl(path, key, ds.on_bad_row)
+            addresses += file_addresses
+            bad += file_bad
+            files.append(str(path) if not file_bad else str(_clean_copy(path, good)))
+        out[split] = LocalSplit(files, addresses, bad)
+    return out
+
+
+def _scan_parquet(path: Path, key: str) -> list[str]:
+    import pyarrow.parquet as pq  # comes with datasets
+
+    try:
+        n = pq.ParquetFile(path).metadata.num_rows
+    except Exception as e:
+        raise DataError(f"{key}: not a readable parquet file ({e.__class__.__name__}: {e})") from None
+    if n == 0:
+        raise DataError(f"{key}: the file has no rows")
+    return [f"{path} row {k}" for k in range(n)]
+
+
+def _scan_jsonl(path: Path, key: str, on_bad_row: str) -> tuple[list[bytes], list[str], list[dict]]:
+    """JSON Lines: one object per line; blank lines are ignored (as `datasets` does). A `.json` file holding one
+    JSON array of objects is accepted too."""
+    data = path.read_bytes()
+    if not data.strip():
+        raise DataError(f"{key}: the file is empty (expected one JSON object per line)")
+    if data.lstrip()[:1] == b"[":  # one JSON document: a list of rows
+        try:
+            rows = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as e:
+            line = f":{e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+            raise DataError(f"{key}{line}: not valid JSON ({getattr(e, 'msg', e)})") from None
+        if not rows or not all(isinstance(r, dict) for r in rows):
+            raise DataError(f"{key}: expected a non-empty list of JSON objects")
+        return [], [f"{path} item {k}" for k in range(len(rows))], []
+    good, addresses, bad = [], [], []
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            ok = isinstance(json.loads(line), dict)
+            why = "not a JSON object (one object per line expected)"
+        except UnicodeDecodeError:
+            ok, why = False, "not UTF-8 text"
+        except json.JSONDecodeError as e:
+            ok, why = False, f"not valid JSON ({e.msg}: column {e.colno}; a truncated or broken line?)"
+        if ok:
+            good.append(line)
+            addresses.append(f"{path}:{number}")
+        elif on_bad_row == "skip":
+            bad.append({"row": f"{path}:{number}", "error": f"{path}:{number}: {why}"})
+        else:
+            raise DataError(f"{key}:{number}: {why}; fix the line, or set dataset.on_bad_row: skip")
+    if not good:
+        raise DataError(f"{key}: no valid rows (all {len(bad)} non-blank lines are bad)")
+    return good, addresses, bad
+
+
+def _clean_copy(path: Path, good: list[bytes]) -> Path:
+    """The good lines of a file with bad ones, for `datasets` to load (named by the original's digest)."""
+    from evals.identity import cache_root, file_digest
+
+    out = cache_root() / "clean" / f"{file_digest(path)}.jsonl"
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(b"\n".join(good) + b"\n")
+        os.replace(tmp, out)
+    return out
 
 
 def load_rows(ds: DatasetConfig, split: str, root: Path) -> list[dict]:
     """All rows of one split as plain dicts (cached per process: cases of one task share one load)."""
-    return _load_rows(json.dumps(dataclasses.asdict(ds), sort_keys=True), split, str(root))
+    return _load_rows(json.dumps(dataclasses.asdict(ds), sort_keys=True), split, str(root))[0]
+
+
+def row_address(ds: DatasetConfig, split: str, root: Path, i: int) -> str:
+    """Where row i of a split is: `file:line` for local JSON Lines, else the dataset, split and row number."""
+    addresses = _load_rows(json.dumps(dataclasses.asdict(ds), sort_keys=True), split, str(root))[1]
+    return addresses[i] if addresses else f"dataset {dataset_label(ds)} split {split!r} row {i}"
 
 
 @functools.cache
-def _load_rows(ds_json: str, split: str, root: str) -> list[dict]:
+def _load_rows(ds_json: str, split: str, root: str) -> tuple[list[dict], list[str] | None]:
     import datasets  # lazy: collection must not pay for it
 
     ds = DatasetConfig(**json.loads(ds_json))
     kwargs = {"split": split, "streaming": ds.streaming}
+    addresses = None
     if ds.data_files:
-        files = resolve_files(ds, Path(root))
-        if split not in files:
-            raise DataError(f"dataset {dataset_label(ds)}: no data_files for split {split!r} "
-                            f"(have: {', '.join(files)})")
-        kwargs["data_files"] = {split: [str(p) for p in files[split]]}
-        args = (ds.path,)
+        local = scan_local(ds, Path(root))
+        if split not in local:
+            raise DataLoadError(f"dataset {dataset_label(ds)}: no data_files for split {split!r} "
+                                f"(have: {', '.join(local)})")
+        kwargs["data_files"] = {split: local[split].files}
+        args, addresses = (ds.path,), local[split].addresses
     else:
         args = (ds.path, ds.name) if ds.name else (ds.path,)
         kwargs["revision"] = ds.revision
     try:
         rows = [dict(r) for r in datasets.load_dataset(*args, **kwargs)]
     except Exception as e:  # datasets raises many kinds; keep the address and the cause on one line
-        raise DataError(f"dataset {dataset_label(ds)} split {split!r}: cannot load "
-                        f"({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
+        where = _bad_file(args, kwargs) if ds.data_files else dataset_label(ds)
+        raise DataLoadError(f"dataset {where} split {split!r}: cannot load "
+                            f"({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
+    if addresses is not None and len(addresses) != len(rows):  # never report a row at the wrong line
+        addresses = None
     if ds.drop_header_rows:
         qcol = col(ds, "question")  # e.g. {"question": "question", ...}: a CSV header exported as a row
-        rows = [r for r in rows if r.get(qcol) != qcol]
-    return rows
+        keep = [i for i, r in enumerate(rows) if r.get(qcol) != qcol]
+        rows, addresses = [rows[i] for i in keep], addresses and [addresses[i] for i in keep]
+    return rows, addresses
+
+
+def _bad_file(args: tuple, kwargs: dict) -> str:
+    """Of several files that fail to load together, the first that fails alone (else all of them)."""
+    import datasets
+
+    split, files = next(iter(kwargs["data_files"].items()))
+    for f in files if len(files) > 1 else []:
+        try:
+            for _ in datasets.load_dataset(*args, **{**kwargs, "data_files": {split: [f]}}):
+                pass
+        except Exception:
+            return f
+    return ", ".join(files)
 
 
 def parse_rows(ds: DatasetConfig, split: str, root: Path, parse, keep=None, subject: str | None = None,
@@ -112,11 +244,10 @@ def parse_rows(ds: DatasetConfig, split: str, root: Path, parse, keep=None, subj
     (normalized) is `subject` (k counts them). A bad row raises DataError naming it; with dataset.on_bad_row: skip
     it is left out and listed (summary.json counts it)."""
     rows = load_rows(ds, split, root)
-    label = f"dataset {dataset_label(ds)} split {split!r}"
     indices = range(len(rows)) if subject is None else subject_index(ds, split, root, normalize).get(subject, [])
     out, skipped = [], []
     for i in indices:
-        row, where = rows[i], f"{label} row {i}"
+        row, where = rows[i], row_address(ds, split, root, i)
         if keep is not None and not keep(i, row, where):
             continue
         try:
@@ -136,11 +267,38 @@ def subject_index(ds: DatasetConfig, split: str, root: Path, normalize) -> dict[
 @functools.cache
 def _index(ds_json: str, split: str, root: str, normalize) -> dict[str, list[int]]:
     ds = DatasetConfig(**json.loads(ds_json))
-    label = f"dataset {dataset_label(ds)} split {split!r}"
     index: dict[str, list[int]] = {}
     for i, row in enumerate(load_rows(ds, split, Path(root))):
-        index.setdefault(normalize(str(get(row, ds, "subject", f"{label} row {i}"))), []).append(i)
+        index.setdefault(normalize(str(get(row, ds, "subject", row_address(ds, split, Path(root), i)))), []).append(i)
     return index
+
+
+def subject_cases(ds: DatasetConfig, root: Path, known: list[str], normalize) -> list[str]:
+    """A per-subject benchmark's cases: dataset.subjects; else, for local data files, the subjects present in the
+    data (scanned at collection, the same on every xdist worker); else all of the benchmark's subjects."""
+    if ds.subjects:
+        return list(ds.subjects)
+    if ds.data_files:
+        return sorted(subject_index(ds, ds.split, root, normalize))
+    return list(known)
+
+
+def unknown_subjects(ds: DatasetConfig, root: Path, known: list[str], normalize) -> str | None:
+    """Why some of dataset.subjects cannot be cases (absent from the local data, or not subjects of the benchmark
+    for hub data), with the valid names; None when all are fine."""
+    import difflib
+
+    if not ds.subjects:
+        return None
+    valid = sorted(subject_index(ds, ds.split, root, normalize)) if ds.data_files else list(known)
+    bad = [s for s in ds.subjects if s not in valid]
+    if not bad:
+        return None
+    close = {b: difflib.get_close_matches(b, valid, 1) for b in bad}
+    hints = "; ".join(f"{b!r}: did you mean {c[0]!r}?" for b, c in close.items() if c)
+    where = f"the data (split {ds.split!r})" if ds.data_files else "the benchmark's subjects"
+    return f"dataset.subjects: {', '.join(repr(b) for b in bad)} not in {where}{' (' + hints + ')' if hints else ''}; " \
+           f"valid: {', '.join(valid)}"
 
 
 def col(ds: DatasetConfig, name: str) -> str | list[str]:

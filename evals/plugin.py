@@ -21,7 +21,7 @@ import pytest
 from evals import reporting
 from evals.config import (ConfigError, SuiteConfig, TaskConfig, check_report_dirs, load_suite, load_task,
                           report_dir, suite_dir)
-from evals.data import DataError, resolve_files
+from evals.data import DataError, scan_local
 from evals.journal import journal_path, prepare_report_dir, read_journal
 from evals.runner import benchmark_module, build_task_artifacts, run_case, task_info
 
@@ -112,8 +112,8 @@ def pytest_configure(config):
         for t in tasks:  # a missing baseline is an error, never a pass
             if t.gates.baseline and not _abs(t.gates.baseline, root).is_file():
                 raise ConfigError(f"{t.source}: gates.baseline: {_abs(t.gates.baseline, root)}: file not found")
-            try:  # missing or unreadable local data: one line now rather than one failure per case
-                resolve_files(t.dataset, root)
+            try:  # missing, empty or broken local data: one line now rather than one failure per case
+                scan_local(t.dataset, root)
             except DataError as e:
                 raise ConfigError(f"{t.source}: {e}") from None
         shard = _parse_shard(config.getoption("nanoeval_shard") or os.environ.get("NANOEVAL_SHARD"))
@@ -121,13 +121,12 @@ def pytest_configure(config):
         if not _is_worker(config):  # before any model loads: what identifies each task's results, empty cases
             for t in tasks:
                 try:
+                    if why := benchmark_module(t.task).check_cases(t, root):
+                        pre = f"tasks[{tasks.index(t)}]." if suite is not None else ""
+                        raise ConfigError(f"{t.source}: {pre}{why}")
                     run.infos[t.name] = task_info(t, root)
-                    empty = benchmark_module(t.task).empty_cases(t, root)
                 except (DataError, OSError) as e:
                     raise ConfigError(f"{t.source}: {e}") from None
-                if empty:
-                    pre = f"tasks[{tasks.index(t)}]." if suite is not None else ""
-                    raise ConfigError(f"{t.source}: {pre}{empty}")
                 run.commits[ModelPool.key(t)] = run.infos[t.name]["model_identity"].get("commit")
         else:  # the hub commits the controller resolved: every worker loads exactly what the fingerprint names
             run.commits = dict(config.workerinput.get("nanoeval_commits", {}))

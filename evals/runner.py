@@ -139,7 +139,7 @@ def build_task_artifacts(cfg: TaskConfig, rdir: Path, info: dict, selected: set[
     scored = sum(c.get("scored_now", 0) for c in now)
     span = max(c["finished"] for c in now) - min(c["started"] for c in now) \
         if now and session_start is not None else None
-    skipped = [s for c in completes for s in c.get("skipped", [])]
+    skipped = info["dataset"].get("skipped_lines", []) + [s for c in completes for s in c.get("skipped", [])]
     not_completed = [c for c in missing if f"{cfg.name}:{c}" in selected]
     generations = sum(1 for r in records if "response" in r)
     flags, warnings = _warnings(summary, counts, generations, cfg)

@@ -51,7 +51,7 @@ def cases(cfg: TaskConfig, root) -> list[str]:
     return [f"shard{i:0{len(str(n - 1))}d}of{n}" for i in range(n)]
 
 
-def empty_cases(cfg: TaskConfig, root) -> str | None:
+def check_cases(cfg: TaskConfig, root) -> str | None:
     """More shards than rows leaves shards empty: known from local data before the model loads."""
     if not cfg.dataset.data_files:
         return None

@@ -29,7 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from evals.config import TaskConfig
-from evals.data import DataError, answer_index, dataset_label, get, parse_rows, snake, subject_index
+from evals.data import (DataError, answer_index, dataset_label, get, parse_rows, snake, subject_cases,
+                        subject_index, unknown_subjects)
 from evals.engine import GenRequest, LLRequest
 from evals.prompts import LETTERS, first_letter, mmlu_fewshot_prefix, mmlu_prompt
 from evals.scoring import accuracy, by_subject, macro, mean_stderr
@@ -84,21 +85,20 @@ class Question:
 
 
 def cases(cfg: TaskConfig, root) -> list[str]:
-    return list(cfg.dataset.subjects or SUBJECTS)
+    return subject_cases(cfg.dataset, root, SUBJECTS, snake)
 
 
-def empty_cases(cfg: TaskConfig, root) -> str | None:
-    """Why some cases would score nothing, known from local data before the model loads (None: all fine)."""
-    if not cfg.dataset.data_files:
-        return None
+def check_cases(cfg: TaskConfig, root) -> str | None:
+    """Why some cases cannot run (a subject not in the data or misspelled; a subject that would score nothing),
+    known before the model loads; None: all fine."""
+    if (why := unknown_subjects(cfg.dataset, root, SUBJECTS, snake)) or not cfg.dataset.data_files:
+        return why
     index = subject_index(cfg.dataset, cfg.dataset.split, root, snake)
     k = cfg.scoring.num_fewshot if cfg.scoring.num_fewshot and cfg.scoring.fewshot_from == "test_head" else 0
     empty = [s for s in cases(cfg, root) if len(index.get(s, [])) <= k]
-    if not empty:
-        return None
-    why = f"no more than the {k} test rows that fewshot_from: test_head takes as shots" if k else "no rows"
-    return f"dataset.subjects: {len(empty)} subject(s) have {why} in split {cfg.dataset.split!r}: " \
-           f"{', '.join(empty[:6])}{' ...' if len(empty) > 6 else ''}"
+    return f"dataset.subjects: {len(empty)} subject(s) have no more than the {k} test rows that fewshot_from: " \
+           f"test_head takes as shots in split {cfg.dataset.split!r}: {', '.join(empty[:6])}" \
+           f"{' ...' if len(empty) > 6 else ''}" if empty else None
 
 
 def questions(cfg: TaskConfig, split: str, subject: str, root) -> tuple[list[Question], list[dict]]:

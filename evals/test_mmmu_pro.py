@@ -21,7 +21,7 @@ import io
 from dataclasses import dataclass, field
 
 from evals.config import TaskConfig
-from evals.data import DataError, dataset_label, get, parse_rows, subject_index
+from evals.data import DataError, dataset_label, get, parse_rows, subject_cases, unknown_subjects
 from evals.engine import GenRequest
 from evals.prompts import MMMU_INSTRUCTIONS, mmmu_standard_prompt
 from evals.scoring import accuracy, by_subject, option_letters, parse_mmmu_pro
@@ -45,17 +45,12 @@ class Row:
 
 
 def cases(cfg: TaskConfig, root) -> list[str]:
-    return list(cfg.dataset.subjects or SUBJECTS)
+    return subject_cases(cfg.dataset, root, SUBJECTS, str)
 
 
-def empty_cases(cfg: TaskConfig, root) -> str | None:
-    """Subjects without rows, known from local data before the model loads."""
-    if not cfg.dataset.data_files:
-        return None
-    index = subject_index(cfg.dataset, cfg.dataset.split, root, str)
-    empty = [s for s in cases(cfg, root) if not index.get(s)]
-    return f"dataset.subjects: {len(empty)} subject(s) have no rows in split {cfg.dataset.split!r}: " \
-           f"{', '.join(empty[:6])}{' ...' if len(empty) > 6 else ''}" if empty else None
+def check_cases(cfg: TaskConfig, root) -> str | None:
+    """A subject not in the data (or misspelled), known before the model loads; None: all fine."""
+    return unknown_subjects(cfg.dataset, root, SUBJECTS, str)
 
 
 def parse_options(value, where: str) -> list:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+from pathlib import Path
 
 import pytest
 import yaml
 
 from evals.config import ConfigError, load_task
-from tests.conftest import ROOT, mmlu_tiny_config
+from tests.conftest import DATA, ROOT, mmlu_tiny_config, read_jsonl
 
 
 @pytest.mark.parametrize("kind", ["typo", "no_config"])
@@ -69,3 +71,92 @@ def test_metrics_csv_gives_each_metric_its_own_stderr_and_leaves_empty_categorie
     aggregates = {r["metric"] for r in rows if r["row"] == "all"}
     assert "acc_other" in aggregates and "acc_stem" not in aggregates  # anatomy is "other"; no STEM subject ran
     assert all(r["value"] for r in rows)
+
+
+# ------------------------------------------------------------------------------ your own data, off the happy path
+def own_data_config(tmp_path, test_file, **dataset) -> dict:
+    """The README's "your own data" config: a local test file, no dataset.subjects."""
+    cfg = mmlu_tiny_config("unused", tmp_path / "r")
+    cfg["dataset"] = {"data_files": {"test": str(test_file)}, **dataset}
+    return cfg
+
+
+def test_cases_are_the_subjects_present_in_local_data(run_evals, tiny_lm, tmp_path):
+    cfg = own_data_config(tmp_path, DATA / "mmlu_tiny" / "test.jsonl")
+    cfg["model"]["path"] = str(tiny_lm)
+    result = run_evals(cfg)
+    result.assert_outcomes(passed=3, skipped=2)
+    result.stdout.fnmatch_lines(["*test_mmlu.py*", "*3 passed*"])
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert sorted(summary["per_subject"]) == ["anatomy", "astronomy", "high_school_geography"]
+    assert summary["cases"]["done"] == sorted(summary["per_subject"]) and summary["counts"]["examples"] == 21
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+def _bad_data(tmp_path, kind: str) -> tuple[Path, dict, str]:
+    """A data file as a careless user leaves it, the dataset keys to use, and the one line expected."""
+    src = _lines(DATA / "mmlu_tiny" / "test.jsonl")
+    f = tmp_path / "mine.jsonl"
+    if kind == "empty":
+        f.write_text("")
+        return f, {}, f"*dataset.data_files.test: {f}: the file is empty (expected one JSON object per line)"
+    if kind == "truncated_line_9":
+        f.write_text("\n".join(src[:8] + [src[8][:40]] + src[9:]) + "\n")
+        return f, {}, f"*dataset.data_files.test: {f}:9: not valid JSON (Unterminated string starting at: column *; a truncated or broken " \
+                      "line?); fix the line, or set dataset.on_bad_row: skip"
+    if kind == "misspelled_subject":
+        f.write_text("\n".join(src) + "\n")
+        return f, {"subjects": ["anatomy", "astronmy"]}, \
+            "*dataset.subjects: 'astronmy' not in the data (split 'test') ('astronmy': did you mean 'astronomy'?); " \
+            "valid: anatomy, astronomy, high_school_geography"
+    if kind == "second_of_two_files_broken":
+        good, bad = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+        good.write_text("\n".join(src[:10]) + "\n")
+        bad.write_text("\n".join(src[10:12]) + "\n{\"question\": \n")
+        return bad, {"data_files": {"test": [str(good), str(bad)]}}, f"*dataset.data_files.test: {bad}:3: not valid*"
+    assert kind == "parquet_that_is_not"
+    f = tmp_path / "mine.parquet"
+    f.write_text("\n".join(src))
+    return f, {}, f"*dataset.data_files.test: {f}: not a readable parquet file*"
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated_line_9", "misspelled_subject", "second_of_two_files_broken",
+                                  "parquet_that_is_not"])
+def test_a_bad_data_file_is_one_line_naming_file_and_line(run_evals, tmp_path, kind):
+    f, dataset, message = _bad_data(tmp_path, kind)
+    cfg = own_data_config(tmp_path, f, **dataset)
+    cfg["model"]["path"] = str(tmp_path)  # never loaded: the data is checked first
+    result = run_evals(cfg)
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == 4 and "Traceback" not in output and len(output.strip().splitlines()) == 1, output
+    result.stderr.fnmatch_lines([f"ERROR: *config.yaml: {message[1:]}"])
+
+
+def test_skip_leaves_out_a_broken_line_and_counts_it(run_evals, tiny_lm, tmp_path):
+    src = _lines(DATA / "mmlu_tiny" / "test.jsonl")
+    f = tmp_path / "mine.jsonl"
+    f.write_text("\n".join(src[:8] + [src[8][:40]] + src[9:]) + "\n")
+    cfg = own_data_config(tmp_path, f, on_bad_row="skip")
+    cfg["model"]["path"] = str(tiny_lm)
+    run_evals(cfg).assert_outcomes(passed=3, skipped=2)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["counts"]["examples"] == 20 and summary["counts"]["skipped_rows"] == 1
+    assert summary["skipped_rows"][0]["row"] == f"{f}:9" and "not valid JSON" in summary["skipped_rows"][0]["error"]
+    ids = [r["id"] for r in read_jsonl(tmp_path / "r" / "predictions.jsonl")]
+    assert len(ids) == 20 and len(set(ids)) == 20
+    assert f.read_text().splitlines()[8] == src[8][:40]  # the user's file is never rewritten
+
+
+def test_a_bad_row_is_reported_at_its_line(run_evals, tiny_lm, tmp_path):
+    rows = [json.loads(line) for line in _lines(DATA / "mmlu_tiny" / "test.jsonl")]
+    rows[8]["answer"] = 7
+    f = tmp_path / "mine.jsonl"
+    f.write_text("\n\n".join(json.dumps(r) for r in rows[:5]) + "\n" + "\n".join(json.dumps(r) for r in rows[5:]))
+    cfg = own_data_config(tmp_path, f, subjects=[rows[8]["subject"]])
+    cfg["model"]["path"] = str(tiny_lm)
+    result = run_evals(cfg)
+    result.assert_outcomes(failed=1, skipped=2)  # blank lines count: row 8 is on line 13 of the file
+    result.stdout.fnmatch_lines([f"*DataError: {f}:13: answer 7 out of range*"])
