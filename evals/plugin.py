@@ -21,9 +21,9 @@ import pytest
 from evals import reporting
 from evals.config import (ConfigError, SuiteConfig, TaskConfig, check_report_dirs, load_suite, load_task,
                           report_dir, suite_dir)
-from evals.data import DataError, scan_local
+from evals.data import DataError, DataLoadError, scan_local
 from evals.journal import journal_path, prepare_report_dir, read_journal
-from evals.runner import benchmark_module, build_task_artifacts, run_case, task_info
+from evals.runner import TaskError, benchmark_module, build_task_artifacts, run_case, task_info
 
 DEFAULT_SUITE = "suites/suite_smoke.yaml"
 EVALS_DIR = Path(__file__).resolve().parent
@@ -48,6 +48,9 @@ class Run:
     reported: dict[str, dict] = field(default_factory=dict)   # "task:case" -> the case's report info
     selected: set[str] = field(default_factory=set)           # "task:case" seen by the controller
     failures: list[str] = field(default_factory=list)         # controller-level errors (exit status 1)
+    task_errors: dict[str, tuple[str, str]] = field(default_factory=dict)  # task -> (case key, message): once
+    notices: list[str] = field(default_factory=list)          # e.g. interrupted; rerun to resume
+    collected: dict[str, list[str]] = field(default_factory=dict)  # task -> its cases selected in this session
 
 
 RUN_KEY = pytest.StashKey[Run]()
@@ -321,10 +324,29 @@ def pytest_collection_modifyitems(session, config, items):
             config.hook.pytest_deselected(items=drop)
             items[:] = [it for it in items if it not in set(drop)]
     _POOL.remaining = {}
+    _note_collected(run, [c for c in map(_case_of, items) if c is not None])
     for it in items:
         c = _case_of(it)
         if c is not None:
             _POOL.remaining[_POOL.key(c.cfg)] = _POOL.remaining.get(_POOL.key(c.cfg), 0) + 1
+
+
+def _note_collected(run: Run, cases: list[Case]) -> None:
+    run.collected = {}
+    for c in cases:
+        run.collected.setdefault(c.cfg.name, []).append(c.id)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    """xdist, on the controller (which collects nothing itself): the cases this session runs."""
+    run = node.config.stash.get(RUN_KEY, None)
+    if run is not None and not run.collected:
+        keys = [k for k in (_case_key(i, run) for i in ids) if k]
+        run.collected = {}
+        for k in keys:
+            task, _, case = k.partition(":")
+            run.collected.setdefault(task, []).append(case)
 
 
 def _case_of(item) -> Case | None:
@@ -376,7 +398,43 @@ _POOL = ModelPool()
 @pytest.fixture
 def engine(case, request):
     run = request.config.stash[RUN_KEY]
-    return _POOL.get(case.cfg, case.root, run.commits.get(ModelPool.key(case.cfg)))
+    try:
+        return _POOL.get(case.cfg, case.root, run.commits.get(ModelPool.key(case.cfg)))
+    except Exception as e:  # every case of the task would hit it: one clear line, the other cases skipped
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise TaskError(f"{case.cfg.name}: model {case.cfg.model.path!r} cannot be loaded "
+                        f"({e.__class__.__name__}: {first})") from e
+
+
+# ------------------------------------------------------------------------- errors that every case would hit
+def _task_error(excinfo) -> str | None:
+    if excinfo is not None and isinstance(excinfo.value, (TaskError, DataLoadError)):
+        return str(excinfo.value)
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A task-wide error is reported once, in one line (unless --tb asks for the trace)."""
+    report = yield
+    c, message = _case_of(item), _task_error(call.excinfo)
+    if c is None or message is None or not report.failed:
+        return report
+    item.config.stash[RUN_KEY].task_errors.setdefault(c.cfg.name, (c.key, message))
+    report.user_properties.append(("nanoeval_task_error", [c.cfg.name, message]))
+    if item.config.option.tbstyle == "auto":
+        report.longrepr = f"{message}\n(every case of {c.cfg.name} would hit this: its other cases are skipped; " \
+                          "--tb=short shows the traceback)"
+    return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    c = _case_of(item)
+    run = item.config.stash.get(RUN_KEY, None)
+    if c is not None and run is not None and c.cfg.name in run.task_errors:
+        first, message = run.task_errors[c.cfg.name]
+        pytest.skip(f"{c.cfg.name}: not run: the task's error is reported once, at {first}")
 
 
 def pytest_runtest_teardown(item, nextitem):
@@ -411,6 +469,13 @@ def pytest_runtest_logreport(report):
     if key is None:
         return
     run.selected.add(key)
+    task_error = dict(report.user_properties).get("nanoeval_task_error")
+    if task_error:  # under -n, each worker meets it: the first report counts, later ones become skips
+        first = run.task_errors.setdefault(task_error[0], (key, task_error[1]))[0]
+        if first != key:
+            report.outcome = "skipped"
+            report.longrepr = (report.location[0], report.location[1] or 0,
+                               f"Skipped: {task_error[0]}: not run: the task's error is reported once, at {first}")
     info = dict(report.user_properties).get("nanoeval")
     if report.when == "call" and info:
         run.reported[key] = info
@@ -442,12 +507,12 @@ def pytest_sessionfinish(session, exitstatus):
     if run is None or _is_worker(session.config):
         return
     if not run.finished and not session.config.option.collectonly:  # interrupted: artifacts of what finished
-        _finish(session, emit=False)
+        _finish(session, emit=False, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
     if run.failures and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def _finish(session, emit: bool) -> None:
+def _finish(session, emit: bool, interrupted: bool = False) -> None:
     from evals.gates import GateResult, check
 
     run: Run = session.config.stash[RUN_KEY]
@@ -464,12 +529,10 @@ def _finish(session, emit: bool) -> None:
                 _report_gates(session, t, [GateResult(t.name, "artifacts", "-", None, "artifacts", False,
                                                       f" -- {why}")])
             continue
+        _report_unfinished(run, t, summary["cases"]["done"] if summary else [], interrupted)
         if summary is None:
             continue
         run.summaries[t.name] = summary
-        for key in summary["cases"]["not_completed"]:
-            run.failures.append(f"{t.name}:{key}: selected but did not complete (crashed worker or error); its "
-                                "journal is kept and a rerun continues it")
         if not gated:
             continue
         base = _abs(t.gates.baseline, run.root) if t.gates.baseline else None
@@ -485,6 +548,25 @@ def _finish(session, emit: bool) -> None:
             _report_gates(session, t, results)
     if run.suite is not None and run.summaries:
         reporting.write_suite(suite_dir(run.suite, run.root) / "suite_summary.json", run.suite.name, run.summaries)
+
+
+def _report_unfinished(run: Run, t: TaskConfig, done: list[str], interrupted: bool) -> None:
+    """One line per task for the cases selected here that did not finish, saying why and what to do."""
+    selected = [c for c in run.infos[t.name]["cases"] if f"{t.name}:{c}" in run.selected or
+                (interrupted and c in run.collected.get(t.name, ()))]
+    missing = [c for c in selected if c not in done]
+    if interrupted:
+        if missing:
+            run.notices.append(f"{t.name}: interrupted; rerun to resume ({len(selected) - len(missing)} of "
+                               f"{len(selected)} cases done: they are kept, a partial case continues after its "
+                               "last record)")
+    elif t.name in run.task_errors:
+        run.failures.append(f"{run.task_errors[t.name][1]}; {len(missing)} of {len(selected)} cases not run "
+                            "(fix it and rerun: finished cases are kept)")
+    elif missing:
+        run.failures.append(f"{t.name}: {len(missing)} case(s) did not complete (failed, or a crashed worker): "
+                            f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; their journals are "
+                            "kept and a rerun continues them")
 
 
 def _has_gates(t: TaskConfig) -> bool:
@@ -517,7 +599,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if run is None or _is_worker(config):
         return
     tr = terminalreporter
-    if run.summaries or run.failures:
+    if run.summaries or run.failures or run.notices:
         tr.section("nanoeval")
     if run.summaries:
         for line in reporting.suite_table(run.summaries, run.gate_results):
@@ -533,6 +615,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tr.write_line(r.line(), green=r.passed, red=not r.passed)
     for f in run.failures:
         tr.write_line(f"nanoeval ERROR: {f}", red=True)
+    for n in run.notices:
+        tr.write_line(f"nanoeval: {n}", yellow=True)
 
 
 # ------------------------------------------------------------------------------------------------ HTML report

@@ -24,6 +24,11 @@ WARN_TRUNCATED_SHARE = 0.05      # warn when more than this share of a task's ge
 WARN_FALLBACK_SHARE = 0.5        # mark a task whose parser fell back to a random letter this often
 
 
+class TaskError(RuntimeError):
+    """An error every case of a task would hit (its model cannot load, its data cannot be read): reported once,
+    the task's other cases are skipped."""
+
+
 class EmptyCaseError(ValueError):
     """A case that would score nothing: a pass with nothing scored is never reported green."""
 

@@ -2,10 +2,14 @@
 
     NANOEVAL_FAULT_FAIL=task:case   that case raises before scoring
     NANOEVAL_FAULT_EXIT=task:case   the process dies (os._exit) right after that case's first journal write
+    NANOEVAL_FAULT_PAUSE=task:case  after that case's first journal write, create $NANOEVAL_FAULT_PAUSE_FILE and
+                                    sleep (a test then interrupts the run at a known point)
 """
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
 import pytest
 
@@ -25,4 +29,15 @@ def pytest_runtest_call(item):
             os._exit(3)
 
         JournalWriter.append = append_then_die
+    if key and os.environ.get("NANOEVAL_FAULT_PAUSE") == key:
+        from evals.journal import JournalWriter
+
+        append = JournalWriter.append
+
+        def append_then_pause(self, objs):
+            append(self, objs)
+            Path(os.environ["NANOEVAL_FAULT_PAUSE_FILE"]).touch()
+            time.sleep(300)
+
+        JournalWriter.append = append_then_pause
     return (yield)

@@ -5,12 +5,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from evals.config import ConfigError, load_task
+from evals.journal import read_journal
 from tests.conftest import DATA, ROOT, mmlu_tiny_config, read_jsonl
 
 
@@ -160,3 +168,58 @@ def test_a_bad_row_is_reported_at_its_line(run_evals, tiny_lm, tmp_path):
     result = run_evals(cfg)
     result.assert_outcomes(failed=1, skipped=2)  # blank lines count: row 8 is on line 13 of the file
     result.stdout.fnmatch_lines([f"*DataError: {f}:13: answer 7 out of range*"])
+
+
+# ------------------------------------------------------------------------------- an error every case would hit
+def _broken_weights(tiny_lm: Path, tmp_path: Path) -> Path:
+    """A model folder that passes the config check (config.json present) but whose weights are not weights."""
+    broken = tmp_path / "broken_ckpt"
+    shutil.copytree(tiny_lm, broken)
+    (broken / "model.safetensors").write_bytes(b"this is not a safetensors file")
+    return broken
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["single", "xdist2"])
+def test_an_error_every_case_would_hit_is_reported_once(run_evals, tiny_lm, tmp_path, workers):
+    cfg = mmlu_tiny_config(_broken_weights(tiny_lm, tmp_path), tmp_path / "r")
+    result = run_evals(cfg, *(["-n", str(workers)] if workers else []))
+    output = result.stdout.str()
+    assert result.ret == 1
+    result.assert_outcomes(errors=1, skipped=4)  # the 2 other benchmarks' placeholders, and 2 MMLU cases
+    assert output.count("cannot be loaded (") == 2, output  # the error, and its line in the nanoeval section
+    assert "Traceback" not in output and "site-packages" not in output, output
+    result.stdout.fnmatch_lines([
+        "*mmlu: model '*broken_ckpt' cannot be loaded (*",
+        "(every case of mmlu would hit this: its other cases are skipped; --tb=short shows the traceback)",
+        "nanoeval ERROR: mmlu: model '*broken_ckpt' cannot be loaded (*); 3 of 3 cases not run (fix it and rerun*"])
+    assert len(output.splitlines()) < 40, output
+    if not workers:  # --tb still gives the trace to whoever asks
+        traced = run_evals(cfg, "--tb=short").stdout.str()
+        assert "Traceback" in traced or "site-packages" in traced
+
+
+def test_ctrl_c_says_interrupted_and_rerun_resumes(tiny_lm, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(mmlu_tiny_config(tiny_lm, tmp_path / "r", engine={"batch_size": 1})))
+    marker = tmp_path / "paused"
+    env = {**os.environ, "NANOEVAL_CONFIG": str(cfg), "PYTHONPATH": str(ROOT), "NANOEVAL_FAULT_PAUSE":
+           "mmlu:astronomy", "NANOEVAL_FAULT_PAUSE_FILE": str(marker)}
+    p = subprocess.Popen([sys.executable, "-m", "pytest", str(ROOT / "evals"), "-p", "tests.fault_injection", "-p",
+                          "no:cacheprovider"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 120
+    while not marker.exists() and p.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(p.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+    output = p.communicate(timeout=120)[0]
+    assert p.returncode == 2, output
+    assert "crashed worker" not in output and "nanoeval ERROR" not in output, output
+    assert re.search(r"nanoeval: mmlu: interrupted; rerun to resume \(\d of 3 cases done", output), output
+    done = read_journal(tmp_path / "r" / "journals" / "astronomy.jsonl")
+    assert done.records and done.complete is None  # the partial case keeps what it scored
+    env.pop("NANOEVAL_FAULT_PAUSE")
+    rerun = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "evals"), "-p", "no:cacheprovider"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0 and "3 passed" in rerun.stdout, rerun.stdout
+    assert len(read_jsonl(tmp_path / "r" / "predictions.jsonl")) == 21

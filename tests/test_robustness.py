@@ -164,8 +164,8 @@ def bad_inputs(tiny_lm: Path, tmp_path: Path):
         ("missing_file", with_data(tmp_path / "nope.jsonl"), f"dataset.data_files: {tmp_path / 'nope.jsonl'}: "
                                                              "file not found", 4),
         ("unreadable_file", with_data(unreadable), f"dataset.data_files: {unreadable}: file not readable", 4),
-        ("missing_column", with_data(tmp_path / "nocol.jsonl"), "row 7: missing column 'choices'", 1),
-        ("fewer_options_than_letters", with_data(bad_rows), "row 7: answer 3 out of range (expected 0..2", 1),
+        ("missing_column", with_data(tmp_path / "nocol.jsonl"), "nocol.jsonl:8: missing column 'choices'", 1),
+        ("fewer_options_than_letters", with_data(bad_rows), ":8: answer 3 out of range (expected 0..2", 1),
         ("report_dir_is_a_file", {**good, "report_dir": str(tmp_path / "file_not_dir")},
          "report_dir: report dir * exists and is a file (expected a folder)", 4),
         ("nan_loglikelihoods", {**good, "model": {"path": str(_nan_model(tiny_lm, tmp_path))}},
