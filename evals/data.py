@@ -301,6 +301,15 @@ def unknown_subjects(ds: DatasetConfig, root: Path, known: list[str], normalize)
            f"valid: {', '.join(valid)}"
 
 
+def subject_sizes(ds: DatasetConfig, root: Path, cases: list[str], normalize, known: dict[str, int],
+                  drop: int = 0) -> dict[str, int]:
+    """Expected examples per subject case (progress and its ETA only): rows in local data, else `known`, less the
+    `drop` rows taken as shots, at most dataset.limit."""
+    counts = {s: len(rows) for s, rows in subject_index(ds, ds.split, root, normalize).items()} \
+        if ds.data_files else known
+    return {s: min(max(counts[s] - drop, 0), ds.limit or counts[s]) for s in cases if s in counts}
+
+
 def col(ds: DatasetConfig, name: str) -> str | list[str]:
     """The dataset column(s) behind our column `name`."""
     return ds.columns.get(name, name)

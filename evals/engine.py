@@ -28,6 +28,7 @@ from pathlib import Path
 from evals.config import EngineConfig, ModelConfig
 from evals.data import package_dir
 from evals.identity import cache_root, hub_commit
+from evals.progress import notice
 
 
 @dataclass
@@ -99,7 +100,8 @@ def convert_gguf(folder: str, gguf_file: str) -> Path:
     out = cache_root() / "gguf" / f"{src.stem}-{key}"
     if (out / "config.json").exists():
         return out
-    print(f"nanoeval: converting {src.name} to a plain HF folder (once) -> {out}", flush=True)
+    notice(f"de-quantizing {src.name} into a plain HF folder, once (this takes a while: about 40 s for a 135M "
+           f"model on a CPU; later runs load the folder in a second) -> {out}")
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
     model.hf_quantizer = None  # weights are de-quantized already; this lets save_pretrained write them
@@ -127,8 +129,8 @@ class Engine:
         if engine.threads:
             torch.set_num_threads(engine.threads)
         if cfg.trust_remote_code:
-            print(f"nanoeval: WARNING: trust_remote_code is ON for {cfg.path}: code from the model repository "
-                  "will run on this machine", flush=True)
+            notice(f"WARNING: trust_remote_code is ON for {cfg.path}: code from the model repository will run on "
+                   "this machine")
         t0 = time.time()
         location = model_location(cfg, root)
         if cfg.gguf_file:
@@ -273,7 +275,7 @@ class Engine:
                     raise
                 torch.cuda.empty_cache()
                 self.budget = max(1, self.budget // 2)
-                print(f"nanoeval: CUDA out of memory; token budget halved to {self.budget}", flush=True)
+                notice(f"CUDA out of memory; token budget halved to {self.budget}")
                 continue
             done = {i for row in rows for i in row}
             order = [i for i in order if i not in done]

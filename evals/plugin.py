@@ -7,18 +7,21 @@ HTML summary). Workers only write journals; reports carry counts and the journal
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import json
 import os
+import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from evals import reporting
+from evals import progress, reporting
 from evals.config import (ConfigError, SuiteConfig, TaskConfig, check_report_dirs, load_suite, load_task,
                           report_dir, suite_dir)
 from evals.data import DataError, DataLoadError, scan_local
@@ -51,6 +54,11 @@ class Run:
     task_errors: dict[str, tuple[str, str]] = field(default_factory=dict)  # task -> (case key, message): once
     notices: list[str] = field(default_factory=list)          # e.g. interrupted; rerun to resume
     collected: dict[str, list[str]] = field(default_factory=dict)  # task -> its cases selected in this session
+    sizes: dict[str, dict[str, int]] = field(default_factory=dict)  # task -> expected examples per case
+    status: progress.Status = field(default_factory=progress.Status)  # this process's case, for progress lines
+    display: progress.Display | None = None                   # controller or the only process
+    publisher: progress.Publisher | None = None               # xdist worker: its status, for the controller
+    progress_dir: Path | None = None                          # xdist: where workers' status files are
 
 
 RUN_KEY = pytest.StashKey[Run]()
@@ -128,6 +136,7 @@ def pytest_configure(config):
                         pre = f"tasks[{tasks.index(t)}]." if suite is not None else ""
                         raise ConfigError(f"{t.source}: {pre}{why}")
                     run.infos[t.name] = task_info(t, root)
+                    run.sizes[t.name] = benchmark_module(t.task).case_sizes(t, root)
                 except (DataError, OSError) as e:
                     raise ConfigError(f"{t.source}: {e}") from None
                 run.commits[ModelPool.key(t)] = run.infos[t.name]["model_identity"].get("commit")
@@ -139,6 +148,13 @@ def pytest_configure(config):
     _CONFIG["config"] = config
     if _is_worker(config):
         _setup_worker(config)
+        folder = config.workerinput.get("nanoeval_progress")
+        if folder:
+            run.publisher = progress.Publisher(Path(folder) / f"{config.workerinput['workerid']}.json")
+            run.status = run.publisher.status
+            progress.set_sink(run.publisher)
+    elif getattr(config.option, "numprocesses", None):  # xdist: workers report progress through files
+        run.progress_dir = Path(tempfile.mkdtemp(prefix="nanoeval-progress-"))
 
 
 def _is_worker(config) -> bool:
@@ -151,6 +167,7 @@ def pytest_configure_node(node):
     run = node.config.stash.get(RUN_KEY, None)
     if run is not None:
         node.workerinput["nanoeval_commits"] = run.commits
+        node.workerinput["nanoeval_progress"] = str(run.progress_dir) if run.progress_dir else None
 
 
 # --------------------------------------------------------------------------------------- xdist: GPUs and threads
@@ -206,6 +223,7 @@ def pytest_sessionstart(session):
     if run is None or _is_worker(session.config):
         return
     run.session = session
+    _start_display(session.config, run)
     for t in run.tasks:
         try:
             msg = prepare_report_dir(run.dirs[t.name], run.infos[t.name], t.name, run.fresh)
@@ -235,8 +253,17 @@ class Case:
 
     def run(self, examples: list, score, engine, skipped: list[dict] | None = None, chunk: int | None = None) -> None:
         """Score the examples not yet in the journal (evals/runner.py), then report the case and its gate."""
-        run_case(self.journal, self.key, examples, score, engine, skipped, chunk,
-                 progress=lambda *a: _live_progress(self, *a))
+        def advanced(done: int, total: int, scored: int, seconds: float) -> None:
+            run.status.scoring(self.cfg.name, self.id, done, total, scored)
+            _show_progress(run)
+
+        run = self.node.config.stash[RUN_KEY]
+        try:
+            run_case(self.journal, self.key, examples, score, engine, skipped, chunk, progress=advanced)
+        finally:
+            run.status.idle()
+            if run.publisher is not None:
+                run.publisher.publish()
         j = read_journal(self.journal)
         self.report(j)
         self.check_subject_gate(j)
@@ -266,16 +293,6 @@ class Case:
         acc = sum(bool(r["correct"]) for r in j.records) / len(j.records)
         if acc < threshold:
             pytest.fail(f"gate min_per_subject: {self.key}: acc {acc:.4f} < {threshold}", pytrace=False)
-
-
-def _live_progress(case: Case, done: int, total: int, scored: int, seconds: float) -> None:
-    """Without -n: a live line per case (examples done / total, examples/s), rewritten in place."""
-    config = case.node.config
-    tr = config.pluginmanager.get_plugin("terminalreporter")
-    if tr is None or _is_worker(config) or config.get_verbosity() < 0 or not tr.isatty:
-        return
-    rate = scored / seconds if seconds else 0.0
-    tr.write(f"\r  {case.key}: {done}/{total} examples, {rate:.1f} ex/s ", flush=True)
 
 
 def pytest_generate_tests(metafunc):
@@ -324,17 +341,19 @@ def pytest_collection_modifyitems(session, config, items):
             config.hook.pytest_deselected(items=drop)
             items[:] = [it for it in items if it not in set(drop)]
     _POOL.remaining = {}
-    _note_collected(run, [c for c in map(_case_of, items) if c is not None])
     for it in items:
         c = _case_of(it)
         if c is not None:
             _POOL.remaining[_POOL.key(c.cfg)] = _POOL.remaining.get(_POOL.key(c.cfg), 0) + 1
 
 
-def _note_collected(run: Run, cases: list[Case]) -> None:
-    run.collected = {}
-    for c in cases:
-        run.collected.setdefault(c.cfg.name, []).append(c.id)
+def pytest_collection_finish(session):
+    """The cases this session runs (after -k, --lf, shards): progress totals, and what an interrupt left undone."""
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.collected = {}
+        for c in filter(None, map(_case_of, session.items)):
+            run.collected.setdefault(c.cfg.name, []).append(c.id)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -346,7 +365,8 @@ def pytest_xdist_node_collection_finished(node, ids):
         run.collected = {}
         for k in keys:
             task, _, case = k.partition(":")
-            run.collected.setdefault(task, []).append(case)
+            if task in run.infos and case in run.infos[task]["cases"]:  # not the placeholders of other modules
+                run.collected.setdefault(task, []).append(case)
 
 
 def _case_of(item) -> Case | None:
@@ -398,6 +418,9 @@ _POOL = ModelPool()
 @pytest.fixture
 def engine(case, request):
     run = request.config.stash[RUN_KEY]
+    if ModelPool.key(case.cfg) not in _POOL.engines:
+        run.status.loading(case.cfg.name, case.id)
+        _show_progress(run)
     try:
         return _POOL.get(case.cfg, case.root, run.commits.get(ModelPool.key(case.cfg)))
     except Exception as e:  # every case of the task would hit it: one clear line, the other cases skipped
@@ -443,6 +466,71 @@ def pytest_runtest_teardown(item, nextitem):
         _POOL.done_with(c.cfg, _is_worker(item.config))
 
 
+# ------------------------------------------------------------------------------------ progress the user sees
+def _start_display(config, run: Run) -> None:
+    """On the controller (or the only process): draw progress; under xdist, wake once a second to read the
+    workers' status files (through xdist's event queue, so drawing stays on the main thread)."""
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is None:
+        return
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    unhide = capman.global_and_fixture_disabled if capman and run.progress_dir is None else contextlib.nullcontext
+    run.display = progress.Display(tr, unhide, quiet=config.get_verbosity() < 0, own_lines=run.progress_dir is None)
+    progress.set_sink(run.display)
+    dsession = config.pluginmanager.get_plugin("dsession")
+    if run.progress_dir is None or dsession is None:
+        return
+    seen: dict[str, int] = {}  # worker -> notices shown
+
+    def tick() -> None:
+        statuses = progress.read_statuses(run.progress_dir)
+        for worker, status in statuses.items():
+            for message in status.notices[seen.get(worker, 0):]:
+                run.display.notice(f"[{worker}] {message}")
+            seen[worker] = len(status.notices)
+        run.display.draw(progress.progress_line(statuses, *_totals(run), time.time()), time.time())
+
+    def wake() -> None:
+        while not run.finished:
+            time.sleep(1.0)
+            dsession.queue.put(("nanoeval_progress", {}))
+
+    dsession.worker_nanoeval_progress = tick
+    threading.Thread(target=wake, daemon=True, name="nanoeval-progress").start()
+
+
+def _totals(run: Run) -> tuple[dict, dict, dict]:
+    finished: dict[str, dict[str, int]] = {}
+    for key, info in run.reported.items():
+        finished.setdefault(info["task"], {})[info["case"]] = info["n"]
+    return finished, run.sizes, run.collected
+
+
+def _show_progress(run: Run) -> None:
+    """After this process's status changed: publish it (xdist worker) or draw it (without -n)."""
+    if run.publisher is not None:
+        run.publisher.publish()
+    elif run.display is not None:
+        run.display.draw(progress.progress_line({"main": run.status}, *_totals(run), time.time()), time.time())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logstart(nodeid, location):
+    _erase_live()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logfinish(nodeid, location):
+    _erase_live()
+
+
+def _erase_live() -> None:
+    config = _CONFIG.get("config")
+    run = config.stash.get(RUN_KEY, None) if config else None
+    if run is not None and run.display is not None:
+        run.display.erase()
+
+
 # ---------------------------------------------------------------------------------- progress on the controller
 def _case_key(nodeid: str, run: Run) -> str | None:
     """'task:case' from a node id like evals/test_mmlu.py::test_mmlu[anatomy] (or [mmlu:anatomy] in suites)."""
@@ -461,6 +549,8 @@ def pytest_runtest_logreport(report):
     run = config.stash.get(RUN_KEY, None) if config else None
     if run is None or _is_worker(config):
         return
+    if run.display is not None:
+        run.display.erase()
     if run.gate_reports is None and run.session is not None and run.session.testscollected:
         # the gate reports come after every case: count them in the terminal's progress from the start
         run.gate_reports = sum(_has_gates(t) for t in run.tasks)
@@ -479,13 +569,12 @@ def pytest_runtest_logreport(report):
     info = dict(report.user_properties).get("nanoeval")
     if report.when == "call" and info:
         run.reported[key] = info
-        tr = config.pluginmanager.get_plugin("terminalreporter")
         under_xdist = hasattr(report, "node")
-        if tr is not None and (under_xdist or config.get_verbosity() > 0):  # plain runs show dots and the table
+        if run.display is not None and (under_xdist or config.get_verbosity() > 0):  # else dots and the table
             acc = "-" if info["acc"] is None else f"{info['acc']:.3f}"
             how = "from journal" if info["resumed"] else f"{info['examples_per_second']} ex/s"
             worker = f"[{report.node.gateway.id}] " if under_xdist else ""
-            tr.write_line(f"\r  {worker}{key}: {info['n']} examples, acc {acc}, {how}")
+            run.display.line(f"{worker}{key}: {info['n']} examples, acc {acc}, {how}")
 
 
 # --------------------------------------------------------------------------------------------- session finish
@@ -494,8 +583,12 @@ def pytest_runtestloop(session):
     """After every case has finished (also under xdist, whose loop this wraps): artifacts, then gates, each task's
     gates reported as a test of its own (`<module>::gates[<task>]`) so pytest's summary line, junitxml and
     pytest-html count a failed gate as a failure."""
-    result = yield
-    run = session.config.stash.get(RUN_KEY, None)
+    try:
+        result = yield
+    finally:
+        run = session.config.stash.get(RUN_KEY, None)
+        if run is not None and run.display is not None:
+            run.display.close()
     if run is not None and not _is_worker(session.config) and not session.config.option.collectonly:
         _finish(session, emit=True)
     return result
@@ -510,6 +603,9 @@ def pytest_sessionfinish(session, exitstatus):
         _finish(session, emit=False, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
     if run.failures and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    run.finished = True  # stops the progress thread
+    if run.progress_dir is not None:
+        shutil.rmtree(run.progress_dir, ignore_errors=True)
 
 
 def _finish(session, emit: bool, interrupted: bool = False) -> None:

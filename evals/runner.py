@@ -87,6 +87,8 @@ def run_case(journal: Path, key: str, examples: list, score, engine, skipped: li
     todo = [e for e in examples if e.id not in done]
     writer = JournalWriter(journal, keep_bytes=j.valid_bytes)
     started, n = time.time(), len(j.records)
+    if progress is not None:
+        progress(n, len(examples), 0, 0.0)
     try:
         for start in range(0, len(todo), chunk):
             engine.counts = {k: 0 for k in engine.counts}

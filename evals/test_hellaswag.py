@@ -28,6 +28,7 @@ from evals.scoring import accuracy, by_subject
 
 TASK = "hellaswag"
 DEFAULT_SHARDS = 8
+FULL_SIZE = 10042   # rows of the validation split (the hub default)
 
 
 @dataclass
@@ -60,6 +61,13 @@ def check_cases(cfg: TaskConfig, root) -> str | None:
         return None
     return f"scoring.num_shards: {n} shards but split {cfg.dataset.split!r} has {rows} row(s), so shards " \
            f"{rows}..{n - 1} would be empty (use at most {max(rows, 1)} shards)"
+
+
+def case_sizes(cfg: TaskConfig, root) -> dict[str, int]:
+    """Expected examples per shard (progress and its ETA only): row i goes to shard i % n."""
+    rows = len(load_rows(cfg.dataset, cfg.dataset.split, root)) if cfg.dataset.data_files else FULL_SIZE
+    n = num_shards(cfg, root)
+    return {case: min(len(range(i, rows, n)), cfg.dataset.limit or rows) for i, case in enumerate(cases(cfg, root))}
 
 
 def items(cfg: TaskConfig, split: str, root, shard: int | None, n: int = 1) -> tuple[list[Item], list[dict]]:

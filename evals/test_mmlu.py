@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from evals.config import TaskConfig
 from evals.data import (DataError, answer_index, dataset_label, get, parse_rows, snake, subject_cases,
-                        subject_index, unknown_subjects)
+                        subject_index, subject_sizes, unknown_subjects)
 from evals.engine import GenRequest, LLRequest
 from evals.prompts import LETTERS, first_letter, mmlu_fewshot_prefix, mmlu_prompt
 from evals.scoring import accuracy, by_subject, macro, mean_stderr
@@ -99,6 +99,11 @@ def check_cases(cfg: TaskConfig, root) -> str | None:
     return f"dataset.subjects: {len(empty)} subject(s) have no more than the {k} test rows that fewshot_from: " \
            f"test_head takes as shots in split {cfg.dataset.split!r}: {', '.join(empty[:6])}" \
            f"{' ...' if len(empty) > 6 else ''}" if empty else None
+
+
+def case_sizes(cfg: TaskConfig, root) -> dict[str, int]:
+    k = cfg.scoring.num_fewshot if cfg.scoring.fewshot_from == "test_head" else 0
+    return subject_sizes(cfg.dataset, root, cases(cfg, root), snake, CASE_SIZES, k)
 
 
 def questions(cfg: TaskConfig, split: str, subject: str, root) -> tuple[list[Question], list[dict]]:

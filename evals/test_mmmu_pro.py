@@ -21,7 +21,7 @@ import io
 from dataclasses import dataclass, field
 
 from evals.config import TaskConfig
-from evals.data import DataError, dataset_label, get, parse_rows, subject_cases, unknown_subjects
+from evals.data import DataError, dataset_label, get, parse_rows, subject_cases, subject_sizes, unknown_subjects
 from evals.engine import GenRequest
 from evals.prompts import MMMU_INSTRUCTIONS, mmmu_standard_prompt
 from evals.scoring import accuracy, by_subject, option_letters, parse_mmmu_pro
@@ -51,6 +51,10 @@ def cases(cfg: TaskConfig, root) -> list[str]:
 def check_cases(cfg: TaskConfig, root) -> str | None:
     """A subject not in the data (or misspelled), known before the model loads; None: all fine."""
     return unknown_subjects(cfg.dataset, root, SUBJECTS, str)
+
+
+def case_sizes(cfg: TaskConfig, root) -> dict[str, int]:
+    return subject_sizes(cfg.dataset, root, cases(cfg, root), str, {})
 
 
 def parse_options(value, where: str) -> list:

@@ -4,6 +4,8 @@
     NANOEVAL_FAULT_EXIT=task:case   the process dies (os._exit) right after that case's first journal write
     NANOEVAL_FAULT_PAUSE=task:case  after that case's first journal write, create $NANOEVAL_FAULT_PAUSE_FILE and
                                     sleep (a test then interrupts the run at a known point)
+    NANOEVAL_FAULT_SLOW=seconds     every journal write (one per scored chunk) first sleeps this long
+    NANOEVAL_FAULT_PLAIN_EVERY=s    plain progress lines every s seconds instead of every 15
 """
 from __future__ import annotations
 
@@ -12,6 +14,24 @@ import time
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config):
+    if os.environ.get("NANOEVAL_FAULT_PLAIN_EVERY"):
+        import evals.progress
+
+        evals.progress.PLAIN_EVERY = float(os.environ["NANOEVAL_FAULT_PLAIN_EVERY"])
+    if os.environ.get("NANOEVAL_FAULT_SLOW"):
+        from evals.journal import JournalWriter
+
+        append, delay = JournalWriter.append, float(os.environ["NANOEVAL_FAULT_SLOW"])
+
+        def slow_append(self, objs):
+            if not any("_complete" in o for o in objs):
+                time.sleep(delay)
+            append(self, objs)
+
+        JournalWriter.append = slow_append
 
 
 @pytest.hookimpl(wrapper=True)

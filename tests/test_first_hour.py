@@ -223,3 +223,109 @@ def test_ctrl_c_says_interrupted_and_rerun_resumes(tiny_lm, tmp_path):
                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0 and "3 passed" in rerun.stdout, rerun.stdout
     assert len(read_jsonl(tmp_path / "r" / "predictions.jsonl")) == 21
+
+
+# ------------------------------------------------------------------------------------------- visible progress
+PROGRESS = re.compile(r"nanoeval: mmlu \d+/21 examples \(\d+%\)(, [\d.]+ ex/s(, ETA \w+)?)? \[(.+)\]$")
+
+
+def _timed_run(args: list[str], env: dict, cwd: Path) -> list[tuple[float, str]]:
+    """Run `pytest evals/` with its output piped (as in CI), each line with the second it arrived."""
+    p = subprocess.Popen([sys.executable, "-m", "pytest", str(ROOT / "evals"), "-p", "tests.fault_injection",
+                          "-p", "no:cacheprovider", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    t0, lines = time.time(), []
+    for line in p.stdout:
+        lines.append((time.time() - t0, line.rstrip("\n")))
+    assert p.wait(timeout=300) == 0, "\n".join(text for _, text in lines)
+    return lines
+
+
+@pytest.mark.parametrize("mode", ["single", "xdist2", "quiet"])
+def test_progress_lines_reach_a_log(tiny_lm, tmp_path, mode):
+    """Piped output (CI logs): a plain progress line at least every PLAIN_EVERY seconds (15, scaled down to 1
+    here), also under -n where it comes from the controller; none with -q."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(mmlu_tiny_config(tiny_lm, tmp_path / "r")))
+    env = {**os.environ, "NANOEVAL_CONFIG": str(cfg), "PYTHONPATH": str(ROOT), "NANOEVAL_FAULT_SLOW": "2",
+           "NANOEVAL_FAULT_PLAIN_EVERY": "1"}
+    args = {"single": [], "xdist2": ["-n", "2"], "quiet": ["-q"]}[mode]
+    lines = _timed_run(args, env, tmp_path)
+    progress = [(t, PROGRESS.search(text)) for t, text in lines if PROGRESS.search(text)]
+    if mode == "quiet":
+        assert not progress and not any("nanoeval: mmlu " in text for _, text in lines)
+        return
+    assert len(progress) >= 3, lines
+    where = " ".join(m.group(3) for _, m in progress)
+    assert ("gw0" in where or "gw1" in where) if mode == "xdist2" else "gw" not in where, where
+    assert re.search(r"(anatomy|astronomy|high_school_geography) \d/7", where), where
+    times = [t for t, _ in progress]
+    assert max(b - a for a, b in zip(times, times[1:])) < 6, lines  # chunks take 2 s; lines every 1 s at most
+    assert any("ETA" in m.group(0) for _, m in progress), lines
+
+
+def _render(raw: str) -> list[str]:
+    """What a terminal shows: carriage returns, backspaces and erase-to-end-of-line applied, colours dropped."""
+    out = []
+    for line in raw.replace("\r\n", "\n").split("\n"):
+        cells, col = [], 0
+        for token in re.findall(r"\x1b\[[0-9;]*[A-Za-z]|.", line, re.S):
+            if token == "\r":
+                col = 0
+            elif token == "\b":
+                col = max(0, col - 1)
+            elif token == "\x1b[K":
+                del cells[col:]
+            elif token.startswith("\x1b["):
+                continue
+            else:
+                cells[col:col + 1] = [token]
+                col += 1
+        out.append("".join(cells).rstrip())
+    return out
+
+
+def test_a_live_progress_line_on_a_terminal(tiny_lm, tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(mmlu_tiny_config(tiny_lm, tmp_path / "r")))
+    env = {**os.environ, "NANOEVAL_CONFIG": str(cfg), "PYTHONPATH": str(ROOT), "NANOEVAL_FAULT_SLOW": "1",
+           "COLUMNS": "160", "TERM": "xterm"}
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
+    p = subprocess.Popen([sys.executable, "-m", "pytest", str(ROOT / "evals"), "-p", "tests.fault_injection", "-p",
+                          "no:cacheprovider"], cwd=tmp_path, env=env, stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert p.wait(timeout=300) == 0
+    raw = b"".join(chunks).decode("utf-8", "replace")
+    assert re.search(r"evals/test_mmlu.py \.*  mmlu \d+/21 examples", raw), raw  # drawn after the dots
+    assert "\x1b[K" in raw and "\b" in raw  # and erased again
+    shown = _render(raw)
+    dots = [line for line in shown if "evals/test_mmlu.py" in line]
+    assert len(dots) == 1 and re.fullmatch(r".*evals/test_mmlu.py \.\.\. +\[100%\]", dots[0]), shown
+    assert not any("examples (" in line for line in shown), shown  # nothing of the live line is left
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["single", "xdist2"])
+def test_notices_are_not_swallowed_by_output_capture(run_evals, tiny_lm, tmp_path, workers):
+    """One-time messages from inside a case (the GGUF de-quantization, a trust_remote_code warning) reach the
+    terminal: directly without -n, through the controller under -n."""
+    cfg = mmlu_tiny_config(tiny_lm, tmp_path / "r")
+    cfg["model"]["trust_remote_code"] = True
+    result = run_evals(cfg, *(["-n", str(workers)] if workers else []))
+    who = "[[]gw?[]] " if workers else ""
+    result.stdout.fnmatch_lines([f"nanoeval: {who}WARNING: trust_remote_code is ON for {tiny_lm}: code from the "
+                                 "model repository will run on this machine"])
