@@ -198,7 +198,8 @@ def test_an_error_every_case_would_hit_is_reported_once(run_evals, tiny_lm, tmp_
         assert "Traceback" in traced or "site-packages" in traced
 
 
-def test_ctrl_c_says_interrupted_and_rerun_resumes(tiny_lm, tmp_path):
+def test_ctrl_c_says_interrupted_and_rerun_resumes(run_evals, tiny_lm, tmp_path):
+    assert run_evals(mmlu_tiny_config(tiny_lm, tmp_path / "ref", engine={"batch_size": 1})).ret == 0
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump(mmlu_tiny_config(tiny_lm, tmp_path / "r", engine={"batch_size": 1})))
     marker = tmp_path / "paused"
@@ -222,7 +223,8 @@ def test_ctrl_c_says_interrupted_and_rerun_resumes(tiny_lm, tmp_path):
     rerun = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "evals"), "-p", "no:cacheprovider"],
                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0 and "3 passed" in rerun.stdout, rerun.stdout
-    assert len(read_jsonl(tmp_path / "r" / "predictions.jsonl")) == 21
+    resumed, ref = read_jsonl(tmp_path / "r" / "predictions.jsonl"), read_jsonl(tmp_path / "ref" / "predictions.jsonl")
+    assert [(r["id"], r["pred"]) for r in resumed] == [(r["id"], r["pred"]) for r in ref] and len(ref) == 21
 
 
 # ------------------------------------------------------------------------------------------- visible progress
