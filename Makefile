@@ -22,7 +22,7 @@ eval: $(STAMP)
 	$(BIN)/pytest evals/
 
 test: $(STAMP)
-	$(BIN)/pytest tests/ -p no:cacheprovider
+	$(BIN)/pytest tests/ -p no:cacheprovider -n 2
 
 clean:
 	rm -rf $(VENV) artifacts/nanoeval
