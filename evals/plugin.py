@@ -26,7 +26,7 @@ from evals.config import (ConfigError, SuiteConfig, TaskConfig, check_report_dir
                           report_dir, suite_dir)
 from evals.data import DataError, DataLoadError, scan_local
 from evals.journal import journal_path, prepare_report_dir, read_journal
-from evals.runner import TaskError, benchmark_module, build_task_artifacts, run_case, task_info
+from evals.runner import TaskError, benchmark_module, build_task_artifacts, check_model, run_case, task_info
 
 DEFAULT_SUITE = "suites/suite_smoke.yaml"
 EVALS_DIR = Path(__file__).resolve().parent
@@ -132,10 +132,11 @@ def pytest_configure(config):
         if not _is_worker(config):  # before any model loads: what identifies each task's results, empty cases
             for t in tasks:
                 try:
+                    model = check_model(t, root)  # first: the likeliest typo, and quick to check
                     if why := benchmark_module(t.task).check_cases(t, root):
                         pre = f"tasks[{tasks.index(t)}]." if suite is not None else ""
                         raise ConfigError(f"{t.source}: {pre}{why}")
-                    run.infos[t.name] = task_info(t, root)
+                    run.infos[t.name] = task_info(t, root, model)
                     run.sizes[t.name] = benchmark_module(t.task).case_sizes(t, root)
                 except (DataError, OSError) as e:
                     raise ConfigError(f"{t.source}: {e}") from None

@@ -45,21 +45,29 @@ def _short(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def task_info(cfg: TaskConfig, root: Path) -> dict:
-    """run.json's content for a task: fingerprint (and the parts that make it), cases, recipe, dataset, model files,
-    environment, versions. Raises ConfigError naming the key for a model that cannot be found."""
-    from evals.data import data_hashes, dataset_meta
+def check_model(cfg: TaskConfig, root: Path) -> dict:
+    """The model's identity (its files' sha256, or the hub commit); a model that cannot be found is a ConfigError
+    naming the key, found in well under a second (nothing heavy is imported)."""
     from evals.engine import model_location
-    from evals.identity import benchmark_code_hash, environment, model_identity
+    from evals.identity import model_identity
 
-    module = benchmark_module(cfg.task)
     try:
-        model = model_identity(model_location(cfg.model, root), cfg.model.gguf_file, cfg.model.revision)
+        return model_identity(model_location(cfg.model, root), cfg.model.gguf_file, cfg.model.revision)
     except (OSError, LookupError) as e:
         key = "model.gguf_file" if cfg.model.gguf_file and "GGUF" in str(e) else "model.path"
         rel = f" (a relative path is taken from {root})" if isinstance(e, LookupError) and not cfg.model.package \
             and not Path(cfg.model.path).is_absolute() else ""
         raise ConfigError(f"{cfg.source}: {key}: {e}{rel}") from None
+
+
+def task_info(cfg: TaskConfig, root: Path, model: dict | None = None) -> dict:
+    """run.json's content for a task: fingerprint (and the parts that make it), cases, recipe, dataset, model files
+    (`model`: check_model's result, if already known), environment, versions."""
+    from evals.data import data_hashes, dataset_meta
+    from evals.identity import benchmark_code_hash, environment
+
+    module = benchmark_module(cfg.task)
+    model = model or check_model(cfg, root)
     env = environment(cfg.model.dtype, cfg.model.device)
     code = benchmark_code_hash(case_function(cfg.task))
     parts = {"config": cfg.config_hash(), "data": _short(data_hashes(cfg.dataset, root)), "model": model["digest"],

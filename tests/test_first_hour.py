@@ -133,10 +133,10 @@ def _bad_data(tmp_path, kind: str) -> tuple[Path, dict, str]:
 
 @pytest.mark.parametrize("kind", ["empty", "truncated_line_9", "misspelled_subject", "second_of_two_files_broken",
                                   "parquet_that_is_not"])
-def test_a_bad_data_file_is_one_line_naming_file_and_line(run_evals, tmp_path, kind):
+def test_a_bad_data_file_is_one_line_naming_file_and_line(run_evals, tiny_lm, tmp_path, kind):
     f, dataset, message = _bad_data(tmp_path, kind)
     cfg = own_data_config(tmp_path, f, **dataset)
-    cfg["model"]["path"] = str(tmp_path)  # never loaded: the data is checked first
+    cfg["model"]["path"] = str(tiny_lm)  # found, never loaded: the data is checked before any model loads
     result = run_evals(cfg)
     output = result.stdout.str() + result.stderr.str()
     assert result.ret == 4 and "Traceback" not in output and len(output.strip().splitlines()) == 1, output
