@@ -655,11 +655,13 @@ def _report_unfinished(run: Run, t: TaskConfig, done: list[str], interrupted: bo
     if interrupted:
         if missing:
             run.notices.append(f"{t.name}: interrupted; rerun to resume ({len(selected) - len(missing)} of "
-                               f"{len(selected)} cases done: they are kept, a partial case continues after its "
+                               f"{len(selected)} cases done; a rerun keeps finished cases and continues a partial one after its "
                                "last record)")
     elif t.name in run.task_errors:
-        run.failures.append(f"{run.task_errors[t.name][1]}; {len(missing)} of {len(selected)} cases not run "
-                            "(fix it and rerun: finished cases are kept)")
+        message = run.task_errors[t.name][1]
+        message = message if message.startswith(f"{t.name}: ") else f"{t.name}: {message}"
+        run.failures.append(f"{message}; {len(missing)} of {len(selected)} cases not run (fix it and rerun: "
+                            "finished cases are kept)")
     elif missing:
         run.failures.append(f"{t.name}: {len(missing)} case(s) did not complete (failed, or a crashed worker): "
                             f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; their journals are "
