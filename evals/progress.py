@@ -161,14 +161,20 @@ class Display:
                 self.last_plain = now
 
     def line(self, text: str, **markup) -> None:
-        """A line of its own between pytest's dots; without -n the dots then go on under their file name."""
+        """A line of its own between pytest's output. Without -n: after dots, the dots go on under their file name;
+        otherwise (-v, or before any result) the line is left open for pytest's next write to end."""
         self.erase()
         tw, where = self.tr._tw, self.tr.currentfspath
         if tw.width_of_current_line:
             tw.line()
-        tw.line(f"nanoeval: {text}", **markup)
-        if self.own_lines and where is not None:  # a file path (dots) or a test's location (-v)
-            tw.write(where if isinstance(where, str) else f"{os.path.relpath(where, self.tr.startpath)} ")
+        if self.own_lines and where is not None and not isinstance(where, str):
+            tw.line(f"nanoeval: {text}", **markup)
+            tw.write(f"{os.path.relpath(where, self.tr.startpath)} ")
+        elif self.own_lines:
+            tw.write(f"nanoeval: {text}", **markup)
+            self.tr.currentfspath = None  # pytest then starts its next line (and repeats a -v location)
+        else:
+            tw.line(f"nanoeval: {text}", **markup)
         tw.flush()
 
     def notice(self, message: str) -> None:
@@ -176,4 +182,7 @@ class Display:
             self.line(message, bold=True)
 
     def close(self) -> None:
+        """Before pytest's summary: end a line of ours left open."""
         self.erase()
+        if self.own_lines and self.tr.currentfspath is None and self.tr._tw.width_of_current_line:
+            self.tr._tw.line()
