@@ -6,8 +6,10 @@ Errors are values with addresses: DataError names the dataset, split and row.
 """
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import functools
+import hashlib
 import importlib.util
 import json
 import os
@@ -90,6 +92,7 @@ class LocalSplit:
     files: list[str]
     addresses: list[str]
     bad_lines: list[dict] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)   # cleaned copy -> the user's file (for messages)
 
 
 def scan_local(ds: DatasetConfig, root: Path) -> dict[str, LocalSplit]:
@@ -103,7 +106,7 @@ def _scan(ds_json: str, root: str) -> dict[str, LocalSplit]:
     ds = DatasetConfig(**json.loads(ds_json))
     out = {}
     for split, paths in resolve_files(ds, Path(root)).items():
-        files, addresses, bad = [], [], []
+        files, addresses, bad, sources = [], [], [], {}
         for path in paths:
             key = f"dataset.data_files.{split}: {path}"
             if path.suffix == ".parquet":
@@ -113,8 +116,9 @@ def _scan(ds_json: str, root: str) -> dict[str, LocalSplit]:
             good, file_addresses, file_bad = _scan_jsonl(path, key, ds.on_bad_row)
             addresses += file_addresses
             bad += file_bad
-            files.append(str(path) if not file_bad else str(_clean_copy(path, good)))
-        out[split] = LocalSplit(files, addresses, bad)
+            files.append(str(path) if not file_bad else str(_clean_copy(path, good, key)))
+            sources[files[-1]] = str(path)
+        out[split] = LocalSplit(files, addresses, bad, sources)
     return out
 
 
@@ -134,6 +138,9 @@ def _scan_jsonl(path: Path, key: str, on_bad_row: str) -> tuple[list[bytes], lis
     """JSON Lines: one object per line; blank lines are ignored (as `datasets` does). A `.json` file holding one
     JSON array of objects is accepted too."""
     data = path.read_bytes()
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) or b"\x00" in data[:4096]:
+        raise DataError(f"{key}: the file is UTF-16 (as PowerShell's `>` writes); save it as UTF-8")
+    data = data.removeprefix(codecs.BOM_UTF8)  # as Notepad writes; `datasets` skips it too
     if not data.strip():
         raise DataError(f"{key}: the file is empty (expected one JSON object per line)")
     if data.lstrip()[:1] == b"[":  # one JSON document: a list of rows
@@ -168,16 +175,20 @@ def _scan_jsonl(path: Path, key: str, on_bad_row: str) -> tuple[list[bytes], lis
     return good, addresses, bad
 
 
-def _clean_copy(path: Path, good: list[bytes]) -> Path:
-    """The good lines of a file with bad ones, for `datasets` to load (named by the original's digest)."""
-    from evals.identity import cache_root, file_digest
+def _clean_copy(path: Path, good: list[bytes], key: str) -> Path:
+    """The good lines of a file with bad ones, for `datasets` to load (named by its own content)."""
+    from evals.identity import cache_root
 
-    out = cache_root() / "clean" / f"{file_digest(path)}.jsonl"
-    if not out.is_file():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_bytes(b"\n".join(good) + b"\n")
-        os.replace(tmp, out)
+    content = b"\n".join(good) + b"\n"
+    out = cache_root() / "clean" / f"{hashlib.sha256(content).hexdigest()}.jsonl"
+    try:
+        if not out.is_file():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_bytes(content)
+            os.replace(tmp, out)
+    except OSError as e:
+        raise DataError(f"{key}: cannot write the copy without the bad lines under {out.parent} ({e})") from None
     return out
 
 
@@ -212,7 +223,7 @@ def _load_rows(ds_json: str, split: str, root: str) -> tuple[list[dict], list[st
     try:
         rows = [dict(r) for r in datasets.load_dataset(*args, **kwargs)]
     except Exception as e:  # datasets raises many kinds; keep the address and the cause on one line
-        where = _bad_file(args, kwargs) if ds.data_files else dataset_label(ds)
+        where = _bad_file(args, kwargs, local[split].sources) if ds.data_files else dataset_label(ds)
         raise DataLoadError(f"dataset {where} split {split!r}: cannot load "
                             f"({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
     if addresses is not None and len(addresses) != len(rows):  # never report a row at the wrong line
@@ -224,8 +235,9 @@ def _load_rows(ds_json: str, split: str, root: str) -> tuple[list[dict], list[st
     return rows, addresses
 
 
-def _bad_file(args: tuple, kwargs: dict) -> str:
-    """Of several files that fail to load together, the first that fails alone (else all of them)."""
+def _bad_file(args: tuple, kwargs: dict, sources: dict[str, str]) -> str:
+    """Of several files that fail to load together, the first that fails alone (else all of them), named as the
+    user named it (not our copy without its bad lines)."""
     import datasets
 
     split, files = next(iter(kwargs["data_files"].items()))
@@ -234,8 +246,8 @@ def _bad_file(args: tuple, kwargs: dict) -> str:
             for _ in datasets.load_dataset(*args, **{**kwargs, "data_files": {split: [f]}}):
                 pass
         except Exception:
-            return f
-    return ", ".join(files)
+            return sources.get(f, f)
+    return ", ".join(sources.get(f, f) for f in files)
 
 
 def parse_rows(ds: DatasetConfig, split: str, root: Path, parse, keep=None, subject: str | None = None,

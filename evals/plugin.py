@@ -59,6 +59,8 @@ class Run:
     display: progress.Display | None = None                   # controller or the only process
     publisher: progress.Publisher | None = None               # xdist worker: its status, for the controller
     progress_dir: Path | None = None                          # xdist: where workers' status files are
+    tick: object = None                                       # xdist: read the workers' status files and draw
+    not_run: set[str] = field(default_factory=set)            # node ids skipped for their task's error (--lf)
 
 
 RUN_KEY = pytest.StashKey[Run]()
@@ -357,6 +359,18 @@ def pytest_collection_finish(session):
             run.collected.setdefault(c.cfg.name, []).append(c.id)
 
 
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_testnodedown(node, error):
+    """xdist, on the controller: a worker that is gone (finished or crashed) leaves the progress line."""
+    run = node.config.stash.get(RUN_KEY, None)
+    if run is not None and run.progress_dir is not None:
+        if run.tick is not None:
+            run.tick()  # its last notices first
+        (run.progress_dir / f"{node.gateway.id}.json").unlink(missing_ok=True)
+        if run.display is not None:
+            run.display.erase()
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_node_collection_finished(node, ids):
     """xdist, on the controller (which collects nothing itself): the cases this session runs."""
@@ -457,14 +471,18 @@ def pytest_runtest_setup(item):
     c = _case_of(item)
     run = item.config.stash.get(RUN_KEY, None)
     if c is not None and run is not None and c.cfg.name in run.task_errors:
-        first, message = run.task_errors[c.cfg.name]
-        pytest.skip(f"{c.cfg.name}: not run: the task's error is reported once, at {first}")
+        pytest.skip(f"{c.cfg.name}: not run: the task's error is reported once (above)")
 
 
 def pytest_runtest_teardown(item, nextitem):
     c = _case_of(item)
     if c is not None:
         _POOL.done_with(c.cfg, _is_worker(item.config))
+        run = item.config.stash[RUN_KEY]
+        if run.status.phase != "idle":  # the case failed before or while scoring: never "loading" forever
+            run.status.idle()
+            if run.publisher is not None:
+                run.publisher.publish()
 
 
 # ------------------------------------------------------------------------------------ progress the user sees
@@ -496,7 +514,7 @@ def _start_display(config, run: Run) -> None:
             time.sleep(1.0)
             dsession.queue.put(("nanoeval_progress", {}))
 
-    dsession.worker_nanoeval_progress = tick
+    dsession.worker_nanoeval_progress = run.tick = tick
     threading.Thread(target=wake, daemon=True, name="nanoeval-progress").start()
 
 
@@ -560,12 +578,15 @@ def pytest_runtest_logreport(report):
     if key is None:
         return
     run.selected.add(key)
+    if report.skipped and "not run: the task's error is reported once" in str(report.longrepr):
+        run.not_run.add(report.nodeid)
     task_error = dict(report.user_properties).get("nanoeval_task_error")
     if task_error:  # under -n, each worker meets it: the first report counts, later ones become skips
         first = run.task_errors.setdefault(task_error[0], (key, task_error[1]))[0]
         if first != key:
+            run.not_run.add(report.nodeid)
             report.outcome = "skipped"
-            report.longrepr = (report.location[0], report.location[1] or 0,
+            report.longrepr = (report.location[0], (report.location[1] or 0) + 1,
                                f"Skipped: {task_error[0]}: not run: the task's error is reported once, at {first}")
     info = dict(report.user_properties).get("nanoeval")
     if report.when == "call" and info:
@@ -588,6 +609,8 @@ def pytest_runtestloop(session):
         result = yield
     finally:
         run = session.config.stash.get(RUN_KEY, None)
+        if run is not None and run.tick is not None:
+            run.tick()  # the workers' last notices
         if run is not None and run.display is not None:
             run.display.close()
     if run is not None and not _is_worker(session.config) and not session.config.option.collectonly:
@@ -601,7 +624,11 @@ def pytest_sessionfinish(session, exitstatus):
     if run is None or _is_worker(session.config):
         return
     if not run.finished and not session.config.option.collectonly:  # interrupted: artifacts of what finished
-        _finish(session, emit=False, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+        stopped = session.shouldfail or session.shouldstop  # -x / --maxfail (xdist raises an interrupt for them)
+        _finish(session, emit=False, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED and not stopped)
+    lf = session.config.pluginmanager.get_plugin("lfplugin")
+    if lf is not None and run.not_run:  # `--lf` reruns the cases a task's error kept from running, not just it
+        lf.lastfailed.update(dict.fromkeys(run.not_run, True))
     if run.failures and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     run.finished = True  # stops the progress thread
@@ -652,16 +679,16 @@ def _report_unfinished(run: Run, t: TaskConfig, done: list[str], interrupted: bo
     selected = [c for c in run.infos[t.name]["cases"] if f"{t.name}:{c}" in run.selected or
                 (interrupted and c in run.collected.get(t.name, ()))]
     missing = [c for c in selected if c not in done]
-    if interrupted:
-        if missing:
-            run.notices.append(f"{t.name}: interrupted; rerun to resume ({len(selected) - len(missing)} of "
-                               f"{len(selected)} cases done; a rerun keeps finished cases and continues a partial one after its "
-                               "last record)")
-    elif t.name in run.task_errors:
+    if t.name in run.task_errors:
         message = run.task_errors[t.name][1]
         message = message if message.startswith(f"{t.name}: ") else f"{t.name}: {message}"
         run.failures.append(f"{message}; {len(missing)} of {len(selected)} cases not run (fix it and rerun: "
                             "finished cases are kept)")
+    elif interrupted:
+        if missing:
+            run.notices.append(f"{t.name}: interrupted; rerun to resume ({len(selected) - len(missing)} of "
+                               f"{len(selected)} cases done; a rerun keeps finished cases and continues a partial one after its "
+                               "last record)")
     elif missing:
         run.failures.append(f"{t.name}: {len(missing)} case(s) did not complete (failed, or a crashed worker): "
                             f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; their journals are "

@@ -66,9 +66,12 @@ class Publisher:
         self.path, self.status = path, Status()
 
     def publish(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(dataclasses.asdict(self.status)))
-        os.replace(tmp, self.path)
+        try:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(dataclasses.asdict(self.status)))
+            os.replace(tmp, self.path)
+        except OSError:  # the controller has finished (its folder is gone): progress must never fail a case
+            pass
 
     def notice(self, message: str) -> None:
         self.status.notices.append(message)
@@ -167,7 +170,7 @@ class Display:
         tw, where = self.tr._tw, self.tr.currentfspath
         if tw.width_of_current_line:
             tw.line()
-        if self.own_lines and where is not None and not isinstance(where, str):
+        if self.own_lines and isinstance(where, Path):  # (pytest also keeps a str location, None or -2 there)
             tw.line(f"nanoeval: {text}", **markup)
             tw.write(f"{os.path.relpath(where, self.tr.startpath)} ")
         elif self.own_lines:
