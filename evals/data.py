@@ -197,10 +197,11 @@ def load_rows(ds: DatasetConfig, split: str, root: Path) -> list[dict]:
     return _load_rows(json.dumps(dataclasses.asdict(ds), sort_keys=True), split, str(root))[0]
 
 
-def row_address(ds: DatasetConfig, split: str, root: Path, i: int) -> str:
-    """Where row i of a split is: `file:line` for local JSON Lines, else the dataset, split and row number."""
+def row_addresses(ds: DatasetConfig, split: str, root: Path):
+    """i -> where row i of a split is: `file:line` for local JSON Lines, else the dataset, split and row number."""
     addresses = _load_rows(json.dumps(dataclasses.asdict(ds), sort_keys=True), split, str(root))[1]
-    return addresses[i] if addresses else f"dataset {dataset_label(ds)} split {split!r} row {i}"
+    label = f"dataset {dataset_label(ds)} split {split!r}"
+    return lambda i: addresses[i] if addresses else f"{label} row {i}"
 
 
 @functools.cache
@@ -255,11 +256,11 @@ def parse_rows(ds: DatasetConfig, split: str, root: Path, parse, keep=None, subj
     """parse(row, where, k) for the rows of `split` that keep(i, row, where) selects, or whose subject column
     (normalized) is `subject` (k counts them). A bad row raises DataError naming it; with dataset.on_bad_row: skip
     it is left out and listed (summary.json counts it)."""
-    rows = load_rows(ds, split, root)
+    rows, address = load_rows(ds, split, root), row_addresses(ds, split, root)
     indices = range(len(rows)) if subject is None else subject_index(ds, split, root, normalize).get(subject, [])
     out, skipped = [], []
     for i in indices:
-        row, where = rows[i], row_address(ds, split, root, i)
+        row, where = rows[i], address(i)
         if keep is not None and not keep(i, row, where):
             continue
         try:
@@ -280,8 +281,9 @@ def subject_index(ds: DatasetConfig, split: str, root: Path, normalize) -> dict[
 def _index(ds_json: str, split: str, root: str, normalize) -> dict[str, list[int]]:
     ds = DatasetConfig(**json.loads(ds_json))
     index: dict[str, list[int]] = {}
+    address = row_addresses(ds, split, Path(root))
     for i, row in enumerate(load_rows(ds, split, Path(root))):
-        index.setdefault(normalize(str(get(row, ds, "subject", row_address(ds, split, Path(root), i)))), []).append(i)
+        index.setdefault(normalize(str(get(row, ds, "subject", address(i)))), []).append(i)
     return index
 
 
@@ -309,8 +311,8 @@ def unknown_subjects(ds: DatasetConfig, root: Path, known: list[str], normalize)
     close = {b: difflib.get_close_matches(b, valid, 1) for b in bad}
     hints = "; ".join(f"{b!r}: did you mean {c[0]!r}?" for b, c in close.items() if c)
     where = f"the data (split {ds.split!r})" if ds.data_files else "the benchmark's subjects"
-    return f"dataset.subjects: {', '.join(repr(b) for b in bad)} not in {where}{' (' + hints + ')' if hints else ''}; " \
-           f"valid: {', '.join(valid)}"
+    hints = f" ({hints})" if hints else ""
+    return f"dataset.subjects: {', '.join(repr(b) for b in bad)} not in {where}{hints}; valid: {', '.join(valid)}"
 
 
 def subject_sizes(ds: DatasetConfig, root: Path, cases: list[str], normalize, known: dict[str, int],

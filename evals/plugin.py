@@ -260,13 +260,8 @@ class Case:
             run.status.scoring(self.cfg.name, self.id, done, total, scored)
             _show_progress(run)
 
-        run = self.node.config.stash[RUN_KEY]
-        try:
-            run_case(self.journal, self.key, examples, score, engine, skipped, chunk, progress=advanced)
-        finally:
-            run.status.idle()
-            if run.publisher is not None:
-                run.publisher.publish()
+        run = self.node.config.stash[RUN_KEY]  # its status goes idle again at teardown
+        run_case(self.journal, self.key, examples, score, engine, skipped, chunk, progress=advanced)
         j = read_journal(self.journal)
         self.report(j)
         self.check_subject_gate(j)
@@ -479,7 +474,7 @@ def pytest_runtest_teardown(item, nextitem):
     if c is not None:
         _POOL.done_with(c.cfg, _is_worker(item.config))
         run = item.config.stash[RUN_KEY]
-        if run.status.phase != "idle":  # the case failed before or while scoring: never "loading" forever
+        if run.status.phase != "idle":  # done, or failed before or while scoring: never "loading" forever
             run.status.idle()
             if run.publisher is not None:
                 run.publisher.publish()
@@ -687,8 +682,8 @@ def _report_unfinished(run: Run, t: TaskConfig, done: list[str], interrupted: bo
     elif interrupted:
         if missing:
             run.notices.append(f"{t.name}: interrupted; rerun to resume ({len(selected) - len(missing)} of "
-                               f"{len(selected)} cases done; a rerun keeps finished cases and continues a partial one after its "
-                               "last record)")
+                               f"{len(selected)} cases done; a rerun keeps finished cases and continues a partial "
+                               "one after its last record)")
     elif missing:
         run.failures.append(f"{t.name}: {len(missing)} case(s) did not complete (failed, or a crashed worker): "
                             f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; their journals are "

@@ -113,11 +113,12 @@ def _bad_data(tmp_path, kind: str) -> tuple[Path, dict, str]:
         return f, {}, f"*dataset.data_files.test: {f}: the file is empty (expected one JSON object per line)"
     if kind == "truncated_line_9":
         f.write_text("\n".join(src[:8] + [src[8][:40]] + src[9:]) + "\n")
-        return f, {}, f"*dataset.data_files.test: {f}:9: not valid JSON (Unterminated string starting at: column *; a truncated or broken " \
-                      "line?); fix the line, or set dataset.on_bad_row: skip"
+        return f, {}, f"*dataset.data_files.test: {f}:9: not valid JSON (Unterminated string starting at: " \
+                      "column *; a truncated or broken line?); fix the line, or set dataset.on_bad_row: skip"
     if kind == "utf16":  # PowerShell's `>`
         f.write_text("\n".join(src) + "\n", encoding="utf-16")
-        return f, {}, f"*dataset.data_files.test: {f}: the file is UTF-16 (as PowerShell's `>` writes); save it as UTF-8"
+        return f, {}, f"*dataset.data_files.test: {f}: the file is UTF-16 (as PowerShell's `>` writes); " \
+                      "save it as UTF-8"
     if kind == "misspelled_subject":
         f.write_text("\n".join(src) + "\n")
         return f, {"subjects": ["anatomy", "astronmy"]}, \
