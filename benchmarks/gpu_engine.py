@@ -62,9 +62,9 @@ def engine_run(name: str, folder: Path, rows: list[dict], device: str) -> dict:
     import torch
 
     from benchmarks.speed import forward_pass_seconds
-    from evals.config import EngineConfig, ModelConfig
-    from evals.engine import Engine, LLRequest
-    from evals.prompts import mmlu_prompt
+    from nanoeval.config import EngineConfig, ModelConfig
+    from nanoeval.engine import Engine, LLRequest
+    from nanoeval.benchmarks.mmlu import prompt as mmlu_prompt
 
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     requests = [LLRequest(mmlu_prompt(r["subject"], r["question"], r["choices"], []), [" A", " B", " C", " D"])

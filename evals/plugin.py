@@ -1,15 +1,17 @@
-"""pytest wiring: options, the run's configs, parametrized cases, the model pool, journals -> artifacts at the end.
+"""pytest wiring, hooks only: options, parametrization, xdist worker setup, progress, terminal summary, HTML extras.
 
-Flow: configure (load + validate YAML; a bad config is one `ERROR:` line and exit 4; xdist workers pick a GPU)
--> session start on the controller (prepare report dirs, move a stale run aside) -> one test per case (records
-appended to its journal) -> session finish on the controller (artifacts from all journals, gates, terminal table,
-HTML summary). Workers only write journals; reports carry counts and the journal path as plain JSON types.
+The work is done by the library (nanoeval/): `session.open_session` loads and checks the configs (a bad config is
+one `ERROR:` line and exit 4), `runner.run_case` runs one case with resume, `runner.finish_task` builds a task's
+artifacts and gates from its journals. Flow: configure (every process; xdist workers pick a GPU) -> session start
+on the controller (prepare report dirs, move a stale run aside) -> one test per case (records appended to its
+journal) -> after the run loop, on the controller (artifacts, gates, suite file, terminal table, HTML summary).
+Workers only write journals; reports carry counts and the journal path as plain JSON types. The run's state lives
+on one NanoEvalPlugin object, registered at configure time.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import os
 import shutil
@@ -21,50 +23,17 @@ from pathlib import Path
 
 import pytest
 
-from evals import progress, reporting
-from evals.config import (ConfigError, SuiteConfig, TaskConfig, check_report_dirs, load_suite, load_task,
-                          report_dir, suite_dir)
-from evals.data import DataError, DataLoadError, scan_local
-from evals.journal import journal_path, prepare_report_dir, read_journal
-from evals.runner import TaskError, benchmark_module, build_task_artifacts, check_model, run_case, task_info
+from nanoeval import devices, progress, reporting
+from nanoeval.config import ConfigError, TaskConfig, suite_dir
+from nanoeval.data import DataLoadError
+from nanoeval.gates import GateResult
+from nanoeval.journal import journal_path, prepare_report_dir, read_journal
+from nanoeval.pool import ModelPool
+from nanoeval.runner import TaskError, benchmark, finish_task, has_gates, run_case
+from nanoeval.session import DEFAULT_SUITE, Session, baseline_path, open_session
 
-DEFAULT_SUITE = "suites/suite_smoke.yaml"
 EVALS_DIR = Path(__file__).resolve().parent
-
-
-@dataclass
-class Run:
-    root: Path
-    tasks: list[TaskConfig]
-    suite: SuiteConfig | None
-    dirs: dict[str, Path]
-    fresh: bool = False
-    shard: tuple[int, int] | None = None              # (i, N) of --nanoeval-shard
-    infos: dict[str, dict] = field(default_factory=dict)     # task -> its run.json (controller only)
-    commits: dict[str, str | None] = field(default_factory=dict)  # model key -> resolved hub commit
-    started: float = field(default_factory=time.time)
-    finished: bool = False                                   # artifacts and gates done
-    session: object = None
-    gate_reports: int | None = None                          # gate reports added to the progress count (once)
-    summaries: dict[str, dict] = field(default_factory=dict)
-    gate_results: list = field(default_factory=list)
-    reported: dict[str, dict] = field(default_factory=dict)   # "task:case" -> the case's report info
-    selected: set[str] = field(default_factory=set)           # "task:case" seen by the controller
-    failures: list[str] = field(default_factory=list)         # controller-level errors (exit status 1)
-    task_errors: dict[str, tuple[str, str]] = field(default_factory=dict)  # task -> (case key, message): once
-    notices: list[str] = field(default_factory=list)          # e.g. interrupted; rerun to resume
-    collected: dict[str, list[str]] = field(default_factory=dict)  # task -> its cases selected in this session
-    sizes: dict[str, dict[str, int]] = field(default_factory=dict)  # task -> expected examples per case
-    status: progress.Status = field(default_factory=progress.Status)  # this process's case, for progress lines
-    display: progress.Display | None = None                   # controller or the only process
-    publisher: progress.Publisher | None = None               # xdist worker: its status, for the controller
-    progress_dir: Path | None = None                          # xdist: where workers' status files are
-    tick: object = None                                       # xdist: read the workers' status files and draw
-    not_run: set[str] = field(default_factory=set)            # node ids skipped for their task's error (--lf)
-
-
-RUN_KEY = pytest.StashKey[Run]()
-_CONFIG: dict = {}  # the session's config, for hooks that do not receive it (pytest_runtest_logreport)
+PLUGIN = "nanoeval-run"
 
 
 def pytest_addoption(parser):
@@ -78,6 +47,11 @@ def pytest_addoption(parser):
                 help="run only shard i of N of the cases (0-based; default: $NANOEVAL_SHARD)")
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker per GPU; without GPUs, half the CPU cores."""
+    return devices.auto_workers()
+
+
 def _is_active(config) -> bool:
     """Only runs that collect evals/ load configs (so `pytest tests/` never touches artifacts)."""
     args = config.args or [str(config.rootpath)]
@@ -89,151 +63,22 @@ def _is_active(config) -> bool:
     return False
 
 
-def _abs(path: str, root: Path) -> Path:
-    p = Path(path)
-    return p if p.is_absolute() else root / p
-
-
-def _parse_shard(value: str | None) -> tuple[int, int] | None:
-    if not value:
-        return None
-    try:
-        i, n = (int(x) for x in value.split("/"))
-        assert n >= 1 and 0 <= i < n
-    except (ValueError, AssertionError):
-        raise ConfigError(f"--nanoeval-shard / NANOEVAL_SHARD: expected i/N with 0 <= i < N, got {value!r}") from None
-    return i, n
+def _is_worker(config) -> bool:
+    return hasattr(config, "workerinput")
 
 
 def pytest_configure(config):
     if not _is_active(config):
         return
-    root = Path(config.rootpath)
-    cfg_path = config.getoption("nanoeval_config") or os.environ.get("NANOEVAL_CONFIG")
-    suite_path = config.getoption("nanoeval_suite") or os.environ.get("NANOEVAL_SUITE")
     try:
-        if cfg_path and suite_path:
-            raise ConfigError("set either NANOEVAL_CONFIG or NANOEVAL_SUITE, not both")
-        suite = None
-        if cfg_path:
-            tasks = [load_task(_abs(cfg_path, root))]
-        else:
-            suite = load_suite(_abs(suite_path or DEFAULT_SUITE, root))
-            tasks = suite.tasks
-        dirs = {t.name: report_dir(t, root, suite) for t in tasks}
-        check_report_dirs(tasks, dirs, suite, root)
-        for t in tasks:  # a missing baseline is an error, never a pass
-            if t.gates.baseline and not _abs(t.gates.baseline, root).is_file():
-                raise ConfigError(f"{t.source}: gates.baseline: {_abs(t.gates.baseline, root)}: file not found")
-            try:  # missing, empty or broken local data: one line now rather than one failure per case
-                scan_local(t.dataset, root)
-            except DataError as e:
-                raise ConfigError(f"{t.source}: {e}") from None
-        shard = _parse_shard(config.getoption("nanoeval_shard") or os.environ.get("NANOEVAL_SHARD"))
-        run = Run(root, tasks, suite, dirs, fresh=config.getoption("nanoeval_fresh"), shard=shard)
-        if not _is_worker(config):  # before any model loads: what identifies each task's results, empty cases
-            for t in tasks:
-                try:
-                    model = check_model(t, root)  # first: the likeliest typo, and quick to check
-                    if why := benchmark_module(t.task).check_cases(t, root):
-                        pre = f"tasks[{tasks.index(t)}]." if suite is not None else ""
-                        raise ConfigError(f"{t.source}: {pre}{why}")
-                    run.infos[t.name] = task_info(t, root, model)
-                    run.sizes[t.name] = benchmark_module(t.task).case_sizes(t, root)
-                except (DataError, OSError) as e:
-                    raise ConfigError(f"{t.source}: {e}") from None
-                run.commits[ModelPool.key(t)] = run.infos[t.name]["model_identity"].get("commit")
-        else:  # the hub commits the controller resolved: every worker loads exactly what the fingerprint names
-            run.commits = dict(config.workerinput.get("nanoeval_commits", {}))
+        session = open_session(
+            Path(config.rootpath), config.getoption("nanoeval_config") or os.environ.get("NANOEVAL_CONFIG"),
+            config.getoption("nanoeval_suite") or os.environ.get("NANOEVAL_SUITE"),
+            config.getoption("nanoeval_shard") or os.environ.get("NANOEVAL_SHARD"),
+            config.getoption("nanoeval_fresh"), controller=not _is_worker(config))
     except ConfigError as e:
         raise pytest.UsageError(str(e)) from None
-    config.stash[RUN_KEY] = run
-    _CONFIG["config"] = config
-    if _is_worker(config):
-        _setup_worker(config)
-        folder = config.workerinput.get("nanoeval_progress")
-        if folder:
-            run.publisher = progress.Publisher(Path(folder) / f"{config.workerinput['workerid']}.json")
-            run.status = run.publisher.status
-            progress.set_sink(run.publisher)
-    elif getattr(config.option, "numprocesses", None):  # xdist: workers report progress through files
-        run.progress_dir = Path(tempfile.mkdtemp(prefix="nanoeval-progress-"))
-
-
-def _is_worker(config) -> bool:
-    return hasattr(config, "workerinput")
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node):
-    """xdist, on the controller: hand each worker the hub commits resolved at configure time."""
-    run = node.config.stash.get(RUN_KEY, None)
-    if run is not None:
-        node.workerinput["nanoeval_commits"] = run.commits
-        node.workerinput["nanoeval_progress"] = str(run.progress_dir) if run.progress_dir else None
-
-
-# --------------------------------------------------------------------------------------- xdist: GPUs and threads
-def _visible_gpus() -> list[str]:
-    """GPU ids this run may use: the outer CUDA_VISIBLE_DEVICES if set, else every GPU torch sees."""
-    outer = os.environ.get("NANOEVAL_OUTER_CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES"))
-    if outer is not None:
-        return [d for d in outer.split(",") if d.strip()]
-    import torch
-
-    return [str(i) for i in range(torch.cuda.device_count())]
-
-
-def pytest_xdist_auto_num_workers(config):
-    """`-n auto`: one worker per GPU; without GPUs, half the CPU cores (at least 1)."""
-    gpus = _visible_gpus()
-    return len(gpus) if gpus else max(1, (os.cpu_count() or 2) // 2)
-
-
-_GPU_LOCK = None  # held for the worker's life: the OS frees it when the worker dies, for its replacement
-
-
-def _setup_worker(config) -> None:
-    """Each worker takes the first free GPU from the list (a file lock per GPU), or a share of the CPU threads."""
-    global _GPU_LOCK
-    info = config.workerinput
-    gpus = _visible_gpus()
-    if gpus:
-        lock_dir = Path(tempfile.gettempdir()) / f"nanoeval-gpus-{info['testrunuid']}"
-        lock_dir.mkdir(exist_ok=True)
-        for gpu in gpus:
-            f = open(lock_dir / f"gpu{gpu}.lock", "w")
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.close()
-                continue
-            _GPU_LOCK = f
-            os.environ.setdefault("NANOEVAL_OUTER_CUDA_VISIBLE_DEVICES", ",".join(gpus))
-            os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-            break
-        else:
-            raise pytest.UsageError(f"nanoeval: worker {info['workerid']} found no free GPU among {gpus} "
-                                    "(use -n with at most one worker per GPU)")
-    else:
-        import torch
-
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(info.get("workercount", 1))))
-
-
-def pytest_sessionstart(session):
-    run = session.config.stash.get(RUN_KEY, None)
-    if run is None or _is_worker(session.config):
-        return
-    run.session = session
-    _start_display(session.config, run)
-    for t in run.tasks:
-        try:
-            msg = prepare_report_dir(run.dirs[t.name], run.infos[t.name], t.name, run.fresh)
-        except (NotADirectoryError, FileExistsError, PermissionError) as e:
-            raise pytest.UsageError(f"{t.source}: report_dir: {e}") from None
-        if msg:
-            print(msg, flush=True)
+    config.pluginmanager.register(NanoEvalPlugin(config, session), PLUGIN)
 
 
 # ------------------------------------------------------------------------------------------------------ cases
@@ -254,14 +99,15 @@ class Case:
     def key(self) -> str:
         return f"{self.cfg.name}:{self.id}"
 
-    def run(self, examples: list, score, engine, skipped: list[dict] | None = None, chunk: int | None = None) -> None:
-        """Score the examples not yet in the journal (evals/runner.py), then report the case and its gate."""
-        def advanced(done: int, total: int, scored: int, seconds: float) -> None:
-            run.status.scoring(self.cfg.name, self.id, done, total, scored)
-            _show_progress(run)
+    def run(self, engine) -> None:
+        """Score the case's examples not yet in its journal (nanoeval/runner.py), then report it and its gate."""
+        plugin = self.node.config.pluginmanager.get_plugin(PLUGIN)
 
-        run = self.node.config.stash[RUN_KEY]  # its status goes idle again at teardown
-        run_case(self.journal, self.key, examples, score, engine, skipped, chunk, progress=advanced)
+        def advanced(done: int, total: int, scored: int, seconds: float) -> None:
+            plugin.status.scoring(self.cfg.name, self.id, done, total, scored)
+            plugin.show_progress()
+
+        run_case(self.cfg, self.id, self.root, self.journal, engine, progress=advanced)
         j = read_journal(self.journal)
         self.report(j)
         self.check_subject_gate(j)
@@ -271,10 +117,10 @@ class Case:
         correct = sum(bool(r.get("correct")) for r in j.records)
         seconds = (j.complete or {}).get("seconds")
         scored = (j.complete or {}).get("scored_now", 0)
-        summary = benchmark_module(self.cfg.task).summarize(j.records, self.cfg) if j.records else None
-        headline = summary["metrics"].get(summary["headline"]) if summary else None
+        m = benchmark(self.cfg).summarize(j.records, self.cfg) if j.records else None
+        headline = m.metrics.get(m.headline) if m else None
         info = {"task": self.cfg.name, "case": self.id, "n": len(j.records), "counts": j.counts,
-                "headline": summary["headline"] if summary else None,
+                "headline": m.headline if m else None,
                 "headline_value": None if headline is None or headline != headline else headline,
                 "acc": correct / len(j.records) if j.records else None, "seconds": seconds,
                 "examples_per_second": round(scored / seconds, 2) if seconds and scored else None,
@@ -283,7 +129,7 @@ class Case:
         self.node.user_properties.append(("nanoeval", json.loads(json.dumps(info))))
 
     def check_subject_gate(self, j) -> None:
-        """`gates.min_per_subject` fails the case of a subject (MMLU and MMMU-Pro cases are subjects)."""
+        """`gates.min_per_subject` fails the case of a subject (cases that are subjects)."""
         threshold = self.cfg.gates.min_per_subject
         subjects = {r["subject"] for r in j.records}
         if threshold is None or subjects != {self.id} or not j.records:
@@ -293,461 +139,438 @@ class Case:
             pytest.fail(f"gate min_per_subject: {self.key}: acc {acc:.4f} < {threshold}", pytrace=False)
 
 
-def pytest_generate_tests(metafunc):
-    if "case" not in metafunc.fixturenames:
-        return
-    task = getattr(metafunc.module, "TASK", None)
-    run = metafunc.config.stash.get(RUN_KEY, None)
-    tasks = [t for t in (run.tasks if run else []) if t.task == task]
-    if not tasks:
-        where = "no config loaded" if run is None else f"the config names no {task} task"
-        metafunc.parametrize("case", [pytest.param(None, marks=pytest.mark.skip(reason=where))], ids=["skipped"])
-        return
-    params, ids = [], []
-    for t in tasks:
-        for case_id in metafunc.module.cases(t, run.root):
-            params.append(Case(t, case_id, run.dirs[t.name], run.root))
-            ids.append(f"{t.name}:{case_id}" if len(run.tasks) > 1 else case_id)
-    metafunc.parametrize("case", params, ids=ids, indirect=True)
-
-
-def pytest_collection_modifyitems(session, config, items):
-    """Tasks in config order (a suite's models load once each); within a task, largest cases first.
-    --nanoeval-shard i/N keeps every N-th case of that stable order (disjoint, and the same on every machine)."""
-    run = config.stash.get(RUN_KEY, None)
-    if run is None:
-        return
-    order = {t.name: i for i, t in enumerate(run.tasks)}
-
-    def key(it):
-        c = _case_of(it)
-        if c is None:
-            return (-1, 0, "")
-        size = getattr(benchmark_module(c.cfg.task), "CASE_SIZES", {}).get(c.id, 0)
-        return (models[ModelPool.key(c.cfg)], order[c.cfg.name], -size, c.id)
-
-    models: dict[str, int] = {}  # a model's cases stay together: each model loads once per process
-    for t in run.tasks:
-        models.setdefault(ModelPool.key(t), len(models))
-
-    items.sort(key=key)
-    if run.shard:
-        i, n = run.shard
-        cases = [it for it in items if _case_of(it)]
-        drop = [it for k, it in enumerate(cases) if k % n != i]
-        if drop:
-            config.hook.pytest_deselected(items=drop)
-            items[:] = [it for it in items if it not in set(drop)]
-    _POOL.remaining = {}
-    for it in items:
-        c = _case_of(it)
-        if c is not None:
-            _POOL.remaining[_POOL.key(c.cfg)] = _POOL.remaining.get(_POOL.key(c.cfg), 0) + 1
-
-
-def pytest_collection_finish(session):
-    """The cases this session runs (after -k, --lf, shards): progress totals, and what an interrupt left undone."""
-    run = session.config.stash.get(RUN_KEY, None)
-    if run is not None:
-        run.collected = {}
-        for c in filter(None, map(_case_of, session.items)):
-            run.collected.setdefault(c.cfg.name, []).append(c.id)
-
-
-@pytest.hookimpl(optionalhook=True, tryfirst=True)
-def pytest_testnodedown(node, error):
-    """xdist, on the controller: a worker that is gone (finished or crashed) leaves the progress line."""
-    run = node.config.stash.get(RUN_KEY, None)
-    if run is not None and run.progress_dir is not None:
-        if run.tick is not None:
-            run.tick()  # its last notices first
-        (run.progress_dir / f"{node.gateway.id}.json").unlink(missing_ok=True)
-        if run.display is not None:
-            run.display.erase()
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_node_collection_finished(node, ids):
-    """xdist, on the controller (which collects nothing itself): the cases this session runs."""
-    run = node.config.stash.get(RUN_KEY, None)
-    if run is not None and not run.collected:
-        keys = [k for k in (_case_key(i, run) for i in ids) if k]
-        run.collected = {}
-        for k in keys:
-            task, _, case = k.partition(":")
-            if task in run.infos and case in run.infos[task]["cases"]:  # not the placeholders of other modules
-                run.collected.setdefault(task, []).append(case)
-
-
 def _case_of(item) -> Case | None:
     cs = getattr(item, "callspec", None)
     c = cs.params.get("case") if cs else None
     return c if isinstance(c, Case) else None
 
 
-@pytest.fixture
-def case(request) -> Case:
-    c: Case = request.param
-    c.node = request.node
-    return c
+@dataclass
+class Progress:
+    """What the terminal shows while cases run (progress.py draws it)."""
+    status: progress.Status = field(default_factory=progress.Status)  # this process's case
+    display: progress.Display | None = None       # controller or the only process
+    publisher: progress.Publisher | None = None   # xdist worker: its status, for the controller
+    folder: Path | None = None                    # xdist: where workers' status files are
+    tick: object = None                           # xdist: read the workers' status files and draw
 
 
-# ------------------------------------------------------------------------------------------------- model pool
-class ModelPool:
-    """At most one model per process (each process has one device): loading another releases the previous one;
-    on the controller, a model is also released after the last case that needs it."""
+class NanoEvalPlugin:
+    """The run's state and its hooks. On the controller it also collects what the cases reported."""
 
-    def __init__(self):
-        self.engines, self.remaining = {}, {}
+    def __init__(self, config, session: Session):
+        self.config, self.s = config, session
+        self.pool = ModelPool()
+        self.progress = Progress()
+        self.gpu_lock = None                      # held for the worker's life: the OS frees it when it dies
+        self.finished = False                     # artifacts and gates done
+        self.pytest_session = None
+        self.gate_reports: int | None = None      # gate reports added to the progress count (once)
+        self.summaries: dict = {}                 # task -> its TaskSummary
+        self.gate_results: list[GateResult] = []
+        self.reported: dict[str, dict] = {}       # "task:case" -> the case's report info
+        self.selected: set[str] = set()           # "task:case" seen by the controller
+        self.failures: list[str] = []             # controller-level errors (exit status 1)
+        self.task_errors: dict[str, tuple[str, str]] = {}  # task -> (case key, message): reported once
+        self.notices: list[str] = []              # e.g. interrupted; rerun to resume
+        self.collected: dict[str, list[str]] = {}  # task -> its cases selected in this session
+        self.not_run: set[str] = set()            # node ids skipped for their task's error (--lf)
+        if _is_worker(config):
+            self._setup_worker()
+        elif getattr(config.option, "numprocesses", None):  # xdist: workers report progress through files
+            self.progress.folder = Path(tempfile.mkdtemp(prefix="nanoeval-progress-"))
 
-    @staticmethod
-    def key(cfg: TaskConfig) -> str:
-        return json.dumps([repr(cfg.model), repr(cfg.engine)])
+    @property
+    def status(self) -> progress.Status:
+        return self.progress.status
 
-    def get(self, cfg: TaskConfig, root: Path, commit: str | None = None):
-        from evals.engine import Engine, seed_everything
+    def _setup_worker(self) -> None:
+        """An xdist worker: the hub commits the controller resolved (every worker loads exactly what the
+        fingerprint names), its own GPU (or share of CPU threads), its progress status file."""
+        info = self.config.workerinput
+        self.s.commits = dict(info.get("nanoeval_commits", {}))
+        try:
+            self.gpu_lock = devices.claim_device(info["testrunuid"], int(info.get("workercount", 1)))
+        except RuntimeError as e:
+            raise pytest.UsageError(f"nanoeval: worker {info['workerid']} {e}") from None
+        if folder := info.get("nanoeval_progress"):
+            self.progress.publisher = progress.Publisher(Path(folder) / f"{info['workerid']}.json")
+            self.progress.status = self.progress.publisher.status
+            progress.set_sink(self.progress.publisher)
 
-        k = self.key(cfg)
-        if k not in self.engines:
-            for other in list(self.engines):
-                self.engines.pop(other).close()
-            self.engines[k] = Engine(cfg.model, cfg.engine, root, commit)
-        seed_everything(cfg.seed)
-        return self.engines[k]
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node):
+        """xdist, on the controller: hand each worker the hub commits and the progress folder."""
+        node.workerinput["nanoeval_commits"] = self.s.commits
+        node.workerinput["nanoeval_progress"] = str(self.progress.folder) if self.progress.folder else None
 
-    def done_with(self, cfg: TaskConfig, is_worker: bool) -> None:
-        k = self.key(cfg)
-        self.remaining[k] = self.remaining.get(k, 1) - 1
-        if self.remaining[k] <= 0 and not is_worker and k in self.engines:
-            self.engines.pop(k).close()
+    def pytest_sessionstart(self, session):
+        if _is_worker(session.config):
+            return
+        self.pytest_session = session
+        self._start_display()
+        for t in self.s.tasks:
+            try:
+                msg = prepare_report_dir(self.s.dirs[t.name], self.s.infos[t.name], t.name, self.s.fresh)
+            except (NotADirectoryError, FileExistsError, PermissionError) as e:
+                raise pytest.UsageError(f"{t.source}: report_dir: {e}") from None
+            if msg:
+                print(msg, flush=True)
 
+    # ----------------------------------------------------------------------------------- parametrization
+    def pytest_generate_tests(self, metafunc):
+        if "case" not in metafunc.fixturenames:
+            return
+        bench = getattr(metafunc.module, "BENCHMARK", None)
+        tasks = [t for t in self.s.tasks if bench is not None and t.task == bench.name]
+        if not tasks:
+            metafunc.parametrize("case", [pytest.param(None, marks=pytest.mark.skip(
+                reason=f"the config names no {bench.name if bench else '?'} task"))], ids=["skipped"])
+            return
+        params, ids = [], []
+        for t in tasks:
+            for case_id in bench.cases(t, self.s.root):
+                params.append(Case(t, case_id, self.s.dirs[t.name], self.s.root))
+                ids.append(f"{t.name}:{case_id}" if len(self.s.tasks) > 1 else case_id)
+        metafunc.parametrize("case", params, ids=ids, indirect=True)
 
-_POOL = ModelPool()
+    def pytest_collection_modifyitems(self, session, config, items):
+        """Tasks in config order (a suite's models load once each); within a task, largest cases first.
+        --nanoeval-shard i/N keeps every N-th case of that stable order (disjoint, the same on every machine)."""
+        order = {t.name: i for i, t in enumerate(self.s.tasks)}
+        models: dict[str, int] = {}  # a model's cases stay together: each model loads once per process
+        for t in self.s.tasks:
+            models.setdefault(ModelPool.key(t), len(models))
 
+        def key(it):
+            c = _case_of(it)
+            if c is None:
+                return (-1, 0, "")
+            size = benchmark(c.cfg).known_sizes.get(c.id, 0)  # not from data: the same order on every machine
+            return (models[ModelPool.key(c.cfg)], order[c.cfg.name], -size, c.id)
 
-@pytest.fixture
-def engine(case, request):
-    run = request.config.stash[RUN_KEY]
-    if ModelPool.key(case.cfg) not in _POOL.engines:
-        run.status.loading(case.cfg.name, case.id)
-        _show_progress(run)
-    try:
-        return _POOL.get(case.cfg, case.root, run.commits.get(ModelPool.key(case.cfg)))
-    except Exception as e:  # every case of the task would hit it: one clear line, the other cases skipped
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise TaskError(f"{case.cfg.name}: model {case.cfg.model.path!r} cannot be loaded "
-                        f"({e.__class__.__name__}: {first})") from e
+        items.sort(key=key)
+        if self.s.shard:
+            i, n = self.s.shard
+            cases = [it for it in items if _case_of(it)]
+            drop = [it for k, it in enumerate(cases) if k % n != i]
+            if drop:
+                config.hook.pytest_deselected(items=drop)
+                items[:] = [it for it in items if it not in set(drop)]
+        self.pool.remaining = {}
+        for it in items:
+            if (c := _case_of(it)) is not None:
+                self.pool.remaining[ModelPool.key(c.cfg)] = self.pool.remaining.get(ModelPool.key(c.cfg), 0) + 1
 
+    def pytest_collection_finish(self, session):
+        """The cases this session runs (after -k, --lf, shards): progress totals, what an interrupt left undone."""
+        self.collected = {}
+        for c in filter(None, map(_case_of, session.items)):
+            self.collected.setdefault(c.cfg.name, []).append(c.id)
 
-# ------------------------------------------------------------------------- errors that every case would hit
-def _task_error(excinfo) -> str | None:
-    if excinfo is not None and isinstance(excinfo.value, (TaskError, DataLoadError)):
-        return str(excinfo.value)
-    return None
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        """xdist, on the controller (which collects nothing itself): the cases this session runs."""
+        if self.collected:
+            return
+        for k in filter(None, (self._case_key(i) for i in ids)):
+            task, _, case = k.partition(":")
+            if task in self.s.infos and case in self.s.infos[task]["cases"]:  # not other modules' placeholders
+                self.collected.setdefault(task, []).append(case)
 
+    @pytest.hookimpl(optionalhook=True, tryfirst=True)
+    def pytest_testnodedown(self, node, error):
+        """xdist, on the controller: a worker that is gone (finished or crashed) leaves the progress line."""
+        if self.progress.folder is not None:
+            if self.progress.tick is not None:
+                self.progress.tick()  # its last notices first
+            (self.progress.folder / f"{node.gateway.id}.json").unlink(missing_ok=True)
+            if self.progress.display is not None:
+                self.progress.display.erase()
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):
-    """A task-wide error is reported once, in one line (unless --tb asks for the trace)."""
-    report = yield
-    c, message = _case_of(item), _task_error(call.excinfo)
-    if c is None or message is None or not report.failed:
+    # ------------------------------------------------------------------------------------------- fixtures
+    @pytest.fixture
+    def case(self, request) -> Case:
+        c: Case = request.param
+        c.node = request.node
+        return c
+
+    @pytest.fixture
+    def engine(self, case):
+        if ModelPool.key(case.cfg) not in self.pool.engines:
+            self.status.loading(case.cfg.name, case.id)
+            self.show_progress()
+        try:
+            return self.pool.get(case.cfg, case.root, self.s.commits.get(ModelPool.key(case.cfg)))
+        except Exception as e:  # every case of the task would hit it: one clear line, the other cases skipped
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise TaskError(f"{case.cfg.name}: model {case.cfg.model.path!r} cannot be loaded "
+                            f"({e.__class__.__name__}: {first})") from e
+
+    # ---------------------------------------------------------------------- errors that every case would hit
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        """A task-wide error is reported once, in one line (unless --tb asks for the trace)."""
+        report = yield
+        c = _case_of(item)
+        error = call.excinfo.value if call.excinfo is not None else None
+        if c is None or not isinstance(error, (TaskError, DataLoadError)) or not report.failed:
+            return report
+        message = str(error)
+        self.task_errors.setdefault(c.cfg.name, (c.key, message))
+        report.user_properties.append(("nanoeval_task_error", [c.cfg.name, message]))
+        if item.config.option.tbstyle == "auto":
+            report.longrepr = f"{message}\n(every case of {c.cfg.name} would hit this: its other cases are " \
+                              "skipped; --tb=short shows the traceback)"
         return report
-    item.config.stash[RUN_KEY].task_errors.setdefault(c.cfg.name, (c.key, message))
-    report.user_properties.append(("nanoeval_task_error", [c.cfg.name, message]))
-    if item.config.option.tbstyle == "auto":
-        report.longrepr = f"{message}\n(every case of {c.cfg.name} would hit this: its other cases are skipped; " \
-                          "--tb=short shows the traceback)"
-    return report
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item):
+        c = _case_of(item)
+        if c is not None and c.cfg.name in self.task_errors:
+            pytest.skip(f"{c.cfg.name}: not run: the task's error is reported once (above)")
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item):
-    c = _case_of(item)
-    run = item.config.stash.get(RUN_KEY, None)
-    if c is not None and run is not None and c.cfg.name in run.task_errors:
-        pytest.skip(f"{c.cfg.name}: not run: the task's error is reported once (above)")
+    def pytest_runtest_teardown(self, item, nextitem):
+        if (c := _case_of(item)) is not None:
+            self.pool.done_with(c.cfg, keep=_is_worker(item.config))
+            if self.status.phase != "idle":  # done, or failed before or while scoring: never "loading" forever
+                self.status.idle()
+                if self.progress.publisher is not None:
+                    self.progress.publisher.publish()
 
+    # ------------------------------------------------------------------------------- progress the user sees
+    def _start_display(self) -> None:
+        """On the controller (or the only process): draw progress; under xdist, wake once a second to read the
+        workers' status files (through xdist's event queue, so drawing stays on the main thread)."""
+        config, p = self.config, self.progress
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+        if tr is None:
+            return
+        capman = config.pluginmanager.get_plugin("capturemanager")
+        unhide = capman.global_and_fixture_disabled if capman and p.folder is None else contextlib.nullcontext
+        p.display = progress.Display(tr, unhide, quiet=config.get_verbosity() < 0, own_lines=p.folder is None)
+        progress.set_sink(p.display)
+        dsession = config.pluginmanager.get_plugin("dsession")
+        if p.folder is None or dsession is None:
+            return
+        seen: dict[str, int] = {}  # worker -> notices shown
 
-def pytest_runtest_teardown(item, nextitem):
-    c = _case_of(item)
-    if c is not None:
-        _POOL.done_with(c.cfg, _is_worker(item.config))
-        run = item.config.stash[RUN_KEY]
-        if run.status.phase != "idle":  # done, or failed before or while scoring: never "loading" forever
-            run.status.idle()
-            if run.publisher is not None:
-                run.publisher.publish()
+        def tick() -> None:
+            statuses = progress.read_statuses(p.folder)
+            for worker, status in statuses.items():
+                for message in status.notices[seen.get(worker, 0):]:
+                    p.display.notice(f"[{worker}] {message}")
+                seen[worker] = len(status.notices)
+            p.display.draw(progress.progress_line(statuses, *self._totals(), time.time()), time.time())
 
+        def wake() -> None:
+            while not self.finished:
+                time.sleep(1.0)
+                dsession.queue.put(("nanoeval_progress", {}))
 
-# ------------------------------------------------------------------------------------ progress the user sees
-def _start_display(config, run: Run) -> None:
-    """On the controller (or the only process): draw progress; under xdist, wake once a second to read the
-    workers' status files (through xdist's event queue, so drawing stays on the main thread)."""
-    tr = config.pluginmanager.get_plugin("terminalreporter")
-    if tr is None:
-        return
-    capman = config.pluginmanager.get_plugin("capturemanager")
-    unhide = capman.global_and_fixture_disabled if capman and run.progress_dir is None else contextlib.nullcontext
-    run.display = progress.Display(tr, unhide, quiet=config.get_verbosity() < 0, own_lines=run.progress_dir is None)
-    progress.set_sink(run.display)
-    dsession = config.pluginmanager.get_plugin("dsession")
-    if run.progress_dir is None or dsession is None:
-        return
-    seen: dict[str, int] = {}  # worker -> notices shown
+        dsession.worker_nanoeval_progress = p.tick = tick
+        threading.Thread(target=wake, daemon=True, name="nanoeval-progress").start()
 
-    def tick() -> None:
-        statuses = progress.read_statuses(run.progress_dir)
-        for worker, status in statuses.items():
-            for message in status.notices[seen.get(worker, 0):]:
-                run.display.notice(f"[{worker}] {message}")
-            seen[worker] = len(status.notices)
-        run.display.draw(progress.progress_line(statuses, *_totals(run), time.time()), time.time())
+    def _totals(self) -> tuple[dict, dict, dict]:
+        finished: dict[str, dict[str, int]] = {}
+        for info in self.reported.values():
+            finished.setdefault(info["task"], {})[info["case"]] = info["n"]
+        return finished, self.s.sizes, self.collected
 
-    def wake() -> None:
-        while not run.finished:
-            time.sleep(1.0)
-            dsession.queue.put(("nanoeval_progress", {}))
+    def show_progress(self) -> None:
+        """After this process's status changed: publish it (xdist worker) or draw it (without -n)."""
+        if self.progress.publisher is not None:
+            self.progress.publisher.publish()
+        elif self.progress.display is not None:
+            self.progress.display.draw(progress.progress_line({"main": self.status}, *self._totals(), time.time()),
+                                       time.time())
 
-    dsession.worker_nanoeval_progress = run.tick = tick
-    threading.Thread(target=wake, daemon=True, name="nanoeval-progress").start()
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logstart(self, nodeid, location):
+        self._erase_live()
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logfinish(self, nodeid, location):
+        self._erase_live()
 
-def _totals(run: Run) -> tuple[dict, dict, dict]:
-    finished: dict[str, dict[str, int]] = {}
-    for key, info in run.reported.items():
-        finished.setdefault(info["task"], {})[info["case"]] = info["n"]
-    return finished, run.sizes, run.collected
+    def _erase_live(self) -> None:
+        if self.progress.display is not None:
+            self.progress.display.erase()
 
+    def _case_key(self, nodeid: str) -> str | None:
+        """'task:case' from a node id like evals/test_mmlu.py::test_mmlu[anatomy] (or [mmlu:anatomy] in suites)."""
+        if "[" not in nodeid or not nodeid.endswith("]"):
+            return None
+        param = nodeid[nodeid.index("[") + 1: -1]
+        if len(self.s.tasks) == 1:
+            return f"{self.s.tasks[0].name}:{param}"
+        return param if ":" in param else None
 
-def _show_progress(run: Run) -> None:
-    """After this process's status changed: publish it (xdist worker) or draw it (without -n)."""
-    if run.publisher is not None:
-        run.publisher.publish()
-    elif run.display is not None:
-        run.display.draw(progress.progress_line({"main": run.status}, *_totals(run), time.time()), time.time())
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report):
+        """On the controller (with or without -n): remember which cases ran; print one line per finished case."""
+        if _is_worker(self.config):
+            return
+        self._erase_live()
+        session = self.pytest_session
+        if self.gate_reports is None and session is not None and session.testscollected:
+            # the gate reports come after every case: count them in the terminal's progress from the start
+            self.gate_reports = sum(has_gates(t) for t in self.s.tasks)
+            session.testscollected += self.gate_reports
+        key = None if "::gates[" in report.nodeid else self._case_key(report.nodeid)
+        if key is None:
+            return
+        self.selected.add(key)
+        if report.skipped and "not run: the task's error is reported once" in str(report.longrepr):
+            self.not_run.add(report.nodeid)
+        task_error = dict(report.user_properties).get("nanoeval_task_error")
+        if task_error:  # under -n, each worker meets it: the first report counts, later ones become skips
+            first = self.task_errors.setdefault(task_error[0], (key, task_error[1]))[0]
+            if first != key:
+                self.not_run.add(report.nodeid)
+                report.outcome = "skipped"
+                report.longrepr = (report.location[0], (report.location[1] or 0) + 1,
+                                   f"Skipped: {task_error[0]}: not run: the task's error is reported once, at {first}")
+        info = dict(report.user_properties).get("nanoeval")
+        if report.when == "call" and info:
+            self.reported[key] = info
+            under_xdist = hasattr(report, "node")
+            display = self.progress.display
+            if display is not None and (under_xdist or self.config.get_verbosity() > 0):  # else dots and the table
+                acc = "-" if info["acc"] is None else f"{info['acc']:.3f}"
+                how = "from journal" if info["resumed"] else f"{info['examples_per_second']} ex/s"
+                worker = f"[{report.node.gateway.id}] " if under_xdist else ""
+                display.line(f"{worker}{key}: {info['n']} examples, acc {acc}, {how}")
 
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_logstart(nodeid, location):
-    _erase_live()
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_logfinish(nodeid, location):
-    _erase_live()
-
-
-def _erase_live() -> None:
-    config = _CONFIG.get("config")
-    run = config.stash.get(RUN_KEY, None) if config else None
-    if run is not None and run.display is not None:
-        run.display.erase()
-
-
-# ---------------------------------------------------------------------------------- progress on the controller
-def _case_key(nodeid: str, run: Run) -> str | None:
-    """'task:case' from a node id like evals/test_mmlu.py::test_mmlu[anatomy] (or [mmlu:anatomy] in suites)."""
-    if "[" not in nodeid or not nodeid.endswith("]"):
-        return None
-    param = nodeid[nodeid.index("[") + 1: -1]
-    if len(run.tasks) == 1:
-        return f"{run.tasks[0].name}:{param}"
-    return param if ":" in param else None
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_logreport(report):
-    """On the controller (with or without -n): remember which cases ran, and print one line per finished case."""
-    config = _CONFIG.get("config")
-    run = config.stash.get(RUN_KEY, None) if config else None
-    if run is None or _is_worker(config):
-        return
-    if run.display is not None:
-        run.display.erase()
-    if run.gate_reports is None and run.session is not None and run.session.testscollected:
-        # the gate reports come after every case: count them in the terminal's progress from the start
-        run.gate_reports = sum(_has_gates(t) for t in run.tasks)
-        run.session.testscollected += run.gate_reports
-    key = None if "::gates[" in report.nodeid else _case_key(report.nodeid, run)
-    if key is None:
-        return
-    run.selected.add(key)
-    if report.skipped and "not run: the task's error is reported once" in str(report.longrepr):
-        run.not_run.add(report.nodeid)
-    task_error = dict(report.user_properties).get("nanoeval_task_error")
-    if task_error:  # under -n, each worker meets it: the first report counts, later ones become skips
-        first = run.task_errors.setdefault(task_error[0], (key, task_error[1]))[0]
-        if first != key:
-            run.not_run.add(report.nodeid)
-            report.outcome = "skipped"
-            report.longrepr = (report.location[0], (report.location[1] or 0) + 1,
-                               f"Skipped: {task_error[0]}: not run: the task's error is reported once, at {first}")
-    info = dict(report.user_properties).get("nanoeval")
-    if report.when == "call" and info:
-        run.reported[key] = info
-        under_xdist = hasattr(report, "node")
-        if run.display is not None and (under_xdist or config.get_verbosity() > 0):  # else dots and the table
-            acc = "-" if info["acc"] is None else f"{info['acc']:.3f}"
-            how = "from journal" if info["resumed"] else f"{info['examples_per_second']} ex/s"
-            worker = f"[{report.node.gateway.id}] " if under_xdist else ""
-            run.display.line(f"{worker}{key}: {info['n']} examples, acc {acc}, {how}")
-
-
-# --------------------------------------------------------------------------------------------- session finish
-@pytest.hookimpl(wrapper=True, trylast=True)  # inside the terminal reporter's wrapper: its 100% comes after
-def pytest_runtestloop(session):
-    """After every case has finished (also under xdist, whose loop this wraps): artifacts, then gates, each task's
-    gates reported as a test of its own (`<module>::gates[<task>]`) so pytest's summary line, junitxml and
-    pytest-html count a failed gate as a failure."""
-    try:
-        result = yield
-    finally:
-        run = session.config.stash.get(RUN_KEY, None)
-        if run is not None and run.tick is not None:
-            run.tick()  # the workers' last notices
-        if run is not None and run.display is not None:
-            run.display.close()
-    if run is not None and not _is_worker(session.config) and not session.config.option.collectonly:
-        _finish(session, emit=True)
-    return result
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-html writes its page
-def pytest_sessionfinish(session, exitstatus):
-    run = session.config.stash.get(RUN_KEY, None)
-    if run is None or _is_worker(session.config):
-        return
-    if not run.finished and not session.config.option.collectonly:  # interrupted: artifacts of what finished
-        stopped = session.shouldfail or session.shouldstop  # -x / --maxfail (xdist raises an interrupt for them)
-        _finish(session, emit=False, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED and not stopped)
-    lf = session.config.pluginmanager.get_plugin("lfplugin")
-    if lf is not None and run.not_run:  # `--lf` reruns the cases a task's error kept from running, not just it
-        lf.lastfailed.update(dict.fromkeys(run.not_run, True))
-    if run.failures and session.exitstatus == 0:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    run.finished = True  # stops the progress thread
-    if run.progress_dir is not None:
-        shutil.rmtree(run.progress_dir, ignore_errors=True)
-
-
-def _finish(session, emit: bool, interrupted: bool = False) -> None:
-    from evals.gates import GateResult, check
-
-    run: Run = session.config.stash[RUN_KEY]
-    run.finished = True
-    wall = time.time() - run.started
-    for t in run.tasks:
-        gated = _has_gates(t)
+    # ------------------------------------------------------------------------------------------ session end
+    @pytest.hookimpl(wrapper=True, trylast=True)  # inside the terminal reporter's wrapper: its 100% comes after
+    def pytest_runtestloop(self, session):
+        """After every case has finished (also under xdist, whose loop this wraps): artifacts, then gates, each
+        task's gates reported as a test of its own (`<module>::gates[<task>]`) so pytest's summary line, junitxml
+        and pytest-html count a failed gate as a failure."""
         try:
-            summary = build_task_artifacts(t, run.dirs[t.name], run.infos[t.name], run.selected, wall, run.started)
-        except Exception as e:  # report, keep the other tasks' artifacts
-            why = f"could not write artifacts: {e.__class__.__name__}: {e}"
-            run.failures.append(f"{t.name}: {why}")
-            if gated and emit:  # its gates cannot pass: say so where gates are counted
-                _report_gates(session, t, [GateResult(t.name, "artifacts", "-", None, "artifacts", False,
-                                                      f" -- {why}")])
-            continue
-        _report_unfinished(run, t, summary["cases"]["done"] if summary else [], interrupted)
-        if summary is None:
-            continue
-        run.summaries[t.name] = summary
-        if not gated:
-            continue
-        base = _abs(t.gates.baseline, run.root) if t.gates.baseline else None
-        try:
-            results = check(summary, t.gates, base)
-        except Exception as e:  # a baseline of an unexpected shape: the gates fail, the run goes on
-            results = [GateResult(t.name, "baseline", summary["headline"], None, "a readable baseline", False,
-                                  f" -- {base}: {e.__class__.__name__}: {e}")]
-        run.gate_results += results
-        summary["gates"] = [dataclasses.asdict(r) for r in results]
-        reporting.write_summary(run.dirs[t.name], summary)
-        if emit:
-            _report_gates(session, t, results)
-    if run.suite is not None and run.summaries:
-        reporting.write_suite(suite_dir(run.suite, run.root) / "suite_summary.json", run.suite.name, run.summaries)
+            result = yield
+        finally:
+            if self.progress.tick is not None:
+                self.progress.tick()  # the workers' last notices
+            if self.progress.display is not None:
+                self.progress.display.close()
+        if not _is_worker(session.config) and not session.config.option.collectonly:
+            self._finish(session, emit=True)
+        return result
 
+    @pytest.hookimpl(tryfirst=True)  # before pytest-html writes its page
+    def pytest_sessionfinish(self, session, exitstatus):
+        if _is_worker(session.config):
+            return
+        if not self.finished and not session.config.option.collectonly:  # interrupted: what finished
+            stopped = session.shouldfail or session.shouldstop  # -x / --maxfail (xdist raises an interrupt)
+            self._finish(session, emit=False, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED and not stopped)
+        lf = session.config.pluginmanager.get_plugin("lfplugin")
+        if lf is not None and self.not_run:  # `--lf` reruns the cases a task's error kept from running
+            lf.lastfailed.update(dict.fromkeys(self.not_run, True))
+        if self.failures and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self.finished = True  # stops the progress thread
+        if self.progress.folder is not None:
+            shutil.rmtree(self.progress.folder, ignore_errors=True)
 
-def _report_unfinished(run: Run, t: TaskConfig, done: list[str], interrupted: bool) -> None:
-    """One line per task for the cases selected here that did not finish, saying why and what to do."""
-    selected = [c for c in run.infos[t.name]["cases"] if f"{t.name}:{c}" in run.selected or
-                (interrupted and c in run.collected.get(t.name, ()))]
-    missing = [c for c in selected if c not in done]
-    if t.name in run.task_errors:
-        message = run.task_errors[t.name][1]
-        message = message if message.startswith(f"{t.name}: ") else f"{t.name}: {message}"
-        run.failures.append(f"{message}; {len(missing)} of {len(selected)} cases not run (fix it and rerun: "
-                            "finished cases are kept)")
-    elif interrupted:
-        if missing:
-            run.notices.append(f"{t.name}: interrupted; rerun to resume ({len(selected) - len(missing)} of "
-                               f"{len(selected)} cases done; a rerun keeps finished cases and continues a partial "
-                               "one after its last record)")
-    elif missing:
-        run.failures.append(f"{t.name}: {len(missing)} case(s) did not complete (failed, or a crashed worker): "
-                            f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; their journals are "
-                            "kept and a rerun continues them")
+    def _finish(self, session, emit: bool, interrupted: bool = False) -> None:
+        self.finished = True
+        wall = time.time() - self.s.started
+        for t in self.s.tasks:
+            try:
+                summary, results = finish_task(t, self.s.dirs[t.name], self.s.infos[t.name],
+                                               baseline_path(t, self.s.root), self.selected, wall, self.s.started)
+            except Exception as e:  # report, keep the other tasks' artifacts
+                why = f"could not write artifacts: {e.__class__.__name__}: {e}"
+                self.failures.append(f"{t.name}: {why}")
+                if has_gates(t) and emit:  # its gates cannot pass: say so where gates are counted
+                    self._report_gates(session, t, [GateResult(t.name, "artifacts", "-", None, "artifacts", False,
+                                                               f" -- {why}")])
+                continue
+            self._report_unfinished(t, summary.cases["done"] if summary else [], interrupted)
+            if summary is None:
+                continue
+            self.summaries[t.name] = summary
+            self.gate_results += results
+            if results and emit:
+                self._report_gates(session, t, results)
+        if self.s.suite is not None and self.summaries:
+            reporting.write_suite(suite_dir(self.s.suite, self.s.root) / "suite_summary.json", self.s.suite.name,
+                                  self.summaries)
 
+    def _report_unfinished(self, t: TaskConfig, done: list[str], interrupted: bool) -> None:
+        """One line per task for the cases selected here that did not finish, saying why and what to do."""
+        selected = [c for c in self.s.infos[t.name]["cases"] if f"{t.name}:{c}" in self.selected or
+                    (interrupted and c in self.collected.get(t.name, ()))]
+        missing = [c for c in selected if c not in done]
+        if t.name in self.task_errors:
+            message = self.task_errors[t.name][1]
+            message = message if message.startswith(f"{t.name}: ") else f"{t.name}: {message}"
+            self.failures.append(f"{message}; {len(missing)} of {len(selected)} cases not run (fix it and rerun: "
+                                 "finished cases are kept)")
+        elif interrupted:
+            if missing:
+                self.notices.append(f"{t.name}: interrupted; rerun to resume ({len(selected) - len(missing)} of "
+                                    f"{len(selected)} cases done; a rerun keeps finished cases and continues a "
+                                    "partial one after its last record)")
+        elif missing:
+            self.failures.append(f"{t.name}: {len(missing)} case(s) did not complete (failed, or a crashed worker): "
+                                 f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; their journals "
+                                 "are kept and a rerun continues them")
 
-def _has_gates(t: TaskConfig) -> bool:
-    return any(getattr(t.gates, f.name) is not None for f in dataclasses.fields(t.gates) if f.name != "baseline")
+    def _report_gates(self, session, t: TaskConfig, results: list) -> None:
+        """One synthetic test report for a task's gates, through the same hooks as a real test's."""
+        from _pytest.reports import TestReport
 
+        path = EVALS_DIR / f"test_{t.task}.py"  # the task's module (the controller of -n collects nothing)
+        root = session.config.rootpath
+        rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+        name = f"gates[{t.name}]"
+        nodeid, location = f"{rel}::{name}", (rel, None, name)
+        failed = [r for r in results if not r.passed]
+        props = [("nanoeval_gates", [dataclasses.asdict(r) for r in results])]
+        hook = session.config.hook
+        hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+        for when in ("setup", "call", "teardown"):  # the three phases a real test reports (pytest-html needs them)
+            outcome = "failed" if failed and when == "call" else "passed"
+            longrepr = "\n".join(r.line() for r in failed) if outcome == "failed" else None
+            hook.pytest_runtest_logreport(report=TestReport(nodeid, location, {name: 1}, outcome, longrepr, when,
+                                                            duration=0.0, user_properties=props))
+        hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
 
-def _report_gates(session, t: TaskConfig, results: list) -> None:
-    """One synthetic test report for a task's gates, through the same hooks as a real test's."""
-    from _pytest.reports import TestReport
+    def pytest_terminal_summary(self, terminalreporter, exitstatus, config):
+        if _is_worker(config):
+            return
+        tr = terminalreporter
+        if self.summaries or self.failures or self.notices:
+            tr.section("nanoeval")
+        if self.summaries:
+            for line in reporting.suite_table(self.summaries, self.gate_results):
+                tr.write_line(line)
+            for name, s in self.summaries.items():
+                tr.write_line(f"{name}: {s.report_dir}")
+            if self.s.suite is not None:
+                tr.write_line(f"suite: {suite_dir(self.s.suite, self.s.root) / 'suite_summary.json'}")
+        for name, s in self.summaries.items():
+            for w in s.warnings:
+                tr.write_line(f"nanoeval WARNING: {name}: {w}", yellow=True)
+        for r in self.gate_results:
+            tr.write_line(r.line(), green=r.passed, red=not r.passed)
+        for f in self.failures:
+            tr.write_line(f"nanoeval ERROR: {f}", red=True)
+        for n in self.notices:
+            tr.write_line(f"nanoeval: {n}", yellow=True)
 
-    path = Path(benchmark_module(t.task).__file__)
-    rel = path.relative_to(session.config.rootpath).as_posix() if path.is_relative_to(session.config.rootpath) \
-        else path.name
-    name = f"gates[{t.name}]"
-    nodeid, location = f"{rel}::{name}", (rel, None, name)
-    failed = [r for r in results if not r.passed]
-    props = [("nanoeval_gates", [dataclasses.asdict(r) for r in results])]
-    hook = session.config.hook
-    hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
-    for when in ("setup", "call", "teardown"):  # the three phases a real test reports (pytest-html needs them)
-        outcome = "failed" if failed and when == "call" else "passed"
-        longrepr = "\n".join(r.line() for r in failed) if outcome == "failed" else None
-        hook.pytest_runtest_logreport(report=TestReport(nodeid, location, {name: 1}, outcome, longrepr, when,
-                                                        duration=0.0, user_properties=props))
-    hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    run = config.stash.get(RUN_KEY, None)
-    if run is None or _is_worker(config):
-        return
-    tr = terminalreporter
-    if run.summaries or run.failures or run.notices:
-        tr.section("nanoeval")
-    if run.summaries:
-        for line in reporting.suite_table(run.summaries, run.gate_results):
-            tr.write_line(line)
-        for name, s in run.summaries.items():
-            tr.write_line(f"{name}: {s['report_dir']}")
-        if run.suite is not None:
-            tr.write_line(f"suite: {suite_dir(run.suite, run.root) / 'suite_summary.json'}")
-    for name, s in run.summaries.items():
-        for w in s.get("warnings", []):
-            tr.write_line(f"nanoeval WARNING: {name}: {w}", yellow=True)
-    for r in run.gate_results:
-        tr.write_line(r.line(), green=r.passed, red=not r.passed)
-    for f in run.failures:
-        tr.write_line(f"nanoeval ERROR: {f}", red=True)
-    for n in run.notices:
-        tr.write_line(f"nanoeval: {n}", yellow=True)
-
-
-# ------------------------------------------------------------------------------------------------ HTML report
-def pytest_html_results_summary(prefix, summary, postfix, session):
-    run = session.config.stash.get(RUN_KEY, None)
-    if run is None or not run.summaries:
-        return
-    page = getattr(session.config.option, "htmlpath", None)
-    prefix.extend(reporting.html_summary(run.summaries, run.gate_results, run.failures,
-                                         Path(page).resolve() if page else None))
+    # -------------------------------------------------------------------------------------------- HTML report
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(self, prefix, summary, postfix, session):
+        if not self.summaries:
+            return
+        page = getattr(session.config.option, "htmlpath", None)
+        prefix.extend(reporting.html_summary(self.summaries, self.gate_results, self.failures,
+                                             Path(page).resolve() if page else None))
 
 
 def pytest_html_results_table_header(cells):

@@ -18,11 +18,11 @@ import pytest
 
 def pytest_configure(config):
     if os.environ.get("NANOEVAL_FAULT_PLAIN_EVERY"):
-        import evals.progress
+        import nanoeval.progress
 
-        evals.progress.PLAIN_EVERY = float(os.environ["NANOEVAL_FAULT_PLAIN_EVERY"])
+        nanoeval.progress.PLAIN_EVERY = float(os.environ["NANOEVAL_FAULT_PLAIN_EVERY"])
     if os.environ.get("NANOEVAL_FAULT_SLOW"):
-        from evals.journal import JournalWriter
+        from nanoeval.journal import JournalWriter
 
         append, delay = JournalWriter.append, float(os.environ["NANOEVAL_FAULT_SLOW"])
 
@@ -40,7 +40,7 @@ def pytest_runtest_call(item):
     if key and os.environ.get("NANOEVAL_FAULT_FAIL") == key:
         raise RuntimeError(f"injected failure in {key} (NANOEVAL_FAULT_FAIL)")
     if key and os.environ.get("NANOEVAL_FAULT_EXIT") == key:
-        from evals.journal import JournalWriter
+        from nanoeval.journal import JournalWriter
 
         append = JournalWriter.append
 
@@ -50,7 +50,7 @@ def pytest_runtest_call(item):
 
         JournalWriter.append = append_then_die
     if key and os.environ.get("NANOEVAL_FAULT_PAUSE") == key:
-        from evals.journal import JournalWriter
+        from nanoeval.journal import JournalWriter
 
         append = JournalWriter.append
 

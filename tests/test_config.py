@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evals.config import ConfigError, load_suite, load_task, report_dir
+from nanoeval.benchmarks import BENCHMARKS
+from nanoeval.config import ConfigError, load_suite, load_task, report_dir
 from tests.conftest import ROOT
 
 
@@ -45,7 +46,7 @@ BAD = [  # (config, expected message after "<file>: ")
     ({**GOOD, "model": {"path": "m", "trust_remote_code": "yes"}},
      "model.trust_remote_code: expected true or false, got str 'yes'"),
     ({"task": "mmlu"}, "model: missing required key"),
-    ({"task": "squad", "model": {"path": "m"}}, "task: expected one of mmlu, hellaswag, mmmu_pro, got str 'squad'"),
+    ({"task": "squad", "model": {"path": "m"}}, f"task: expected one of {', '.join(BENCHMARKS)}, got str 'squad'"),
     ({"task": "mmmu_pro", "model": {"path": "m"}, "scoring": {"strategy": "rank_ll"}},
      "scoring.strategy: mmmu_pro supports only gen_letter, got 'rank_ll'"),
     ({**GOOD, "engine": {"batch_size": 0}}, "engine.batch_size: expected an integer >= 1, got int 0"),

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from evals.config import EngineConfig, ModelConfig
-from evals.engine import Engine, GenRequest, LLRequest
-from evals.prompts import mmlu_fewshot_prefix, mmlu_prompt
+from nanoeval.config import EngineConfig, ModelConfig
+from nanoeval.engine import Engine, GenRequest, LLRequest
+from nanoeval.benchmarks.mmlu import fewshot_prefix as mmlu_fewshot_prefix, prompt as mmlu_prompt
 from tests.conftest import ROOT
 
 
@@ -66,7 +66,7 @@ def test_packing_fills_rows_and_changes_no_score(tiny_lm):
     packed = make(tiny_lm, token_budget=400)
     units = {i: len(packed.encode_request(r)[0]) + sum(len(c) - 1 for c in packed.encode_request(r)[1])
              for i, r in enumerate(requests)}
-    rows = packed._first_batch(sorted(units, key=lambda i: -units[i]), units, pack=True)
+    rows = packed.batcher.first_batch(sorted(units, key=lambda i: -units[i]), units, pack=True)
     assert any(len(row) > 1 for row in rows), f"nothing packed: {rows} {units}"
     got = packed.loglikelihoods(requests)
     unpacked = make(tiny_lm, token_budget=400, packing=False).loglikelihoods(requests)

@@ -17,9 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evals.config import ConfigError, load_task
-from evals.journal import read_journal
+from nanoeval.benchmarks import BENCHMARKS
+from nanoeval.config import ConfigError, load_task
+from nanoeval.journal import read_journal
 from tests.conftest import DATA, ROOT, mmlu_tiny_config, read_jsonl
+
+PLACEHOLDERS = len(BENCHMARKS) - 1  # one skipped case for each benchmark a single-task config does not name
 
 
 @pytest.mark.parametrize("kind", ["typo", "no_config"])
@@ -60,10 +63,10 @@ def test_shots_need_a_split_to_come_from(tmp_path):
 
 
 def test_metrics_csv_gives_each_metric_its_own_stderr_and_leaves_empty_categories_out():
-    from evals.reporting import assemble, metrics_csv
-    from evals.scoring import mean_stderr
-    from evals.test_mmlu import summarize as mmlu_summary
-    from evals.test_mmmu_pro import summarize as mmmu_summary
+    from nanoeval.reporting import assemble, metrics_csv
+    from nanoeval.scoring import mean_stderr
+    from nanoeval.benchmarks.mmlu import summarize as mmlu_summary
+    from nanoeval.benchmarks.mmmu_pro import summarize as mmmu_summary
 
     records = [{"id": f"Art/{i}", "subject": "Art", "correct": i % 2 == 0, "parse_failed": i < 4,
                 "nested_options": False, "gold_out_of_range": False} for i in range(10)]
@@ -93,7 +96,7 @@ def test_cases_are_the_subjects_present_in_local_data(run_evals, tiny_lm, tmp_pa
     cfg = own_data_config(tmp_path, DATA / "mmlu_tiny" / "test.jsonl")
     cfg["model"]["path"] = str(tiny_lm)
     result = run_evals(cfg)
-    result.assert_outcomes(passed=3, skipped=2)
+    result.assert_outcomes(passed=3, skipped=PLACEHOLDERS)
     result.stdout.fnmatch_lines(["*test_mmlu.py*", "*3 passed*"])
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert sorted(summary["per_subject"]) == ["anatomy", "astronomy", "high_school_geography"]
@@ -153,7 +156,7 @@ def test_skip_leaves_out_a_broken_line_and_counts_it(run_evals, tiny_lm, tmp_pat
     f.write_text("\n".join(src[:8] + [src[8][:40]] + src[9:]) + "\n")
     cfg = own_data_config(tmp_path, f, on_bad_row="skip")
     cfg["model"]["path"] = str(tiny_lm)
-    run_evals(cfg).assert_outcomes(passed=3, skipped=2)
+    run_evals(cfg).assert_outcomes(passed=3, skipped=PLACEHOLDERS)
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["counts"]["examples"] == 20 and summary["counts"]["skipped_rows"] == 1
     assert summary["skipped_rows"][0]["row"] == f"{f}:9" and "not valid JSON" in summary["skipped_rows"][0]["error"]
@@ -170,7 +173,7 @@ def test_a_bad_row_is_reported_at_its_line(run_evals, tiny_lm, tmp_path):
     cfg = own_data_config(tmp_path, f, subjects=[rows[8]["subject"]])
     cfg["model"]["path"] = str(tiny_lm)
     result = run_evals(cfg)
-    result.assert_outcomes(failed=1, skipped=2)  # blank lines count: row 8 is on line 13 of the file
+    result.assert_outcomes(failed=1, skipped=PLACEHOLDERS)  # blank lines count: row 8 is on line 13 of the file
     result.stdout.fnmatch_lines([f"*DataError: {f}:13: answer 7 out of range*"])
 
 
@@ -189,7 +192,7 @@ def test_an_error_every_case_would_hit_is_reported_once(run_evals, tiny_lm, tmp_
     result = run_evals(cfg, *(["-n", str(workers)] if workers else []))
     output = result.stdout.str()
     assert result.ret == 1
-    result.assert_outcomes(errors=1, skipped=4)  # the 2 other benchmarks' placeholders, and 2 MMLU cases
+    result.assert_outcomes(errors=1, skipped=PLACEHOLDERS + 2)  # the other benchmarks' placeholders, 2 MMLU cases
     # The error, and its line in the nanoeval section; pytest's own short summary repeats it (cut to the terminal's
     # width here, whole where $CI is set), so it is not counted.
     before_summary = output.split("short test summary info")[0]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from evals.prompts import hellaswag_context, hellaswag_preprocess
+from nanoeval.benchmarks.hellaswag import context as hellaswag_context, preprocess as hellaswag_preprocess
 from tests.conftest import DATA, read_jsonl
 
 VALIDATION = DATA / "hellaswag" / "validation.jsonl"

@@ -8,9 +8,9 @@ import math
 
 import pytest
 
-from evals.prompts import mmlu_prompt
-from evals.scoring import mean_stderr
-from evals.test_mmlu import CATEGORY, SUBJECTS
+from nanoeval.benchmarks.mmlu import prompt as mmlu_prompt
+from nanoeval.scoring import mean_stderr
+from nanoeval.benchmarks.mmlu import CATEGORY, SUBJECTS
 from tests.conftest import DATA, mmlu_tiny_config, read_jsonl
 
 ARTIFACTS = ("predictions.jsonl", "summary.json", "metrics.csv", "accuracy.png")

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from evals.config import ConfigError, load_task
-from evals.prompts import MMMU_INSTRUCTIONS, mmmu_standard_prompt
-from evals.scoring import parse_mmmu_pro
+from nanoeval.config import ConfigError, load_task
+from nanoeval.benchmarks.mmmu_pro import INSTRUCTIONS as MMMU_INSTRUCTIONS, standard_prompt as mmmu_standard_prompt
+from nanoeval.benchmarks.mmmu_pro import parse as parse_mmmu_pro
 from tests.conftest import DATA, ROOT, SHARED, mmlu_tiny_config, read_jsonl
 
 OFFICIAL = SHARED / "reference" / "mmmu_pro_official"
@@ -45,7 +45,7 @@ def test_official_outputs_reproduce_published_accuracy(name):
 @needs_shared
 def test_rescore_cli_on_official_file(tmp_path):
     f = OFFICIAL / "gpt_4o_vision_direct.jsonl"
-    res = subprocess.run([sys.executable, "-m", "evals.cli", "rescore", str(f), "--fallback", "count_wrong",
+    res = subprocess.run([sys.executable, "-m", "nanoeval.cli", "rescore", str(f), "--fallback", "count_wrong",
                           "--out", str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     assert "accuracy 41.91% over 1730 rows; fallback rows: 48 (count_wrong)" in res.stdout
@@ -53,7 +53,7 @@ def test_rescore_cli_on_official_file(tmp_path):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["counts"]["fallback_rows"] == 48 and summary["metrics"]["acc"] == pytest.approx(725 / 1730)
     assert len(read_jsonl(tmp_path / "out" / "predictions.jsonl")) == 1730
-    seeded = [subprocess.run([sys.executable, "-m", "evals.cli", "rescore", str(f), "--seed", "7"],
+    seeded = [subprocess.run([sys.executable, "-m", "nanoeval.cli", "rescore", str(f), "--seed", "7"],
                              capture_output=True, text=True, cwd=ROOT).stdout.splitlines()[0] for _ in range(2)]
     assert seeded[0] == seeded[1] and "(seeded, seed 7)" in seeded[0]
 
@@ -117,7 +117,7 @@ def test_end_to_end_on_tiny_vlm(run_evals, tmp_path, setting, files):
     else:
         assert [len(preds[i]["images"]) for i in ("test_Math_2", "test_Accounting_3", "test_Art_3")] == [2, 3, 0]
     # `nanoeval rescore` on NanoEval's own predictions reproduces the run
-    res = subprocess.run([sys.executable, "-m", "evals.cli", "rescore", str(out / "predictions.jsonl")],
+    res = subprocess.run([sys.executable, "-m", "nanoeval.cli", "rescore", str(out / "predictions.jsonl")],
                          capture_output=True, text=True, cwd=ROOT)
     assert f"accuracy {100 * summary['metrics']['acc']:.2f}% over 9 rows" in res.stdout
 

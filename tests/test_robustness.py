@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evals.journal import read_journal
+from nanoeval.benchmarks import BENCHMARKS
+from nanoeval.journal import read_journal
 from tests.conftest import DATA, ROOT, mmlu_tiny_config, read_jsonl
 
 HELLASWAG = DATA / "hellaswag" / "validation.jsonl"
@@ -170,7 +171,7 @@ def bad_inputs(tiny_lm: Path, tmp_path: Path):
          "report_dir: report dir * exists and is a file (expected a folder)", 4),
         ("nan_loglikelihoods", {**good, "model": {"path": str(_nan_model(tiny_lm, tmp_path))}},
          "the model returned a non-finite log-likelihood", 1),
-        ("unknown_suite_task", None, "tasks[[]0[]].task: expected one of mmlu, hellaswag, mmmu_pro, got str 'nope'", 4),
+        ("unknown_suite_task", None, f"tasks[[]0[]].task: expected one of {', '.join(BENCHMARKS)}, got str 'nope'", 4),
     ]
 
 

@@ -83,7 +83,7 @@ def test_shards_and_merge_equal_a_single_run(run_evals, tiny_lm, tmp_path):
         result = run_evals(cfg, "--nanoeval-shard", f"{i}/2", suite=True)
         assert result.ret == 0, result.stdout.str()
     merged = tmp_path / "merged"
-    cli = [sys.executable, "-m", "evals.cli", "merge", str(tmp_path / "shard0" / "s"), str(tmp_path / "shard1" / "s"),
+    cli = [sys.executable, "-m", "nanoeval.cli", "merge", str(tmp_path / "shard0" / "s"), str(tmp_path / "shard1" / "s"),
            "--out", str(merged)]
     res = subprocess.run(cli, capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr
@@ -92,7 +92,7 @@ def test_shards_and_merge_equal_a_single_run(run_evals, tiny_lm, tmp_path):
 
     # refusals: a missing shard, an overlapping shard, a shard from another config
     def merge(*dirs):
-        return subprocess.run([sys.executable, "-m", "evals.cli", "merge", *map(str, dirs), "--out",
+        return subprocess.run([sys.executable, "-m", "nanoeval.cli", "merge", *map(str, dirs), "--out",
                                str(tmp_path / "x")], capture_output=True, text=True, cwd=ROOT)
     res = merge(tmp_path / "shard0" / "s")
     assert res.returncode == 2 and "complete in no shard (a shard is missing?)" in res.stderr
@@ -171,18 +171,18 @@ def test_table_markdown_and_latex(run_evals, tiny_lm, tmp_path):
     for name in ("ckpt_a", "ckpt_b"):
         assert run_evals(suite(tmp_path, tiny_lm, name=name), suite=True).ret == 0
     files = [str(tmp_path / n / "suite_summary.json") for n in ("ckpt_a", "ckpt_b")]
-    md = subprocess.run([sys.executable, "-m", "evals.cli", "table", *files], capture_output=True, text=True, cwd=ROOT)
+    md = subprocess.run([sys.executable, "-m", "nanoeval.cli", "table", *files], capture_output=True, text=True, cwd=ROOT)
     lines = md.stdout.splitlines()
     assert lines[0].startswith("| Checkpoint | mmlu (acc_macro) | hellaswag (acc_norm) |") and len(lines) == 4
     assert lines[2].startswith("| ckpt_a (") and " ± " in lines[2]
-    tex = subprocess.run([sys.executable, "-m", "evals.cli", "table", "--latex", *files], capture_output=True,
+    tex = subprocess.run([sys.executable, "-m", "nanoeval.cli", "table", "--latex", *files], capture_output=True,
                          text=True, cwd=ROOT).stdout
     assert "\\begin{tabular}{lcc}" in tex and "$\\pm$" in tex and "ckpt\\_a" in tex
     assert "(n=21)" in lines[2] and "(n=12)" in lines[2]  # examples per cell: mmlu 3 x 7, hellaswag 3 shards x 4
-    labelled = subprocess.run([sys.executable, "-m", "evals.cli", "table", files[0], files[0], "--label", "before",
+    labelled = subprocess.run([sys.executable, "-m", "nanoeval.cli", "table", files[0], files[0], "--label", "before",
                                "--label", "after"], capture_output=True, text=True, cwd=ROOT).stdout.splitlines()
     assert labelled[2].startswith("| before | ") and labelled[3].startswith("| after | ")
-    same = subprocess.run([sys.executable, "-m", "evals.cli", "table", files[0], files[0]], capture_output=True,
+    same = subprocess.run([sys.executable, "-m", "nanoeval.cli", "table", files[0], files[0]], capture_output=True,
                           text=True, cwd=ROOT).stdout.splitlines()
     assert same[2].startswith("| ckpt_a (") and f"[{tmp_path / 'ckpt_a'}]" in same[2]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evals.config import ConfigError, load_task
-from evals.identity import file_digest, model_identity
+from nanoeval.config import ConfigError, load_task
+from nanoeval.identity import file_digest, model_identity
 from tests.conftest import DATA, ROOT, build_tiny_lm, mmlu_tiny_config, read_jsonl
 
 HELLASWAG = DATA / "hellaswag" / "validation.jsonl"
@@ -81,8 +81,8 @@ def test_hub_model_is_identified_by_its_resolved_commit(tiny_lm, tmp_path, monke
     loads exactly that snapshot."""
     from huggingface_hub import constants
 
-    from evals.config import EngineConfig, ModelConfig
-    from evals.engine import Engine
+    from nanoeval.config import EngineConfig, ModelConfig
+    from nanoeval.engine import Engine
 
     hub = tmp_path / "hub"
     repo = hub / "models--nanoeval--tiny"
@@ -108,16 +108,17 @@ def test_hub_model_is_identified_by_its_resolved_commit(tiny_lm, tmp_path, monke
 # ------------------------------------------------------------------------------------------------- recipe code
 def copy_project(dest: Path) -> Path:
     """The package and the pytest wiring in a folder of their own, to edit code without touching the repo."""
-    shutil.copytree(ROOT / "evals", dest / "evals", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("nanoeval", "evals"):
+        shutil.copytree(ROOT / package, dest / package, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("conftest.py", "pyproject.toml"):
         shutil.copy(ROOT / name, dest / name)
     return dest
 
 
 def code_hashes(project: Path) -> dict[str, str]:
-    code = ("import json; from evals.identity import benchmark_code_hash; from evals.runner import case_function; "
-            "import evals; assert evals.__file__.startswith('%s'); print(json.dumps({t: benchmark_code_hash("
-            "case_function(t)) for t in ('mmlu', 'hellaswag', 'mmmu_pro')}))" % project)
+    code = ("import json; from nanoeval.identity import benchmark_code_hash; from nanoeval.benchmarks import "
+            "BENCHMARKS; import nanoeval; assert nanoeval.__file__.startswith('%s'); print(json.dumps({t: "
+            "benchmark_code_hash(b) for t, b in BENCHMARKS.items()}))" % project)
     res = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)
@@ -132,28 +133,26 @@ def edit(path: Path, old: str, new: str) -> None:
 def test_code_hash_follows_what_builds_records_not_where_it_lives(tmp_path):
     project = copy_project(tmp_path / "p")
     base = code_hashes(project)
+    mmlu, mmmu_pro = project / "nanoeval" / "benchmarks" / "mmlu.py", project / "nanoeval" / "benchmarks" / "mmmu_pro.py"
     # comments, docstrings and moving a function to another module change nothing
-    edit(project / "evals" / "prompts.py", "def mmlu_header(subject: str) -> str:\n",
-         "def mmlu_header(subject: str) -> str:\n    \"\"\"A new docstring.\"\"\"\n    # and a comment\n")
-    prompts, scoring = project / "evals" / "prompts.py", project / "evals" / "scoring.py"
-    text = prompts.read_text()
+    edit(mmlu, "def header(subject: str) -> str:\n",
+         "def header(subject: str) -> str:\n    \"\"\"A new docstring.\"\"\"\n    # and a comment\n")
+    scoring = project / "nanoeval" / "scoring.py"
+    text = scoring.read_text()
     start = text.index("def first_letter(")
     end = text.index("\n\n\n", start) + 3
-    scoring.write_text(scoring.read_text() + "\n\nimport re\nLETTERS = \"ABCDEFGHIJKLMNOPQRSTUVWXYZ\"\n\n\n"
-                       + text[start:end])
-    prompts.write_text(text[:start] + text[end:])
-    edit(project / "evals" / "test_mmlu.py", "from evals.prompts import LETTERS, first_letter,",
-         "from evals.scoring import first_letter\nfrom evals.prompts import LETTERS,")
+    scoring.write_text(text[:start] + text[end:])
+    mmlu.write_text(mmlu.read_text() + "\n\nimport re  # noqa: E402\n\n\n" + text[start:end])
+    edit(mmlu, "first_letter, macro", "macro")
     # metrics and aggregation are not part of it: artifacts are rebuilt from the same journals
-    edit(project / "evals" / "test_mmlu.py", 'return {"headline": "acc_macro"', 'return {"headline": "acc_micro"')
+    edit(mmlu, 'return Metrics("acc_macro"', 'return Metrics("acc_micro"')
     assert code_hashes(project) == base
     # what builds prompts or parses answers is
-    edit(project / "evals" / "prompts.py", '{options}Answer:"', '{options}Answer: "')
-    edit(project / "evals" / "scoring.py", 'for ch in [",", ".", "!", "?", ";", ":", "\'"]:',
-         'for ch in [",", ".", "!", "?", ";", ":"]:')
+    edit(mmlu, '{options}Answer:"', '{options}Answer: "')
+    edit(mmmu_pro, 'for ch in [",", ".", "!", "?", ";", ":", "\'"]:', 'for ch in [",", ".", "!", "?", ";", ":"]:')
     changed = code_hashes(project)
     assert changed["mmlu"] != base["mmlu"] and changed["mmmu_pro"] != base["mmmu_pro"]
-    assert changed["hellaswag"] == base["hellaswag"]  # HellaSwag uses neither
+    assert all(changed[t] == base[t] for t in base if t not in ("mmlu", "mmmu_pro"))  # the others use neither
 
 
 def test_edited_prompt_moves_the_run_aside_and_an_edited_metric_rebuilds_from_journals(tiny_lm, tmp_path):
@@ -170,12 +169,12 @@ def test_edited_prompt_moves_the_run_aside_and_an_edited_metric_rebuilds_from_jo
     assert run().returncode == 0
     first = summary_of(out)
     journals = {p.name: p.read_bytes() for p in (out / "journals").iterdir()}
-    edit(project / "evals" / "test_mmlu.py", 'return {"headline": "acc_macro"', 'return {"headline": "acc_micro"')
+    edit(project / "nanoeval" / "benchmarks" / "mmlu.py", 'return Metrics("acc_macro"', 'return Metrics("acc_micro"')
     res = run()
     assert res.returncode == 0 and "previous run moved" not in res.stdout
     assert summary_of(out)["headline"] == "acc_micro" and summary_of(out)["fingerprint"] == first["fingerprint"]
     assert {p.name: p.read_bytes() for p in (out / "journals").iterdir()} == journals  # nothing scored again
-    edit(project / "evals" / "prompts.py", 'return f"{question.strip()}\\n{options}Answer:"',
+    edit(project / "nanoeval" / "benchmarks" / "mmlu.py", 'return f"{question.strip()}\\n{options}Answer:"',
          'return f"Question: {question.strip()}\\n{options}Answer:"')
     res = run()
     assert res.returncode == 0
@@ -194,7 +193,7 @@ def test_environment_is_part_of_the_fingerprint(run_evals, tiny_lm, tmp_path, mo
     assert summary_of(out)["environment"] == {"torch": metadata.version("torch"), "dtype": "float32",
                                               "transformers": metadata.version("transformers"), "device_type": "cpu",
                                               "python": platform.python_version()}
-    from evals import identity, runner
+    from nanoeval import identity, runner
 
     cfg = load_task(_write(tmp_path / "c.yaml", mmlu_tiny_config(tiny_lm, out)))
     real = runner.task_info(cfg, ROOT)
@@ -386,11 +385,11 @@ def test_timing_separates_session_wall_from_case_seconds_and_survives_merge(run_
     (out / "keep.txt").write_text("mine")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    bad = subprocess.run([sys.executable, "-m", "evals.cli", "merge", str(tmp_path / "shard0"), "--out", str(out)],
+    bad = subprocess.run([sys.executable, "-m", "nanoeval.cli", "merge", str(tmp_path / "shard0"), "--out", str(out)],
                          capture_output=True, text=True, cwd=elsewhere)
     assert bad.returncode == 2 and "complete in no shard" in bad.stderr
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]  # a failed merge leaves --out as it was
-    res = subprocess.run([sys.executable, "-m", "evals.cli", "merge", str(tmp_path / "shard0"),
+    res = subprocess.run([sys.executable, "-m", "nanoeval.cli", "merge", str(tmp_path / "shard0"),
                           str(tmp_path / "shard1"), "--out", str(out)], capture_output=True, text=True, cwd=elsewhere)
     assert res.returncode == 0, res.stderr
     merged = summary_of(out)
@@ -403,7 +402,7 @@ def test_timing_separates_session_wall_from_case_seconds_and_survives_merge(run_
     run_json = json.loads((tmp_path / "shard1" / "run.json").read_text())
     run_json["environment"]["torch"] = "0.0.1"
     (tmp_path / "shard1" / "run.json").write_text(json.dumps(run_json))
-    res = subprocess.run([sys.executable, "-m", "evals.cli", "merge", str(tmp_path / "shard0"),
+    res = subprocess.run([sys.executable, "-m", "nanoeval.cli", "merge", str(tmp_path / "shard0"),
                           str(tmp_path / "shard1"), "--out", str(tmp_path / "m2")], capture_output=True, text=True,
                          cwd=elsewhere)
     assert res.returncode == 2 and "mmlu: shards ran with different versions or devices" in res.stderr
@@ -419,7 +418,7 @@ def test_rescore_rejects_non_utf8_and_non_object_lines(tmp_path):
                                                        "response, options, answer), got a list"),
     ]:
         (tmp_path / name).write_bytes(content)
-        res = subprocess.run([sys.executable, "-m", "evals.cli", "rescore", str(tmp_path / name)],
+        res = subprocess.run([sys.executable, "-m", "nanoeval.cli", "rescore", str(tmp_path / name)],
                              capture_output=True, text=True, cwd=ROOT)
         assert res.returncode == 2 and "Traceback" not in res.stderr
         assert res.stderr.strip().endswith(message), res.stderr
@@ -456,7 +455,7 @@ def test_mostly_fallback_and_cut_generations_are_marked_everywhere(run_evals, tm
 
 
 def test_hellaswag_fixture_has_no_length_tell():
-    from evals.prompts import hellaswag_preprocess
+    from nanoeval.benchmarks.hellaswag import preprocess as hellaswag_preprocess
 
     rows = read_jsonl(HELLASWAG)
     lengths = [[len(hellaswag_preprocess(e)) for e in r["endings"]] for r in rows]
@@ -467,7 +466,7 @@ def test_hellaswag_fixture_has_no_length_tell():
 
 # ----------------------------------------------------------------------------------------------------- hygiene
 def test_one_model_per_process_and_each_models_cases_together(run_evals, tiny_lm, tmp_path):
-    from evals.plugin import ModelPool
+    from nanoeval.pool import ModelPool
     from tests.test_mmmu_pro import TINY_VLM
 
     other = build_tiny_lm(tmp_path / "other", seed=3)
@@ -495,5 +494,5 @@ def _write(path: Path, data: dict) -> Path:
 
 
 def test_fault_injection_lives_in_the_tests():
-    product = "".join(p.read_text() for p in (ROOT / "evals").rglob("*.py"))
+    product = "".join(p.read_text() for d in ("evals", "nanoeval") for p in (ROOT / d).rglob("*.py"))
     assert "NANOEVAL_TEST" not in product and "NANOEVAL_FAULT" not in product and "os._exit" not in product

@@ -13,7 +13,7 @@ import json
 import random
 from pathlib import Path
 
-from evals.prompts import hellaswag_preprocess
+from nanoeval.prompts import hellaswag_preprocess
 
 ACTIVITIES = {
     "Baking cookies": ("a young man in an apron", "the kitchen counter", "cracks two eggs into a glass bowl",

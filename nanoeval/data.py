@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evals.config import DatasetConfig
+from nanoeval.config import DatasetConfig
 
 
 class DataError(ValueError):
@@ -58,7 +58,7 @@ def resolve_files(ds: DatasetConfig, root: Path) -> dict[str, list[Path]]:
 
 @functools.cache
 def _sha256(path: Path) -> str:
-    from evals.identity import file_digest  # remembered on disk by (path, size, mtime, inode): read once
+    from nanoeval.identity import file_digest  # remembered on disk by (path, size, mtime, inode): read once
 
     return file_digest(path)
 
@@ -177,7 +177,7 @@ def _scan_jsonl(path: Path, key: str, on_bad_row: str) -> tuple[list[bytes], lis
 
 def _clean_copy(path: Path, good: list[bytes], key: str) -> Path:
     """The good lines of a file with bad ones, for `datasets` to load (named by its own content)."""
-    from evals.identity import cache_root
+    from nanoeval.identity import cache_root
 
     content = b"\n".join(good) + b"\n"
     out = cache_root() / "clean" / f"{hashlib.sha256(content).hexdigest()}.jsonl"
@@ -354,3 +354,11 @@ def answer_index(value, n_choices: int, where: str) -> int:
 
 def snake(subject: str) -> str:
     return "_".join(subject.strip().lower().replace("-", " ").split())
+
+
+def seeded_sample(pool: list, k: int, seed: str) -> list:
+    """k few-shot rows drawn by random.Random(seed).sample: the same shots for an example on every run and worker
+    (seed: f"{config seed}:{example id}")."""
+    import random
+
+    return random.Random(seed).sample(pool, k) if k else []

@@ -13,11 +13,11 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from evals import __version__
-from evals.journal import write_atomic
-from evals.scoring import clean
-
-SCHEMA_VERSION = 2  # 2: flags, warnings, gates in suites, timing split into session / task / case seconds
+from nanoeval import __version__
+from nanoeval.benchmark import Metrics
+from nanoeval.journal import write_atomic
+from nanoeval.scoring import clean
+from nanoeval.summary import RescoreSummary, Scores, SuiteEntry, SuiteSummary, TaskSummary
 
 
 def versions(root: Path) -> dict:
@@ -40,24 +40,22 @@ def dumps(obj) -> str:
     return json.dumps(clean(obj), indent=2, sort_keys=False) + "\n"
 
 
-def assemble(summary: dict, records: list[dict], **meta) -> dict:
-    """summary.json's content: the benchmark's metrics (from `summarize`) plus the run's metadata."""
-    skipped = meta.pop("skipped_rows", [])
-    extra = meta.pop("extra_counts", {})
-    return {"schema_version": SCHEMA_VERSION, "task": meta.pop("task"), "name": meta.pop("name"),
-            "headline": summary["headline"], "metrics": summary["metrics"], "stderr": summary["stderr"],
-            "per_subject": summary.get("per_subject", {}), "chance": summary.get("chance"),
-            "plot_by": summary.get("plot_by", "subject"),
-            "counts": {"examples": len(records), "skipped_rows": len(skipped), **summary.get("counts", {}), **extra},
-            "flags": meta.pop("flags", []), "warnings": meta.pop("warnings", []),
-            "skipped_rows": skipped, **meta}
+def assemble(m: Metrics, records: list[dict], *, task: str, name: str, skipped_rows: list[dict] = (),
+             extra_counts: dict | None = None, flags: list[str] = (), warnings: list[str] = ()) -> Scores:
+    """The metric part of summary.json: the benchmark's metrics (from `summarize`) and counts of the records."""
+    return Scores(task=task, name=name, headline=m.headline, metrics=m.metrics, stderr=m.stderr,
+                  per_subject=m.per_subject, chance=m.chance, plot_by=m.plot_by,
+                  counts={"examples": len(records), "skipped_rows": len(skipped_rows), **m.counts,
+                          **(extra_counts or {})},
+                  flags=list(flags), warnings=list(warnings), skipped_rows=list(skipped_rows))
 
 
-def write_task(report_dir: Path, records: list[dict], summary: dict, recorded_dir: Path | None = None) -> dict:
+def write_task(report_dir: Path, records: list[dict], summary: TaskSummary | RescoreSummary,
+               recorded_dir: Path | None = None) -> dict:
     """Write the four artifacts of one task; return their paths (under `recorded_dir` if they will be moved)."""
     paths = {name: str((recorded_dir or report_dir) / name) for name in
              ("predictions.jsonl", "summary.json", "metrics.csv", "accuracy.png")}
-    summary["artifacts"] = paths
+    summary.artifacts = paths
     preds = "".join(json.dumps(clean(r), sort_keys=True, ensure_ascii=False) + "\n" for r in records)
     write_atomic(report_dir / "predictions.jsonl", preds)
     write_atomic(report_dir / "metrics.csv", metrics_csv(summary))
@@ -66,26 +64,26 @@ def write_task(report_dir: Path, records: list[dict], summary: dict, recorded_di
     return paths
 
 
-def write_summary(report_dir: Path, summary: dict) -> None:
-    write_atomic(report_dir / "summary.json", dumps(summary))
+def write_summary(report_dir: Path, summary: TaskSummary | RescoreSummary) -> None:
+    write_atomic(report_dir / "summary.json", dumps(summary.to_dict()))
 
 
-def _value(s: dict) -> str:
-    v, se = s["metrics"].get(s["headline"]), s["stderr"].get(s["headline"])
+def _value(s: Scores) -> str:
+    v, se = s.metrics.get(s.headline), s.stderr.get(s.headline)
     if v is None:
         return "-"
     return f"{v:.4f} ± {se:.4f}" if se is not None and se == se else f"{v:.4f}"
 
 
-def suite_table(summaries: dict[str, dict], gate_results: list) -> list[str]:
+def suite_table(summaries: dict[str, TaskSummary], gate_results: list) -> list[str]:
     """The compact end-of-run table: task, headline ± stderr, examples, examples/s, cases, gates."""
     rows = [("task", "metric", "value", "examples", "ex/s", "cases", "gates", "notes")]
     for name, s in summaries.items():
         gate = _gates(name, gate_results)
-        eps = s["timing"]["examples_per_second"]
-        cases = "complete" if s["cases"]["complete"] else f"{len(s['cases']['missing'])} missing"
-        rows.append((name, s["headline"], _value(s), str(s["counts"]["examples"]),
-                     "-" if eps is None else f"{eps:.1f}", cases, gate, ", ".join(s.get("flags", [])) or "-"))
+        eps = s.timing["examples_per_second"]
+        cases = "complete" if s.cases["complete"] else f"{len(s.cases['missing'])} missing"
+        rows.append((name, s.headline, _value(s), str(s.counts["examples"]),
+                     "-" if eps is None else f"{eps:.1f}", cases, gate, ", ".join(s.flags) or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(c.ljust(w) if i in (0, 1, 5, 6, 7) else c.rjust(w)
                       for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
@@ -97,7 +95,7 @@ def _gates(task: str, gate_results: list) -> str:
         f"FAIL ({sum(not r.passed for r in gates)})"
 
 
-def html_summary(summaries: dict[str, dict], gate_results: list, failures: list[str],
+def html_summary(summaries: dict[str, TaskSummary], gate_results: list, failures: list[str],
                  page: Path | None = None) -> list[str]:
     """HTML for pytest-html's summary: the suite table, gate results, plots (embedded PNG), links to predictions
     (relative to the report's folder `page`, so a report uploaded with its artifacts keeps working)."""
@@ -109,18 +107,18 @@ def html_summary(summaries: dict[str, dict], gate_results: list, failures: list[
            "border-bottom: 1px solid #ddd; text-align: left}</style>", "<table class='nanoeval'><tr><th>task</th><th>metric</th><th>value</th>"
            "<th>examples</th><th>ex/s</th><th>cases</th><th>gates</th><th>notes</th><th>predictions</th></tr>"]
     for name, s in summaries.items():
-        eps = s["timing"]["examples_per_second"]
-        cases = "complete" if s["cases"]["complete"] else f"{len(s['cases']['missing'])} missing"
-        preds = Path(s["artifacts"]["predictions.jsonl"])
+        eps = s.timing["examples_per_second"]
+        cases = "complete" if s.cases["complete"] else f"{len(s.cases['missing'])} missing"
+        preds = Path(s.artifacts["predictions.jsonl"])
         link = os.path.relpath(preds, page.parent) if page is not None else preds.as_uri()
-        out.append(f"<tr><td>{html.escape(name)}</td><td>{s['headline']}</td><td>{_value(s)}</td>"
-                   f"<td>{s['counts']['examples']}</td><td>{eps if eps is not None else '-'}</td><td>{cases}</td>"
+        out.append(f"<tr><td>{html.escape(name)}</td><td>{s.headline}</td><td>{_value(s)}</td>"
+                   f"<td>{s.counts['examples']}</td><td>{eps if eps is not None else '-'}</td><td>{cases}</td>"
                    f"<td>{_gates(name, gate_results)}</td>"
-                   f"<td style='color:#b00'>{html.escape(', '.join(s.get('flags', [])))}</td>"
+                   f"<td style='color:#b00'>{html.escape(', '.join(s.flags))}</td>"
                    f"<td><a href='{html.escape(link)}'>predictions.jsonl</a></td></tr>")
     out.append("</table>")
     for name, s in summaries.items():
-        for w in s.get("warnings", []):
+        for w in s.warnings:
             out.append(f"<p style='color:#b00'>warning: {html.escape(name)}: {html.escape(w)}</p>")
     if gate_results:
         out.append("<h3>Gates</h3><ul>")
@@ -131,27 +129,27 @@ def html_summary(summaries: dict[str, dict], gate_results: list, failures: list[
     for f in failures:
         out.append(f"<p style='color:red'>{html.escape(f)}</p>")
     for name, s in summaries.items():
-        png = Path(s["artifacts"]["accuracy.png"])
+        png = Path(s.artifacts["accuracy.png"])
         if png.exists():
             data = base64.b64encode(png.read_bytes()).decode()
             out.append(f"<h3>{html.escape(name)}</h3><img style='max-width:900px' src='data:image/png;base64,{data}'/>")
     return out
 
 
-def metrics_csv(summary: dict) -> str:
+def metrics_csv(summary: Scores) -> str:
     """One row per subject (or shard), then the aggregate rows."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["row", "metric", "n", "value", "stderr"])
-    for subject, v in summary.get("per_subject", {}).items():
+    for subject, v in summary.per_subject.items():
         for metric in [k for k in v if k not in ("n",) and not k.endswith("stderr")]:
             se = v.get("stderr") if metric == "acc" else v.get(f"{metric}_stderr")  # each metric its own
             w.writerow([subject, metric, v["n"], _fmt(v[metric]), _fmt(se)])
-    n = summary["counts"]["examples"]
-    for metric, value in summary["metrics"].items():
+    n = summary.counts["examples"]
+    for metric, value in summary.metrics.items():
         if value is None or value != value:  # e.g. an MMLU category with no subject in this run: left out
             continue
-        w.writerow(["all", metric, n, _fmt(value), _fmt(summary["stderr"].get(metric))])
+        w.writerow(["all", metric, n, _fmt(value), _fmt(summary.stderr.get(metric))])
     return buf.getvalue()
 
 
@@ -159,24 +157,24 @@ def _fmt(x) -> str:
     return "" if x is None or x != x else f"{x:.6f}"
 
 
-def plot_png(summary: dict) -> bytes:
+def plot_png(summary: Scores) -> bytes:
     """Bars per subject (or per metric when there are no subjects), the headline as a line, stderr as whiskers."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    per = summary.get("per_subject") or {}
-    headline, name = summary["metrics"].get(summary["headline"]), summary["headline"]
-    if len(per) > 1 and summary.get("plot_by") != "metrics":
+    per = summary.per_subject
+    headline, name = summary.metrics.get(summary.headline), summary.headline
+    if len(per) > 1 and summary.plot_by != "metrics":
         items = sorted(per.items(), key=lambda kv: kv[1]["acc"])
         labels = [f"{k} (n={v['n']})" for k, v in items]
         values = [v["acc"] for _, v in items]
         errors = [v.get("stderr") or 0 for _, v in items]
     else:
-        labels = list(summary["metrics"])
-        values = [summary["metrics"][k] or 0 for k in labels]
-        errors = [summary["stderr"].get(k) or 0 for k in labels]
+        labels = list(summary.metrics)
+        values = [summary.metrics[k] or 0 for k in labels]
+        errors = [summary.stderr.get(k) or 0 for k in labels]
     fig, ax = plt.subplots(figsize=(9, 1.6 + 0.22 * len(labels)))
     ax.barh(range(len(labels)), values, xerr=[e if e == e else 0 for e in errors], color="#4C72B0",
             error_kw={"ecolor": "#999999", "lw": 0.8})
@@ -185,11 +183,11 @@ def plot_png(summary: dict) -> bytes:
     ax.set_ylim(-0.6, len(labels) - 0.4)
     if headline is not None:
         ax.axvline(headline, color="#C44E52", ls="--", lw=1.5, label=f"{name} = {headline:.3f}")
-    if summary.get("chance"):
-        ax.axvline(summary["chance"], color="#777777", ls=":", lw=1, label=f"chance = {summary['chance']:.2f}")
+    if summary.chance:
+        ax.axvline(summary.chance, color="#777777", ls=":", lw=1, label=f"chance = {summary.chance:.2f}")
     ax.legend(loc="lower right", fontsize=8)
-    model = summary.get("model", {}).get("id", "")
-    ax.set_title(f"{summary['name']}: {model} ({summary['counts']['examples']} examples)", fontsize=10)
+    model = getattr(summary, "model", {}).get("id", "")
+    ax.set_title(f"{summary.name}: {model} ({summary.counts['examples']} examples)", fontsize=10)
     ax.set_xlabel("accuracy")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
@@ -199,9 +197,7 @@ def plot_png(summary: dict) -> bytes:
     return buf.getvalue()
 
 
-def write_suite(path: Path, suite_name: str, tasks: dict[str, dict]) -> None:
+def write_suite(path: Path, suite_name: str, tasks: dict[str, TaskSummary]) -> None:
     """Every task's metrics, model metadata, fingerprint and artifact paths in one place."""
-    entries = {name: {k: s.get(k) for k in ("task", "headline", "metrics", "stderr", "counts", "flags", "warnings",
-                                              "gates", "cases", "model", "fingerprint", "timing", "artifacts")}
-               for name, s in tasks.items()}
-    write_atomic(path, dumps({"schema_version": SCHEMA_VERSION, "suite": suite_name, "tasks": entries}))
+    suite = SuiteSummary(suite_name, {name: SuiteEntry.of(s) for name, s in tasks.items()})
+    write_atomic(path, dumps(suite.to_dict()))

@@ -76,11 +76,13 @@ def mcnemar_worse_p(base: dict[str, bool], new: dict[str, bool]) -> tuple[float,
     return p, b, c
 
 
-def check(summary: dict, gates, baseline_path: Path | None) -> list[GateResult]:
-    task, head = summary["name"], summary["headline"]
-    value = summary["metrics"].get(head)
-    incomplete = not summary["cases"]["complete"]
-    why = f" -- run incomplete: {len(summary['cases']['missing'])} case(s) missing" if incomplete else ""
+def check(summary, gates, baseline_path: Path | None) -> list[GateResult]:
+    """The task's gates on its summary (a TaskSummary); `paired_alpha` compares, example by example, the record
+    key that holds the headline's correctness (summary.correct_key, from the benchmark's summarize)."""
+    task, head = summary.name, summary.headline
+    value = summary.metrics.get(head)
+    incomplete = not summary.cases["complete"]
+    why = f" -- run incomplete: {len(summary.cases['missing'])} case(s) missing" if incomplete else ""
     out = []
 
     def add(gate, metric, val, threshold, ok, detail=""):
@@ -89,9 +91,9 @@ def check(summary: dict, gates, baseline_path: Path | None) -> list[GateResult]:
     if gates.min is not None:
         add("min", head, value, f">= {gates.min}", value is not None and value >= gates.min)
     if gates.min_per_subject is not None:
-        low = {s: v["acc"] for s, v in summary.get("per_subject", {}).items() if v["acc"] < gates.min_per_subject}
+        low = {s: v["acc"] for s, v in summary.per_subject.items() if v["acc"] < gates.min_per_subject}
         detail = f" -- below: {', '.join(f'{s} {a:.3f}' for s, a in sorted(low.items()))}" if low else ""
-        worst = min((v["acc"] for v in summary.get("per_subject", {}).values()), default=None)
+        worst = min((v["acc"] for v in summary.per_subject.values()), default=None)
         add("min_per_subject", "worst subject acc", worst, f">= {gates.min_per_subject}", not low, detail)
     if baseline_path is None:
         return out
@@ -112,18 +114,18 @@ def check(summary: dict, gates, baseline_path: Path | None) -> list[GateResult]:
         add("max_drop", head, value, f">= baseline {b_value:.4f} - {gates.max_drop}",
             drop is not None and drop <= gates.max_drop + 1e-12, f" -- drop {drop:+.4f}" if drop is not None else "")
     if gates.max_drop_stderr is not None:
-        se = math.hypot(summary["stderr"].get(head) or 0.0, (base.get("stderr") or {}).get(head) or 0.0)
+        se = math.hypot(summary.stderr.get(head) or 0.0, (base.get("stderr") or {}).get(head) or 0.0)
         add("max_drop_stderr", head, value, f">= baseline {b_value:.4f} - {gates.max_drop_stderr} x {se:.4f}",
             drop is not None and drop <= gates.max_drop_stderr * se + 1e-12,
             f" -- drop {drop:+.4f}" if drop is not None else "")
     if gates.paired_alpha is not None:
         threshold = f"McNemar p >= {gates.paired_alpha} vs baseline {b_value:.4f}"
-        key = "correct_norm" if head == "acc_norm" else "correct"
+        key = summary.correct_key
         try:
             if not base_preds.exists():
                 raise ValueError(f"baseline predictions {base_preds} not found")
             base_c = _correctness(base_preds, key)
-            new_c = _correctness(Path(summary["artifacts"]["predictions.jsonl"]), key)
+            new_c = _correctness(Path(summary.artifacts["predictions.jsonl"]), key)
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as e:
             add("paired", head, value, threshold, False, f" -- {e}")
             return out

@@ -17,22 +17,7 @@ from pathlib import Path
 
 import yaml
 
-BENCHMARKS = ("mmlu", "hellaswag", "mmmu_pro")
-STRATEGIES = {"mmlu": ("rank_ll", "gen_letter"), "hellaswag": ("rank_ll",), "mmmu_pro": ("gen_letter",)}
-# Scoring keys that only make sense for some benchmarks (the rest are shared).
-TASK_ONLY_KEYS = {
-    "num_shards": ("hellaswag",), "shard_size": ("hellaswag",),
-    "setting": ("mmmu_pro",), "prompt_style": ("mmmu_pro",), "fallback": ("mmmu_pro",),
-    "fewshot_from": ("mmlu", "hellaswag"),
-}
-# Where each benchmark's data comes from when the config says nothing.
-DEFAULT_DATASETS = {
-    "mmlu": {"path": "cais/mmlu", "name": "all", "split": "test", "fewshot_split": "dev"},
-    "hellaswag": {"path": "Rowan/hellaswag", "split": "validation", "fewshot_split": "train"},
-    "mmmu_pro": {"path": "MMMU/MMMU_Pro", "name": "standard (10 options)", "split": "test"},
-}
-MMMU_SETTINGS = ("standard (10 options)", "standard (4 options)", "vision")
-
+from nanoeval.benchmark import STRATEGIES, OptionError, Options
 
 class ConfigError(ValueError):
     """A bad config: the message names the file, the key path and what was expected."""
@@ -71,19 +56,6 @@ class DatasetConfig:
 
 
 @dataclass(frozen=True)
-class ScoringConfig:
-    strategy: str | None = None               # rank_ll | gen_letter (default: rank_ll; MMMU-Pro: gen_letter)
-    num_fewshot: int = 0
-    fewshot_from: str = "split"               # split (the fewshot_split) | test_head (first k test rows, not scored)
-    max_new_tokens: int | None = None         # default 5; MMMU-Pro: 50 (direct) / 1024 (cot), as published
-    num_shards: int | None = None             # HellaSwag: number of cases
-    shard_size: int | None = None             # HellaSwag: or examples per case
-    setting: str = "standard (10 options)"    # MMMU-Pro
-    prompt_style: str = "direct"              # MMMU-Pro: direct | cot
-    fallback: str = "seeded"                  # MMMU-Pro: seeded | count_wrong
-
-
-@dataclass(frozen=True)
 class EngineConfig:
     """Speed settings: never change a result, so they are not part of the fingerprint."""
     batch_size: int | None = None             # max rows per batch (default: token budget only)
@@ -111,7 +83,7 @@ class TaskConfig:
     task: str
     model: ModelConfig
     dataset: DatasetConfig
-    scoring: ScoringConfig = ScoringConfig()
+    scoring: Options = Options()             # the benchmark's own options type (nanoeval/benchmarks/<task>.py)
     engine: EngineConfig = EngineConfig()
     seed: int = 1234
     report_dir: str | None = None
@@ -262,9 +234,12 @@ def _task(entry: dict, where: str, src: str, inherited: dict) -> TaskConfig:
     for key in entry:
         if key not in known:
             raise ConfigError(f"{src}: {pre}{key}: unknown key (expected one of: {', '.join(sorted(known))})")
+    from nanoeval.benchmarks import BENCHMARKS
+
     task = entry.get("task")
     if task not in BENCHMARKS:
         raise ConfigError(f"{src}: {pre}task: expected one of {', '.join(BENCHMARKS)}, got {_got(task)}")
+    bench = BENCHMARKS[task]
     name = _check(entry.get("name", task), str, f"{pre}name", src)
     if not name or "/" in name or name.startswith("."):
         raise ConfigError(f"{src}: {pre}name: expected a plain name (no '/'), got {name!r}")
@@ -278,7 +253,7 @@ def _task(entry: dict, where: str, src: str, inherited: dict) -> TaskConfig:
     if "dataset" in entry and not isinstance(entry["dataset"], dict):
         raise ConfigError(f"{src}: {pre}dataset: expected a mapping, got {_got(entry['dataset'])}")
     files_raw = ds_raw.pop("data_files", None)
-    defaults = dict(DEFAULT_DATASETS[task])
+    defaults = dict(bench.dataset)
     if files_raw is not None:  # local files: the hub defaults (id, config name) do not apply
         defaults.pop("name", None)
         defaults["path"] = "parquet" if ".parquet" in str(files_raw) else "json"
@@ -286,11 +261,9 @@ def _task(entry: dict, where: str, src: str, inherited: dict) -> TaskConfig:
     ds_kwargs["data_files"] = _data_files(files_raw, ds_kwargs.get("split", "test"), f"{pre}dataset.data_files", src)
     dataset = DatasetConfig(**ds_kwargs)
 
-    scoring_raw = entry.get("scoring") or {}
-    scoring = _make(ScoringConfig, scoring_raw, f"{pre}scoring", src)
-    scoring = dataclasses.replace(scoring, **_scoring_defaults(task, scoring))
-    if task == "mmmu_pro" and files_raw is None and "name" not in ds_raw:  # the hub config is the setting
-        dataset = dataclasses.replace(dataset, name=scoring.setting)
+    scoring = _options(bench, entry.get("scoring") or {}, f"{pre}scoring", src)
+    if files_raw is None and "name" not in ds_raw:  # e.g. a hub config chosen by a scoring option
+        dataset = dataclasses.replace(dataset, **bench.dataset_from_options(scoring))
     engine = _make(EngineConfig, {**inherited.get("engine", {}), **(entry.get("engine") or {})}, f"{pre}engine", src)
     seed = _check(entry.get("seed", inherited.get("seed", 1234)), int, f"{pre}seed", src)
     report_dir = _check(entry.get("report_dir"), str | None, f"{pre}report_dir", src)
@@ -301,21 +274,34 @@ def _task(entry: dict, where: str, src: str, inherited: dict) -> TaskConfig:
                           "compare with a baseline summary.json or suite_summary.json)")
     cfg = TaskConfig(name=name, task=task, model=model, dataset=dataset, scoring=scoring, engine=engine,
                      seed=seed, report_dir=report_dir, gates=gates, source=src, suite=inherited.get("suite"))
-    _check_values(cfg, pre, src, scoring_raw)
+    _check_values(cfg, pre, src)
     return cfg
 
 
-def _scoring_defaults(task: str, s: ScoringConfig) -> dict:
-    """Settings left out get the published recipe's values."""
-    out = {}
-    if s.strategy is None:
-        out["strategy"] = "gen_letter" if task == "mmmu_pro" else "rank_ll"
-    if s.max_new_tokens is None:  # MMMU-Pro's direct setting generates up to 50 tokens, CoT up to 1024
-        out["max_new_tokens"] = (1024 if s.prompt_style == "cot" else 50) if task == "mmmu_pro" else 5
-    return out
+def _options(bench, raw, where: str, src: str) -> Options:
+    """The benchmark's own `scoring:` options: its keys only (a key of another benchmark says whose it is),
+    checked types, then its own defaults and checks (`Options.resolve`)."""
+    from nanoeval.benchmarks import BENCHMARKS
+
+    if isinstance(raw, dict):
+        for key in raw:
+            owners = [b.name for b in BENCHMARKS.values() if key in b.options.keys()]
+            if key not in bench.options.keys() and owners:
+                raise ConfigError(f"{src}: {where}.{key}: not a setting of {bench.name} "
+                                  f"(it applies to {', '.join(owners)})")
+    options = _make(bench.options, raw, where, src)
+    if options.strategy not in STRATEGIES:
+        raise ConfigError(f"{src}: {where}.strategy: expected {' or '.join(STRATEGIES)}, got {_got(options.strategy)}")
+    if options.strategy not in bench.strategies:
+        raise ConfigError(f"{src}: {where}.strategy: {bench.name} supports only {' or '.join(bench.strategies)}, "
+                          f"got {options.strategy!r}")
+    try:
+        return options.resolve()
+    except OptionError as e:
+        raise ConfigError(f"{src}: {where}.{e.key}: expected {e}, got {_got(getattr(options, e.key))}") from None
 
 
-def _check_values(cfg: TaskConfig, pre: str, src: str, scoring_raw: dict):
+def _check_values(cfg: TaskConfig, pre: str, src: str):
     """Impossible values and benchmark-specific rules."""
     def bad(key, expected, got):
         raise ConfigError(f"{src}: {pre}{key}: expected {expected}, got {_got(got)}")
@@ -333,20 +319,7 @@ def _check_values(cfg: TaskConfig, pre: str, src: str, scoring_raw: dict):
         bad("dataset.on_bad_row", "error or skip", d.on_bad_row)
     if d.limit is not None and d.limit < 1:
         bad("dataset.limit", "an integer >= 1", d.limit)
-    if s.strategy not in ("rank_ll", "gen_letter"):
-        bad("scoring.strategy", "rank_ll or gen_letter", s.strategy)
-    if s.strategy not in STRATEGIES[cfg.task]:
-        only = " or ".join(STRATEGIES[cfg.task])
-        raise ConfigError(f"{src}: {pre}scoring.strategy: {cfg.task} supports only {only}, got {s.strategy!r}")
-    for key in scoring_raw:
-        if cfg.task not in TASK_ONLY_KEYS.get(key, BENCHMARKS):
-            raise ConfigError(f"{src}: {pre}scoring.{key}: not a setting of {cfg.task} "
-                              f"(it applies to {', '.join(TASK_ONLY_KEYS[key])})")
-    if s.num_fewshot < 0:
-        bad("scoring.num_fewshot", "an integer >= 0", s.num_fewshot)
-    if s.fewshot_from not in ("split", "test_head"):
-        bad("scoring.fewshot_from", "split or test_head", s.fewshot_from)
-    if s.num_fewshot and s.fewshot_from == "split":  # shots need a split to come from, present in the data
+    if s.num_fewshot and getattr(s, "fewshot_from", "split") == "split":  # shots come from a split in the data
         if not d.fewshot_split:
             raise ConfigError(f"{src}: {pre}dataset.fewshot_split: scoring.num_fewshot={s.num_fewshot} needs a split "
                               "to take shots from (e.g. dev), or scoring.fewshot_from: test_head")
@@ -354,18 +327,6 @@ def _check_values(cfg: TaskConfig, pre: str, src: str, scoring_raw: dict):
             raise ConfigError(f"{src}: {pre}dataset.fewshot_split: scoring.num_fewshot={s.num_fewshot} takes shots "
                               f"from split {d.fewshot_split!r}, but dataset.data_files has no such split (has: "
                               f"{', '.join(d.data_files)}); add its files, or use scoring.fewshot_from: test_head")
-    if s.max_new_tokens < 1:
-        bad("scoring.max_new_tokens", "an integer >= 1", s.max_new_tokens)
-    if s.num_shards is not None and s.num_shards < 1:
-        bad("scoring.num_shards", "an integer >= 1", s.num_shards)
-    if s.shard_size is not None and s.shard_size < 1:
-        bad("scoring.shard_size", "an integer >= 1", s.shard_size)
-    if s.setting not in MMMU_SETTINGS:
-        bad("scoring.setting", " or ".join(repr(x) for x in MMMU_SETTINGS), s.setting)
-    if s.prompt_style not in ("direct", "cot"):
-        bad("scoring.prompt_style", "direct or cot", s.prompt_style)
-    if s.fallback not in ("seeded", "count_wrong"):
-        bad("scoring.fallback", "seeded or count_wrong", s.fallback)
     for key in ("batch_size", "token_budget", "threads"):
         if getattr(e, key) is not None and getattr(e, key) < 1:
             bad(f"engine.{key}", "an integer >= 1", getattr(e, key))
@@ -473,6 +434,8 @@ def task_to_dict(cfg: TaskConfig) -> dict:
 
 def task_from_dict(d: dict) -> TaskConfig:
     """Inverse of task_to_dict (run.json keeps the config so `nanoeval merge` needs no YAML)."""
-    parts = {"model": ModelConfig, "dataset": DatasetConfig, "scoring": ScoringConfig, "engine": EngineConfig,
-             "gates": GateConfig}
+    from nanoeval.benchmarks import BENCHMARKS
+
+    parts = {"model": ModelConfig, "dataset": DatasetConfig, "scoring": BENCHMARKS[d["task"]].options,
+             "engine": EngineConfig, "gates": GateConfig}
     return TaskConfig(**{k: parts[k](**v) if k in parts else v for k, v in d.items()})

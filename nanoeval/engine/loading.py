@@ -1,0 +1,119 @@
+"""Loading a model: a local folder (package-relative, project-relative or absolute), a hub id, or a GGUF file
+de-quantized once into a cached plain folder; the model's metadata for summary.json."""
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nanoeval.config import ModelConfig
+from nanoeval.data import package_dir
+from nanoeval.identity import cache_root, hub_commit
+from nanoeval.progress import notice
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def model_location(cfg: ModelConfig, root: Path) -> str:
+    """A local folder (package-relative, project-relative or absolute) or a hub id."""
+    if cfg.package:
+        return str(package_dir(cfg.package) / cfg.path)
+    local = Path(cfg.path) if Path(cfg.path).is_absolute() else root / cfg.path
+    return str(local) if local.exists() else cfg.path
+
+
+def convert_gguf(folder: str, gguf_file: str) -> Path:
+    """De-quantize a GGUF file into a plain HF folder once; later runs load the cached folder in a second."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = Path(folder) / gguf_file
+    st = src.stat()
+    key = hashlib.sha256(f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    out = cache_root() / "gguf" / f"{src.stem}-{key}"
+    if (out / "config.json").exists():
+        return out
+    notice(f"de-quantizing {src.name} into a plain HF folder, once (this takes a while: about 40 s for a 135M "
+           f"model on a CPU; later runs load the folder in a second) -> {out}")
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
+    model.hf_quantizer = None  # weights are de-quantized already; this lets save_pretrained write them
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp.rename(out)  # atomic: a crash never leaves a half-written cache entry
+    except OSError:  # another process won the race
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+@dataclass
+class Loaded:
+    model: object
+    tokenizer: object
+    processor: object | None    # vision-language models: expands image tokens, makes pixel values
+    kind: str                   # causal_lm | vision_lm
+    device: str
+    max_length: int
+    attn_impl: str
+    meta: dict                  # summary.json's `model`
+
+
+def load_model(cfg: ModelConfig, root: Path, commit: str | None = None) -> Loaded:
+    """The model, on its device, in eval mode. `commit`: the hub commit the run's fingerprint names (resolved once,
+    on the controller), so every worker loads exactly that, not whatever the branch points to by then."""
+    import torch
+    import transformers as tf
+
+    tf.utils.logging.disable_progress_bar()
+    tf.utils.logging.set_verbosity_error()
+    if cfg.trust_remote_code:
+        notice(f"WARNING: trust_remote_code is ON for {cfg.path}: code from the model repository will run on "
+               "this machine")
+    t0 = time.time()
+    location = model_location(cfg, root)
+    if cfg.gguf_file:
+        location = str(convert_gguf(location, cfg.gguf_file))
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    commit = None if Path(location).is_dir() else commit or hub_commit(location, cfg.revision)
+    common = dict(revision=commit or cfg.revision, trust_remote_code=cfg.trust_remote_code)
+    hf_config = tf.AutoConfig.from_pretrained(location, **common)
+    kind = cfg.kind
+    if kind == "auto":
+        kind = "vision_lm" if hasattr(hf_config, "vision_config") else "causal_lm"
+    dtype = getattr(torch, cfg.dtype)
+    if kind == "vision_lm":
+        processor = tf.AutoProcessor.from_pretrained(location, **common)
+        tokenizer = processor.tokenizer
+        model = tf.AutoModelForImageTextToText.from_pretrained(location, dtype=dtype, **common)
+    else:
+        processor = None
+        tokenizer = tf.AutoTokenizer.from_pretrained(location, **common)
+        model = tf.AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **common)
+    model.to(device).eval().requires_grad_(False)
+    text_cfg = getattr(hf_config, "text_config", None) or hf_config
+    max_length = cfg.max_length or getattr(text_cfg, "max_position_embeddings", None) or 2048
+    loaded_cfg = getattr(model.config, "text_config", None) or model.config
+    attn_impl = getattr(loaded_cfg, "_attn_implementation", None) or "sdpa"
+    meta = {"id": f"{cfg.package}/{cfg.gguf_file or cfg.path}" if cfg.package else cfg.path, "package": cfg.package,
+            "gguf_file": cfg.gguf_file, "revision": cfg.revision, "commit": commit,
+            "dtype": cfg.dtype, "device": device, "kind": kind,
+            "architecture": (hf_config.architectures or [type(model).__name__])[0],
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "max_length": max_length, "load_seconds": round(time.time() - t0, 2)}
+    return Loaded(model, tokenizer, processor, kind, device, max_length, attn_impl, meta)

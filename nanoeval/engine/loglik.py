@@ -1,0 +1,203 @@
+"""Log-likelihood scoring: each request (a context, its continuations) laid out as a unit, the context once and
+each continuation a branch under a tree attention mask; units packed into rows; a shared few-shot prefix's KV cache
+reused; log-probabilities only where a continuation token is scored. The naive path (one right-padded sequence per
+continuation) is the reference and takes what does not fit."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nanoeval.engine.requests import LLRequest
+
+
+@dataclass
+class _Unit:
+    """A context and its continuations laid out for one stretch of a packed row: the context's tokens, then each
+    continuation's input tokens (all but its last) as a branch that sees the context and itself only.
+    targets[k] = (offset in the unit, token) of each token of continuation k: the first is predicted at the
+    context's last position, the others inside the branch."""
+    ctx: list[int]
+    conts: list[list[int]]
+    start: int = 0  # position of the first context token (the length of a cached prefix before it)
+
+    def __post_init__(self):
+        self.ids, self.branch = list(self.ctx), [0] * len(self.ctx)
+        self.targets = []
+        for k, cont in enumerate(self.conts, 1):
+            base = len(self.ids)
+            self.targets.append([(len(self.ctx) - 1, cont[0])] + [(base + m, t) for m, t in enumerate(cont[1:])])
+            self.ids += cont[:-1]
+            self.branch += [k] * (len(cont) - 1)
+        self.pos = list(range(self.start, self.start + len(self.ctx)))
+        for cont in self.conts:
+            self.pos += range(self.start + len(self.ctx), self.start + len(self.ctx) + len(cont) - 1)
+
+    def after(self, n: int) -> "_Unit":
+        """The same unit with its first n context tokens left to a cached prefix."""
+        return _Unit(self.ctx[n:], self.conts, self.start + n)
+
+
+def tree_mask(owner, branch, n_prefix: int, attn_impl: str, dtype):
+    """[rows, 1, query, key]: a token sees earlier tokens of its own unit's context and of its own branch
+    (padding sees padding: no empty rows); all prefix positions are visible."""
+    import torch
+
+    width = owner.shape[1]
+    causal = torch.ones(width, width, dtype=torch.bool, device=owner.device).tril()
+    mask = (owner[:, :, None] == owner[:, None, :]) & causal & (
+        (branch[:, None, :] == 0) | (branch[:, :, None] == branch[:, None, :]))
+    if n_prefix:
+        mask = torch.cat([mask.new_ones(owner.shape[0], width, n_prefix), mask], -1)
+    mask = mask[:, None]
+    if attn_impl == "eager":  # eager attention adds the mask
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
+            ~mask, torch.finfo(dtype).min)
+    return mask
+
+
+def right_pad(seqs: list[list[int]], pad: int | None, device: str):
+    """Token ids padded on the right to the longest, and their attention mask."""
+    import torch
+
+    width = max(len(s) for s in seqs)
+    pad = pad if pad is not None else 0
+    ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=device)
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=device)
+    return ids, mask
+
+
+class LogLikelihoods:
+    """Scores log-likelihood requests with an Engine's model, tokenization, batcher and counters."""
+
+    def __init__(self, engine):
+        self.e = engine
+
+    def __call__(self, requests: list[LLRequest], naive: bool = False) -> list[list[float]]:
+        """Summed log-probability of each continuation given its context, per request."""
+        import torch
+
+        with torch.inference_mode():
+            return self._score(requests, naive)
+
+    def _score(self, requests: list[LLRequest], naive: bool) -> list[list[float]]:
+        encoded = self.e.encode_requests(requests)
+        scores: dict[tuple[int, int], float] = {}  # (request, continuation) -> log-likelihood
+        units: dict[tuple[int, int], _Unit] = {}   # (request, first continuation) -> a context and continuations
+        rest = []
+        for i, (ctx, conts) in enumerate(encoded):
+            if naive or not all(conts) or len(ctx) + max(len(c) for c in conts) - 1 > self.e.max_length:
+                rest.append(i)  # over-long: the naive path left-truncates each sequence
+            elif self.e.settings.share_context:
+                units[i, 0] = _Unit(ctx, conts)
+            else:
+                units.update({(i, k): _Unit(ctx, [c]) for k, c in enumerate(conts)})
+        by_prefix: dict[str, list] = {}
+        if self.e.settings.prefix_cache and not self.e.cfg.chat_template:
+            for key in units:
+                if requests[key[0]].prefix:
+                    by_prefix.setdefault(requests[key[0]].prefix, []).append(key)
+        for prefix, keys in by_prefix.items():
+            cache = self._prefix_cache(prefix, [units[key].ctx for key in keys])
+            if cache is not None:  # only the tokens after the prefix go through the model
+                n = cache.get_seq_length()
+                self._score_units({key: units.pop(key).after(n) for key in keys}, scores, cache)
+        self._score_units(units, scores)
+        self._score_naive(encoded, rest, scores)
+        return [[scores[i, k] for k in range(len(req.continuations))] for i, req in enumerate(requests)]
+
+    def _hidden(self, ids, mask, **kw):
+        """Last hidden states of the language model (logits are computed only where needed)."""
+        return self.e.model.model(input_ids=ids, attention_mask=mask, **kw)
+
+    def _logprobs(self, hidden):
+        return self.e.model.lm_head(hidden).float().log_softmax(-1)
+
+    def _prefix_cache(self, prefix: str, contexts: list[list[int]]):
+        """The key/value cache of a shared prefix (one subject's shots), computed once and kept while the same
+        prefix comes back; None unless every context starts with the prefix's own tokens (so the result is
+        exactly the same)."""
+        import torch
+
+        p_ids = tuple(self.e.encode(prefix.rstrip()))  # cut before trailing space: no token merges across the cut
+        n = len(p_ids)
+        if n < 2 or any(len(c) <= n or tuple(c[:n]) != p_ids for c in contexts):
+            return None
+        if p_ids not in self.e.prefix_caches:
+            self.e.prefix_caches.clear()  # one prefix at a time: bounded memory
+            ids = torch.tensor([p_ids], device=self.e.device)
+            self.e.prefix_caches[p_ids] = self._hidden(ids, torch.ones_like(ids), use_cache=True).past_key_values
+        return self.e.prefix_caches[p_ids]
+
+    def _score_units(self, units: dict, scores: dict, prefix_cache=None) -> None:
+        """Each unit's context once, each continuation a branch that sees the context and itself (a tree
+        attention mask), units packed into rows; log-probabilities only at the continuations' targets, summed
+        in fp64. With a prefix cache, every row also attends to the prefix's keys and values."""
+        import copy
+
+        import torch
+
+        keys, dev = list(units), self.e.device
+        n_prefix = prefix_cache.get_seq_length() if prefix_cache is not None else 0
+
+        def run(rows: list[list[int]]):
+            width = max(sum(len(units[keys[i]].ids) for i in row) for row in rows)
+            ids, pos, owner, branch = [], [], [], []
+            where, targets, slot = [], [], []  # scored (row, column), its target token, its (request, cont.)
+            for r, row in enumerate(rows):
+                col = 0
+                for i in row:
+                    (req, first), u = keys[i], units[keys[i]]
+                    for k, tgt in enumerate(u.targets):
+                        where += [(r, col + at) for at, _ in tgt]
+                        targets += [tok for _, tok in tgt]
+                        slot += [(req, first + k)] * len(tgt)
+                    ids += u.ids
+                    pos += u.pos
+                    owner += [i] * len(u.ids)
+                    branch += u.branch
+                    col += len(u.ids)
+                ids += [0] * (width - col)  # padding: its own unit (-1), position 0
+                pos += [0] * (width - col)
+                owner += [-1] * (width - col)
+                branch += [0] * (width - col)
+            ids, pos, owner, branch = (torch.tensor(x, device=dev).view(len(rows), width)
+                                       for x in (ids, pos, owner, branch))
+            cache = None
+            if prefix_cache is not None:  # the model appends to the cache it is given: use a copy
+                cache = copy.deepcopy(prefix_cache)
+                cache.batch_repeat_interleave(len(rows))
+            hidden = self._hidden(ids, tree_mask(owner, branch, n_prefix, self.e.attn_impl, self.e.model.dtype), position_ids=pos,
+                                  cache=cache, use_cache=False).last_hidden_state
+            at = torch.tensor(where, device=dev)
+            lp = self._logprobs(hidden[at[:, 0], at[:, 1]])
+            picked = lp.gather(-1, torch.tensor(targets, device=dev)[:, None])[:, 0].double()
+            index = {s: n for n, s in enumerate(dict.fromkeys(slot))}
+            sums = torch.zeros(len(index), dtype=torch.float64, device=dev).index_add_(
+                0, torch.tensor([index[s] for s in slot], device=dev), picked).tolist()
+            scores.update(zip(index, sums))
+
+        if keys:
+            self.e.batcher.run({i: len(units[key].ids) for i, key in enumerate(keys)}, run, self.e.packing)
+
+    def _score_naive(self, encoded, idx: list[int], scores: dict) -> None:
+        """Each (context, continuation) as its own right-padded sequence: the reference path."""
+        import torch
+
+        items = []  # (request index, continuation index, input ids, continuation ids)
+        for i in idx:
+            cut = False
+            for j, cont_ids in enumerate(encoded[i][1]):
+                whole = encoded[i][0] + cont_ids
+                cut |= len(whole) - 1 > self.e.max_length
+                items.append((i, j, whole[-(self.e.max_length + 1):][:-1], cont_ids))
+            self.e.counts["truncated_prompts"] += cut  # once per prompt, not per continuation
+
+        def run(rows):
+            batch = [k for (k,) in rows]
+            ids, mask = right_pad([items[k][2] for k in batch], self.e.tokenizer.pad_token_id, self.e.device)
+            hidden = self._hidden(ids, mask).last_hidden_state
+            for row, k in enumerate(batch):
+                i, j, inp, cont = items[k]
+                lp = self._logprobs(hidden[row, len(inp) - len(cont): len(inp)])
+                scores[i, j] = lp.gather(-1, torch.tensor(cont, device=self.e.device)[:, None]).double().sum().item()
+
+        self.e.batcher.run({k: len(items[k][2]) for k in range(len(items))}, run)

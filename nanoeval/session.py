@@ -1,0 +1,87 @@
+"""A run's tasks, checked before any model loads: configs, report dirs, baselines, local data, models, cases, and
+each task's run.json (its fingerprint). Used by the pytest plugin on every process; nothing here imports pytest."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nanoeval.config import (ConfigError, SuiteConfig, TaskConfig, check_report_dirs, load_suite, load_task,
+                             report_dir)
+from nanoeval.data import DataError, scan_local
+from nanoeval.pool import ModelPool
+from nanoeval.runner import benchmark, check_model, task_info
+
+DEFAULT_SUITE = "suites/suite_smoke.yaml"
+
+
+@dataclass
+class Session:
+    root: Path
+    tasks: list[TaskConfig]
+    suite: SuiteConfig | None
+    dirs: dict[str, Path]                                     # task -> its report dir
+    fresh: bool = False                                       # move the previous run aside and start over
+    shard: tuple[int, int] | None = None                      # (i, N): this process runs every N-th case
+    infos: dict[str, dict] = field(default_factory=dict)      # task -> its run.json (controller only)
+    commits: dict[str, str | None] = field(default_factory=dict)  # model key -> resolved hub commit
+    sizes: dict[str, dict[str, int]] = field(default_factory=dict)  # task -> expected examples per case
+    started: float = field(default_factory=time.time)
+
+
+def _abs(path: str, root: Path) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else root / p
+
+
+def parse_shard(value: str | None) -> tuple[int, int] | None:
+    if not value:
+        return None
+    try:
+        i, n = (int(x) for x in value.split("/"))
+        assert n >= 1 and 0 <= i < n
+    except (ValueError, AssertionError):
+        raise ConfigError(f"--nanoeval-shard / NANOEVAL_SHARD: expected i/N with 0 <= i < N, got {value!r}") from None
+    return i, n
+
+
+def open_session(root: Path, config: str | None, suite: str | None, shard: str | None = None, fresh: bool = False,
+                 controller: bool = True) -> Session:
+    """Load NANOEVAL_CONFIG or NANOEVAL_SUITE (default: the smoke suite) and check everything a config or data file
+    can get wrong, quickest first; on the controller also each task's model, cases and run.json. Any problem is
+    one ConfigError line naming the file and key (or file:line)."""
+    if config and suite:
+        raise ConfigError("set either NANOEVAL_CONFIG or NANOEVAL_SUITE, not both")
+    suite_cfg = None
+    if config:
+        tasks = [load_task(_abs(config, root))]
+    else:
+        suite_cfg = load_suite(_abs(suite or DEFAULT_SUITE, root))
+        tasks = suite_cfg.tasks
+    dirs = {t.name: report_dir(t, root, suite_cfg) for t in tasks}
+    check_report_dirs(tasks, dirs, suite_cfg, root)
+    for t in tasks:  # a missing baseline is an error, never a pass
+        if t.gates.baseline and not _abs(t.gates.baseline, root).is_file():
+            raise ConfigError(f"{t.source}: gates.baseline: {_abs(t.gates.baseline, root)}: file not found")
+        try:  # missing, empty or broken local data: one line now rather than one failure per case
+            scan_local(t.dataset, root)
+        except DataError as e:
+            raise ConfigError(f"{t.source}: {e}") from None
+    s = Session(root, tasks, suite_cfg, dirs, fresh=fresh, shard=parse_shard(shard))
+    if controller:  # before any model loads: what identifies each task's results, cases that cannot run
+        for t in tasks:
+            try:
+                model = check_model(t, root)  # first: the likeliest typo, and quick to check
+                if why := benchmark(t).check_cases(t, root):
+                    pre = f"tasks[{tasks.index(t)}]." if suite_cfg is not None else ""
+                    raise ConfigError(f"{t.source}: {pre}{why}")
+                s.infos[t.name] = task_info(t, root, model)
+                s.sizes[t.name] = benchmark(t).case_sizes(t, root)
+            except (DataError, OSError) as e:
+                raise ConfigError(f"{t.source}: {e}") from None
+            s.commits[ModelPool.key(t)] = s.infos[t.name]["model_identity"].get("commit")
+    return s
+
+
+def baseline_path(t: TaskConfig, root: Path) -> Path | None:
+    return _abs(t.gates.baseline, root) if t.gates.baseline else None

@@ -1,0 +1,85 @@
+"""The library without pytest, and the registry as the one list of benchmarks (everything else derives from it)."""
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from nanoeval.benchmark import Benchmark, Options
+from nanoeval.benchmarks import BENCHMARKS
+from nanoeval.config import load_task
+from tests.conftest import DATA, ROOT, mmlu_tiny_config, read_jsonl
+
+NAMES = list(BENCHMARKS)
+
+
+def test_a_task_runs_end_to_end_through_the_library_alone(tiny_lm, tmp_path):
+    """session -> run_case per case -> finish_task, in a fresh interpreter that never imports pytest."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(mmlu_tiny_config(tiny_lm, tmp_path / "r")))
+    code = f"""
+import sys
+from pathlib import Path
+from nanoeval.journal import journal_path, prepare_report_dir
+from nanoeval.pool import ModelPool
+from nanoeval.runner import benchmark, finish_task, run_case
+from nanoeval.session import open_session
+
+s = open_session(Path({str(ROOT)!r}), {str(cfg)!r}, None)
+t = s.tasks[0]
+prepare_report_dir(s.dirs[t.name], s.infos[t.name], t.name, fresh=False)
+engine = ModelPool().get(t, s.root)
+for case in benchmark(t).cases(t, s.root):
+    run_case(t, case, s.root, journal_path(s.dirs[t.name], case), engine)
+summary, gates = finish_task(t, s.dirs[t.name], s.infos[t.name], None)
+assert "pytest" not in sys.modules and "evals" not in sys.modules, sorted(m for m in sys.modules if "test" in m)
+print(summary.headline, summary.counts["examples"], sorted(summary.cases["done"]))
+"""
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    subjects = mmlu_tiny_config(tiny_lm, tmp_path)["dataset"]["subjects"]
+    rows = sum(r["subject"] in subjects for r in read_jsonl(DATA / "mmlu_tiny" / "test.jsonl"))
+    assert res.stdout.split()[:2] == ["acc_macro", str(rows)], res.stdout
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["cases"]["complete"] is True
+    assert len(read_jsonl(tmp_path / "r" / "predictions.jsonl")) == rows
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_registered_benchmark_is_whole(name, tmp_path):
+    """Registered under its own name, a test module in evals/ that hands it over, options of its own that resolve,
+    a shipped config that loads."""
+    b = BENCHMARKS[name]
+    assert isinstance(b, Benchmark) and b.name == name and issubclass(b.options, Options)
+    assert set(b.strategies) <= {"rank_ll", "gen_letter"} and b.options().strategy == b.strategies[0]
+    b.options().resolve()
+    module = ROOT / "evals" / f"test_{name}.py"
+    tree = ast.parse(module.read_text())
+    imports = [n for n in tree.body if isinstance(n, ast.ImportFrom)]
+    assert any(n.module == f"nanoeval.benchmarks.{name}" and n.names[0].name == "BENCHMARK" for n in imports)
+    assert [n.name for n in tree.body if isinstance(n, ast.FunctionDef)] == [f"test_{name}"]
+    configs = [p for p in (ROOT / "configs").glob("*.yaml") if yaml.safe_load(p.read_text()).get("task") == name]
+    assert configs, f"no config under configs/ for {name}"
+    for p in configs:
+        assert load_task(p).task == name
+
+
+def test_nothing_outside_the_benchmarks_names_one():
+    """In the library and the plugin, a benchmark's name appears only in the registry (docstrings, comments and
+    the benchmarks' own files aside)."""
+    files = [p for p in (ROOT / "nanoeval").rglob("*.py") if "benchmarks" not in p.parts]
+    files.append(ROOT / "evals" / "plugin.py")
+    for path in files:
+        tree = ast.parse(path.read_text())
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree) if isinstance(
+            n, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)) and n.body and isinstance(
+            n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            text = node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                id(node) not in docstrings else node.id if isinstance(node, ast.Name) else \
+                node.attr if isinstance(node, ast.Attribute) else None
+            if text:
+                assert not any(n in text.lower() for n in NAMES if len(n) > 3) and text not in NAMES, (path, text)
