@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from nanoeval.benchmark import Benchmark
-from nanoeval.benchmarks import hellaswag, mmlu, mmmu_pro
+from nanoeval.benchmarks import arc, hellaswag, mmlu, mmmu_pro
 
 BENCHMARKS: dict[str, Benchmark] = {
     "mmlu": mmlu.BENCHMARK,
     "hellaswag": hellaswag.BENCHMARK,
     "mmmu_pro": mmmu_pro.BENCHMARK,
+    "arc": arc.BENCHMARK,
 }
