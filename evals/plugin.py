@@ -579,7 +579,7 @@ def pytest_html_results_table_header(cells):
 
 
 def pytest_html_results_table_row(report, cells):
-    """Each case's value of its task's headline metric (acc_norm for HellaSwag, acc_macro for an MMLU subject)."""
+    """Each case's value of its task's headline metric (the task's own headline, computed on the case's records)."""
     info = dict(getattr(report, "user_properties", [])).get("nanoeval") or {}
     value = info.get("headline_value")
     cells.insert(2, "<td></td>" if value is None else f"<td>{info['headline']} {value:.4f}</td>")

@@ -71,16 +71,23 @@ class Options:
     """The `scoring:` settings every benchmark has. A benchmark subclasses it (a frozen dataclass) to add its own
     settings and defaults, and overrides `resolve` to fill defaults that depend on other settings and to refuse
     impossible values (raise OptionError)."""
-    strategy: str = "rank_ll"
+    strategy: str | None = None         # None: the benchmark's first strategy
     num_fewshot: int = 0
-    max_new_tokens: int | None = 5  # generation only
+    max_new_tokens: int | None = None   # generation only; None: 5
+    fewshot_hint = ""                   # (not a setting) where else shots can come from, for the missing-split error
 
     def resolve(self) -> "Options":
+        if self.max_new_tokens is None:
+            return dataclasses.replace(self, max_new_tokens=5).resolve()
         if self.num_fewshot < 0:
             raise OptionError("num_fewshot", "an integer >= 0")
-        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+        if self.max_new_tokens < 1:
             raise OptionError("max_new_tokens", "an integer >= 1")
         return self
+
+    def needs_fewshot_split(self) -> bool:
+        """Whether the shots come from dataset.fewshot_split (checked against the data when the config loads)."""
+        return self.num_fewshot > 0
 
     def choose(self, key: str, allowed: tuple, expected: str | None = None) -> None:
         """Refuse a value of `key` outside `allowed`."""
@@ -107,14 +114,15 @@ class Benchmark:
     """One benchmark, stated in full. Functions take the task's config (`cfg.scoring` is this benchmark's
     `options` type) and the project root (relative data paths)."""
     name: str                                            # `task:` in YAML
-    doc: str                                             # one line for listings
+    doc: str                                             # one line for `nanoeval benchmarks`
     options: type[Options]                               # `scoring:` settings, defaults and validation
     dataset: dict                                        # default `dataset:` (hub id, config, splits)
     strategies: tuple[str, ...]                          # of STRATEGIES, the first is the default
     cases: Callable[["TaskConfig", Path], list[str]]     # case ids (subjects or shards), the same on every worker
     load: Callable[["TaskConfig", str, Path], CaseData]  # one case's examples (bad rows: DataError naming them)
     score: Callable[["Engine", "TaskConfig", list, Any], list[dict]]  # a batch of examples -> records
-    summarize: Callable[[list[dict], "TaskConfig"], Metrics]  # all records of a task -> metrics
+    summarize: Callable[[list[dict], "TaskConfig | None"], Metrics]  # all records of a task -> metrics (cfg is
+    #                                                    None when `nanoeval rescore` scores saved generations)
     recipe: Callable[["TaskConfig", Path], dict]         # the exact scoring recipe, for summary.json
     case_sizes: Callable[["TaskConfig", Path], dict[str, int]]  # expected examples per case (progress, order)
     check_cases: Callable[["TaskConfig", Path], str | None] = lambda cfg, root: None  # why cases cannot run

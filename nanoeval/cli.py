@@ -7,6 +7,8 @@
     nanoeval merge DIR... --out DIR
         Combine the report dirs of `--nanoeval-shard i/N` runs of one task (or suite dirs holding such task dirs)
         into the artifacts a single run would have written. Refuses missing, overlapping or mismatched shards.
+    nanoeval benchmarks
+        The benchmarks (`task:` names), their `scoring:` options and defaults.
     nanoeval table A/suite_summary.json B/suite_summary.json ... [--latex] [--label NAME ...]
         A paper-style table: one row per run (checkpoint: the suite and model, or --label), one column per task's
         headline metric ± stderr (n = examples).
@@ -144,7 +146,7 @@ def merge(args) -> int:
 
 
 def _merge_into(args, out: Path) -> list[str]:
-    from nanoeval.config import task_from_dict
+    from nanoeval.config import ConfigError, task_from_dict
     from nanoeval.journal import JOURNALS, journal_path, prepare_report_dir, read_journal
     from nanoeval.reporting import write_suite
     from nanoeval.runner import build_task_artifacts
@@ -187,7 +189,11 @@ def _merge_into(args, out: Path) -> list[str]:
         if missing:
             raise MergeError(f"{task}: {len(missing)} case(s) complete in no shard (a shard is missing?): "
                              f"{', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
-        cfg = task_from_dict(first["config"])
+        try:
+            cfg = task_from_dict(first["config"])
+        except ConfigError as e:
+            raise MergeError(f"{per_dir[next(iter(runs))][task] / 'run.json'}: {e}; rerun its shards with this "
+                             "version") from None
         tdir = out / task if suite_mode else out
         final = Path(args.out).resolve() / task if suite_mode else Path(args.out).resolve()  # what summary.json says
         prepare_report_dir(tdir, {k: v for k, v in first.items() if k != "task"}, task, fresh=False)
@@ -260,6 +266,18 @@ def table(args) -> int:
     return 0
 
 
+def benchmarks(args) -> int:
+    """Every benchmark of the registry: its `task:` name, what it is, its `scoring:` options with their defaults."""
+    from nanoeval.benchmarks import BENCHMARKS
+
+    for name, b in BENCHMARKS.items():
+        defaults = b.options(strategy=b.strategies[0]).resolve()
+        print(f"{name}: {b.doc}")
+        print(f"  strategies: {', '.join(b.strategies)}; dataset: {b.dataset.get('path')}")
+        print("  scoring: " + ", ".join(f"{k}={getattr(defaults, k)!r}" for k in b.options.keys()))
+    return 0
+
+
 def _fail(message: str) -> int:
     print(message, file=sys.stderr)
     return 2
@@ -285,8 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("files", nargs="+")
     t.add_argument("--latex", action="store_true")
     t.add_argument("--label", action="append", help="a row label for each file, in order (repeat the option)")
+    sub.add_parser("benchmarks", help="list the benchmarks, their scoring options and defaults")
     args = ap.parse_args(argv)
-    return {"rescore": rescore, "merge": merge, "table": table}[args.command](args)
+    return {"rescore": rescore, "merge": merge, "table": table, "benchmarks": benchmarks}[args.command](args)
 
 
 if __name__ == "__main__":

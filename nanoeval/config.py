@@ -68,7 +68,7 @@ class EngineConfig:
 
 @dataclass(frozen=True)
 class GateConfig:
-    """Regression gates (see evals/gates.py); not part of the fingerprint."""
+    """Regression gates (see nanoeval/gates.py); not part of the fingerprint."""
     min: float | None = None                  # headline metric at least this
     min_per_subject: float | None = None      # every subject at least this
     baseline: str | None = None               # a summary.json or suite_summary.json to compare with
@@ -94,7 +94,7 @@ class TaskConfig:
     def config_hash(self) -> str:
         """Hash of the settings that can change a result: model, dataset, scoring, seed (not engine, gates, paths).
         The run fingerprint adds the model's files, the data files, the recipe code and the environment
-        (evals/identity.py)."""
+        (nanoeval/identity.py)."""
         payload = {"task": self.task, "model": dataclasses.asdict(self.model),
                    "dataset": dataclasses.asdict(self.dataset), "scoring": dataclasses.asdict(self.scoring),
                    "seed": self.seed}
@@ -290,6 +290,8 @@ def _options(bench, raw, where: str, src: str) -> Options:
                 raise ConfigError(f"{src}: {where}.{key}: not a setting of {bench.name} "
                                   f"(it applies to {', '.join(owners)})")
     options = _make(bench.options, raw, where, src)
+    if options.strategy is None:
+        options = dataclasses.replace(options, strategy=bench.strategies[0])
     if options.strategy not in STRATEGIES:
         raise ConfigError(f"{src}: {where}.strategy: expected {' or '.join(STRATEGIES)}, got {_got(options.strategy)}")
     if options.strategy not in bench.strategies:
@@ -319,14 +321,15 @@ def _check_values(cfg: TaskConfig, pre: str, src: str):
         bad("dataset.on_bad_row", "error or skip", d.on_bad_row)
     if d.limit is not None and d.limit < 1:
         bad("dataset.limit", "an integer >= 1", d.limit)
-    if s.num_fewshot and getattr(s, "fewshot_from", "split") == "split":  # shots come from a split in the data
+    if s.needs_fewshot_split():  # the shots' split must be named, and present in local data
         if not d.fewshot_split:
             raise ConfigError(f"{src}: {pre}dataset.fewshot_split: scoring.num_fewshot={s.num_fewshot} needs a split "
-                              "to take shots from (e.g. dev), or scoring.fewshot_from: test_head")
+                              f"to take shots from (e.g. dev){', or ' + s.fewshot_hint if s.fewshot_hint else ''}")
         if d.data_files is not None and d.fewshot_split not in d.data_files:
             raise ConfigError(f"{src}: {pre}dataset.fewshot_split: scoring.num_fewshot={s.num_fewshot} takes shots "
                               f"from split {d.fewshot_split!r}, but dataset.data_files has no such split (has: "
-                              f"{', '.join(d.data_files)}); add its files, or use scoring.fewshot_from: test_head")
+                              f"{', '.join(d.data_files)}); add its files"
+                              f"{', or use ' + s.fewshot_hint if s.fewshot_hint else ''}")
     for key in ("batch_size", "token_budget", "threads"):
         if getattr(e, key) is not None and getattr(e, key) < 1:
             bad(f"engine.{key}", "an integer >= 1", getattr(e, key))
@@ -438,4 +441,7 @@ def task_from_dict(d: dict) -> TaskConfig:
 
     parts = {"model": ModelConfig, "dataset": DatasetConfig, "scoring": BENCHMARKS[d["task"]].options,
              "engine": EngineConfig, "gates": GateConfig}
-    return TaskConfig(**{k: parts[k](**v) if k in parts else v for k, v in d.items()})
+    try:
+        return TaskConfig(**{k: parts[k](**v) if k in parts else v for k, v in d.items()})
+    except TypeError as e:  # a run.json of another NanoEval version (keys this one does not know)
+        raise ConfigError(f"config of task {d.get('name')!r}: written by another version of NanoEval ({e})") from None

@@ -5,7 +5,7 @@ import math
 import re
 from collections import defaultdict
 
-from nanoeval.benchmark import Metrics
+from nanoeval.benchmark import Metrics, Record
 
 
 def mean_stderr(values: list[float]) -> tuple[float, float]:
@@ -74,7 +74,7 @@ def first_letter(response: str, n_choices: int) -> str | None:
 
 
 # ---------------------------------------------------------------------------- choices ranked by log-likelihood
-def ranked_record(example_id: str, subject: str, gold: int, lls: list[float], texts: list[str]) -> dict:
+def ranked_record(example_id: str, subject: str, gold: int, lls: list[float], texts: list[str]) -> Record:
     """A record for choices ranked by log-likelihood (lm-eval's multiple_choice): `pred` is the argmax of the
     summed log-likelihoods (acc), `pred_norm` of the log-likelihood per character of the choice's text (acc_norm,
     the text without the leading space); ties go to the first."""

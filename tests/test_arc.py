@@ -127,3 +127,19 @@ def test_real_smollm2_agrees_with_lm_eval_per_example(run_evals, tmp_path, name)
     assert same >= 0.995 * len(ours), (same, len(ours))
     worst = max(abs(a - b) for i in ours for a, b in zip(ours[i]["lls"], theirs[i]["lls"]))
     assert worst < 1e-3, worst
+
+
+def test_paired_gate_compares_the_headlines_own_correctness(run_evals, tiny_lm, tmp_path):
+    """acc_norm is the headline: the paired gate pairs `correct_norm`, not `correct`. A baseline right on every
+    example by acc_norm (and wrong on every one by acc) makes the new run significantly worse."""
+    base = tmp_path / "base"
+    assert run_evals(arc_config(tiny_lm, base)).ret == 0
+    preds = read_jsonl(base / "predictions.jsonl")
+    for r in preds:
+        r["correct_norm"], r["correct"] = True, False
+    (base / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in preds))
+    cfg = arc_config(tiny_lm, tmp_path / "new")
+    cfg["gates"] = {"baseline": str(base / "summary.json"), "paired_alpha": 0.05}
+    result = run_evals(cfg)
+    assert result.ret == 1, result.stdout.str()
+    result.stdout.fnmatch_lines(["*gate FAILED: arc paired: acc_norm = * -- p = * now wrong, 0 now right*"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 
@@ -54,8 +55,8 @@ def test_each_registered_benchmark_is_whole(name, tmp_path):
     a shipped config that loads."""
     b = BENCHMARKS[name]
     assert isinstance(b, Benchmark) and b.name == name and issubclass(b.options, Options)
-    assert set(b.strategies) <= {"rank_ll", "gen_letter"} and b.options().strategy == b.strategies[0]
-    b.options().resolve()
+    assert b.strategies and set(b.strategies) <= {"rank_ll", "gen_letter"}
+    b.options(strategy=b.strategies[0]).resolve()
     module = ROOT / "evals" / f"test_{name}.py"
     tree = ast.parse(module.read_text())
     imports = [n for n in tree.body if isinstance(n, ast.ImportFrom)]
@@ -81,5 +82,36 @@ def test_nothing_outside_the_benchmarks_names_one():
             text = node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
                 id(node) not in docstrings else node.id if isinstance(node, ast.Name) else \
                 node.attr if isinstance(node, ast.Attribute) else None
-            if text:
-                assert not any(n in text.lower() for n in NAMES if len(n) > 3) and text not in NAMES, (path, text)
+            words = set(re.findall(r"[a-z0-9_]+", text.lower())) if text else set()  # whole identifiers only
+            assert not words & set(NAMES), (path, text)
+
+
+def test_cli_lists_the_benchmarks_and_their_options():
+    res = subprocess.run([sys.executable, "-m", "nanoeval.cli", "benchmarks"], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    for name, b in BENCHMARKS.items():
+        assert f"{name}: {b.doc}" in res.stdout
+        assert all(f"{k}=" in res.stdout for k in b.options.keys())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_null_options_mean_the_benchmarks_defaults(name, tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({"task": name, "model": {"path": "m"},
+                                 "scoring": {"strategy": None, "max_new_tokens": None}}))
+    s = load_task(p).scoring
+    assert s.strategy == BENCHMARKS[name].strategies[0] and isinstance(s.max_new_tokens, int) and s.max_new_tokens >= 1
+
+
+def test_merge_refuses_a_run_json_of_another_version_in_one_line(run_evals, tiny_lm, tmp_path):
+    out = tmp_path / "r"
+    assert run_evals(mmlu_tiny_config(tiny_lm, out)).ret == 0
+    info = json.loads((out / "run.json").read_text())
+    info["config"]["scoring"]["setting"] = "vision"  # a key this version's MMLU options do not have
+    (out / "run.json").write_text(json.dumps(info))
+    res = subprocess.run([sys.executable, "-m", "nanoeval.cli", "merge", str(out), "--out", str(tmp_path / "m")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert f"{out / 'run.json'}: config of task 'mmlu': written by another version of NanoEval (" in res.stderr
+    assert not (tmp_path / "m").exists()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nanoeval.benchmark import Benchmark, CaseData, Metrics
+from nanoeval.benchmark import Benchmark, CaseData, Metrics, Record
 from nanoeval.config import TaskConfig
 from nanoeval.data import DataError, get, seeded_sample
 from nanoeval.engine import LLRequest
@@ -62,7 +62,7 @@ def load(cfg: TaskConfig, case_id: str, root) -> CaseData:
     return load_shard(cfg, case_id, root, parse)
 
 
-def score(engine, cfg: TaskConfig, batch: list[Question], train: list[Question]) -> list[dict]:
+def score(engine, cfg: TaskConfig, batch: list[Question], train: list[Question]) -> list[Record]:
     requests = []
     for q in batch:
         shots = seeded_sample(train, cfg.scoring.num_fewshot, f"{cfg.seed}:{q.id}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from nanoeval.benchmark import Benchmark, CaseData, Metrics
+from nanoeval.benchmark import Benchmark, CaseData, Metrics, Record
 from nanoeval.config import TaskConfig
 from nanoeval.data import DataError, answer_index, get, seeded_sample
 from nanoeval.engine import LLRequest
@@ -42,15 +42,6 @@ def preprocess(text: str) -> str:
 def context(activity_label: str, ctx_a: str, ctx_b: str) -> str:
     # str.capitalize upper-cases the first character and lower-cases the rest, as in lm-eval
     return preprocess(activity_label + ": " + ctx_a + " " + ctx_b.capitalize())
-
-
-@dataclass(frozen=True)
-class HellaSwagOptions(ShardOptions):
-    fewshot_from: str = "split"       # shots come from dataset.fewshot_split (train)
-
-    def resolve(self) -> "HellaSwagOptions":
-        self.choose("fewshot_from", ("split", "test_head"))
-        return super().resolve()
 
 
 @dataclass
@@ -86,7 +77,7 @@ def recipe(cfg: TaskConfig, root) -> dict:
             "shards": f"row i -> shard i % {num_shards(cfg, root)}"}
 
 
-def score(engine, cfg: TaskConfig, batch: list[Item], train: list[Item]) -> list[dict]:
+def score(engine, cfg: TaskConfig, batch: list[Item], train: list[Item]) -> list[Record]:
     requests = []
     for it in batch:
         shots = seeded_sample(train, cfg.scoring.num_fewshot, f"{cfg.seed}:{it.id}")
@@ -102,7 +93,7 @@ def summarize(records: list[dict], cfg: TaskConfig) -> Metrics:
 
 BENCHMARK = Benchmark(
     name="hellaswag", doc="HellaSwag: the most plausible of 4 endings (lm-eval's recipe; acc and acc_norm)",
-    options=HellaSwagOptions, strategies=("rank_ll",),
+    options=ShardOptions, strategies=("rank_ll",),
     dataset={"path": "Rowan/hellaswag", "split": "validation", "fewshot_split": "train"},
     cases=shard_cases, load=load, score=score, summarize=summarize, recipe=recipe, check_cases=check_shards,
     case_sizes=lambda cfg, root: shard_sizes(cfg, root, FULL_SIZE))

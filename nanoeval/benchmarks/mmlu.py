@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nanoeval.benchmark import Benchmark, CaseData, Metrics, Options
+from nanoeval.benchmark import Benchmark, CaseData, Metrics, Options, Record
 from nanoeval.config import TaskConfig
 from nanoeval.data import (DataError, answer_index, dataset_label, get, parse_rows, snake, subject_cases,
                            subject_index, subject_sizes, unknown_subjects)
@@ -59,10 +59,14 @@ def prompt(subject: str, question: str, choices: list[str], shots: list[tuple[st
 @dataclass(frozen=True)
 class MMLUOptions(Options):
     fewshot_from: str = "split"     # split (dataset.fewshot_split) | test_head (first k test rows, not scored)
+    fewshot_hint = "scoring.fewshot_from: test_head"
 
     def resolve(self) -> "MMLUOptions":
         self.choose("fewshot_from", ("split", "test_head"))
         return super().resolve()
+
+    def needs_fewshot_split(self) -> bool:
+        return self.num_fewshot > 0 and self.fewshot_from == "split"
 
 
 # Subject -> category, from the original release (hendrycks/test, categories.py), unchanged.
@@ -177,7 +181,7 @@ def recipe(cfg: TaskConfig, root) -> dict:
             "aggregation": "acc_macro = mean over subjects; acc_micro = over questions; categories micro"}
 
 
-def score(engine, cfg: TaskConfig, batch: list[Question], shots: list[Question]) -> list[dict]:
+def score(engine, cfg: TaskConfig, batch: list[Question], shots: list[Question]) -> list[Record]:
     shot_tuples = [(s.question, s.choices, s.answer) for s in shots]
     prompts = [prompt(q.subject, q.question, q.choices, shot_tuples) for q in batch]
     records = []

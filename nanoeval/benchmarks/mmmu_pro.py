@@ -23,7 +23,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from nanoeval.benchmark import Benchmark, CaseData, Metrics, Options, Rescorer
+from nanoeval.benchmark import Benchmark, CaseData, Metrics, Options, Record, Rescorer
 from nanoeval.config import TaskConfig
 from nanoeval.data import DataError, dataset_label, get, parse_rows, subject_cases, subject_sizes, unknown_subjects
 from nanoeval.engine import GenRequest
@@ -109,7 +109,6 @@ def parse(response, options: list, fallback_seed: str | None) -> tuple[str | Non
 
 @dataclass(frozen=True)
 class MMMUProOptions(Options):
-    strategy: str = "gen_letter"
     max_new_tokens: int | None = None           # default: 50 (direct) / 1024 (cot), as published
     setting: str = "standard (10 options)"      # or "standard (4 options)", "vision"
     prompt_style: str = "direct"                # direct | cot
@@ -219,7 +218,7 @@ def score_response(row_id: str, subject: str, options: list, answer: str, respon
             "nested_options": any(isinstance(o, list) for o in options)}
 
 
-def score(engine, cfg: TaskConfig, batch: list[Row], context=None) -> list[dict]:
+def score(engine, cfg: TaskConfig, batch: list[Row], context=None) -> list[Record]:
     s = cfg.scoring
     responses = engine.generate([GenRequest(r.text, r.images, chat=True) for r in batch], s.max_new_tokens)
     records = []
