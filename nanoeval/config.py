@@ -19,6 +19,7 @@ import yaml
 
 from nanoeval.benchmark import STRATEGIES, OptionError, Options
 
+
 class ConfigError(ValueError):
     """A bad config: the message names the file, the key path and what was expected."""
 

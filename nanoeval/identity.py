@@ -6,7 +6,7 @@ an edited prompt, or a new torch never resumes an old run's journals:
     file), or the resolved commit of a hub snapshot. Digests are remembered in the NanoEval cache dir, keyed by
     (path, size, mtime, inode), so multi-GB files are read once.
   * code_hash: the normalized syntax tree (no docstrings, comments, annotations or line numbers) of every function,
-    class and plain-data constant of this package that a benchmark's `load` and `score` reach, plus the engine's
+    class and plain-data constant of this package that a benchmark's `load` and `score` and the runner's case loop reach, plus the engine's
     tokenization, generation and decoding. Functions are keyed by name, not file, so moving code between modules changes nothing; metrics and
     aggregation (`summarize`) are not reached, so editing them rebuilds artifacts from the same journals.
   * environment: Python, torch and transformers versions, dtype and device type.
@@ -243,10 +243,12 @@ def code_hash(roots: list) -> tuple[str, list[str]]:
 @functools.cache
 def benchmark_code_hash(benchmark) -> str:
     """The code hash of one benchmark: how it loads a case's examples and scores them (which reaches its data
-    parsing, prompts and answer parsing) and the engine's request construction (chat template, tokenization),
-    generation inputs and response decoding. Its `summarize` is left out: metrics are rebuilt from journals."""
+    parsing, prompts and answer parsing), the runner's case loop that picks the examples (dataset.limit, resume by
+    id), and the engine's request construction (chat template, tokenization), generation inputs and response
+    decoding. Its `summarize` is left out: metrics are rebuilt from journals."""
     from nanoeval.engine import Engine
     from nanoeval.engine.generation import generate
+    from nanoeval.runner import run_case
 
-    return code_hash([benchmark.load, benchmark.score, Engine.prompt_text, Engine.encode_many,
+    return code_hash([benchmark.load, benchmark.score, run_case, Engine.prompt_text, Engine.encode_many,
                       Engine.encode_requests, generate, Engine.decode])[0]

@@ -194,8 +194,8 @@ def build_task_artifacts(cfg: TaskConfig, rdir: Path, info: dict, selected: set[
 
 
 def has_gates(cfg: TaskConfig) -> bool:
-    return any(getattr(cfg.gates, f) is not None for f in ("min", "min_per_subject", "max_drop", "max_drop_stderr",
-                                                           "paired_alpha"))
+    """Any gate set (a baseline alone is not a gate)."""
+    return any(getattr(cfg.gates, f.name) is not None for f in dataclasses.fields(cfg.gates) if f.name != "baseline")
 
 
 def finish_task(cfg: TaskConfig, rdir: Path, info: dict, baseline: Path | None, selected: set[str] = frozenset(),
