@@ -6,9 +6,10 @@ an edited prompt, or a new torch never resumes an old run's journals:
     file), or the resolved commit of a hub snapshot. Digests are remembered in the NanoEval cache dir, keyed by
     (path, size, mtime, inode), so multi-GB files are read once.
   * code_hash: the normalized syntax tree (no docstrings, comments, annotations or line numbers) of every function,
-    class and plain-data constant of this package that a benchmark's `load` and `score` and the runner's case loop reach, plus the engine's
-    tokenization, generation and decoding. Functions are keyed by name, not file, so moving code between modules changes nothing; metrics and
-    aggregation (`summarize`) are not reached, so editing them rebuilds artifacts from the same journals.
+    class and plain-data constant of this package that a benchmark's `load` and `score` and the runner's case loop
+    reach, plus the engine's tokenization, generation and decoding. Functions are keyed by name, not file, so moving
+    code between modules changes nothing; metrics and aggregation (`summarize`) are not reached, so editing them
+    rebuilds artifacts from the same journals.
   * environment: Python, torch and transformers versions, dtype and device type.
 The numeric kernels of the engine (batching, packing, attention masks) are not hashed: they are held to the naive
 path by equivalence tests, and the library versions cover the libraries underneath.
