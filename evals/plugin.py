@@ -28,6 +28,7 @@ from nanoeval.config import ConfigError, TaskConfig, suite_dir
 from nanoeval.data import DataLoadError
 from nanoeval.gates import GateResult
 from nanoeval.journal import journal_path, prepare_report_dir, read_journal
+from nanoeval.lookahead import Lookahead
 from nanoeval.pool import ModelPool
 from nanoeval.runner import TaskError, benchmark, finish_task, has_gates, run_case
 from nanoeval.session import DEFAULT_SUITE, Session, baseline_path, open_session
@@ -107,7 +108,8 @@ class Case:
             plugin.status.scoring(self.cfg.name, self.id, done, total, scored)
             plugin.show_progress()
 
-        run_case(self.cfg, self.id, self.root, self.journal, engine, progress=advanced)
+        run_case(self.cfg, self.id, self.root, self.journal, engine, advanced, plugin.lookahead,
+                 [(c.id, c.journal) for c in queued_after(self.node) if c.cfg.name == self.cfg.name])
         j = read_journal(self.journal)
         self.report(j)
         self.check_subject_gate(j)
@@ -145,6 +147,20 @@ def _case_of(item) -> Case | None:
     return c if isinstance(c, Case) else None
 
 
+def queued_after(item) -> list[Case]:
+    """The cases this process will run after `item`, in order: the rest of the session's selection (after -k,
+    --lf, shards); under xdist, only what the controller has already sent to this worker."""
+    items = item.session.items
+    worker = next((p for p in item.config.pluginmanager.get_plugins() if type(p).__name__ == "WorkerInteractor"),
+                  None)
+    if worker is None:
+        after = items[items.index(item) + 1:]
+    else:  # xdist's queue of item indices (the next one is already taken off it)
+        with worker.torun.lock() as queue:
+            after = [items[i] for i in [worker.nextitem_index, *queue] if isinstance(i, int)]
+    return [c for c in map(_case_of, after) if c is not None]
+
+
 @dataclass
 class Progress:
     """What the terminal shows while cases run (progress.py draws it)."""
@@ -161,6 +177,7 @@ class NanoEvalPlugin:
     def __init__(self, config, session: Session):
         self.config, self.s = config, session
         self.pool = ModelPool()
+        self.lookahead = Lookahead()              # cases of this process scored ahead (nanoeval/lookahead.py)
         self.progress = Progress()
         self.gpu_lock = None                      # held for the worker's life: the OS frees it when it dies
         self.finished = False                     # artifacts and gates done

@@ -22,6 +22,7 @@ from nanoeval import reporting
 from nanoeval.benchmark import Benchmark, Metrics
 from nanoeval.config import ConfigError, TaskConfig, task_to_dict
 from nanoeval.journal import JournalWriter, journal_path, read_journal
+from nanoeval.lookahead import Lookahead, case_examples, chunk_size
 from nanoeval.summary import TaskSummary
 
 WARN_TRUNCATED_SHARE = 0.05      # warn when more than this share of a task's generations hit max_new_tokens
@@ -81,22 +82,28 @@ def task_info(cfg: TaskConfig, root: Path, model: dict | None = None) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------------ one case
-def run_case(cfg: TaskConfig, case_id: str, root: Path, journal: Path, engine, progress=None) -> None:
+def run_case(cfg: TaskConfig, case_id: str, root: Path, journal: Path, engine, progress=None,
+             lookahead: Lookahead | None = None, queued: list[tuple[str, Path]] = ()) -> None:
     """One case of a task, resumed from its journal: the benchmark loads the case's examples (at most
-    `dataset.limit`) and scores them in chunks."""
+    `dataset.limit`) and scores them in chunks. With a `lookahead`, the requests of this case and of the same
+    task's cases queued after it on this process (id, journal) are first scored together (lookahead.py)."""
     bench = benchmark(cfg)
-    data = bench.load(cfg, case_id, root)
-    examples = data.examples[: cfg.dataset.limit] if cfg.dataset.limit else data.examples
-    score_examples(journal, f"{cfg.name}:{case_id}", examples, lambda batch: bench.score(engine, cfg, batch,
-                   data.context), engine, data.skipped, bench.chunk, progress)
+    data = lookahead.load(bench, cfg, case_id, root) if lookahead else bench.load(cfg, case_id, root)
+    started = time.time()  # the case's seconds include the look-ahead it starts
+    if lookahead:
+        if progress is not None:  # shown while the look-ahead scores
+            progress(len(read_journal(journal).records), len(case_examples(cfg, data)), 0, 0.0)
+        lookahead.prepare(bench, cfg, root, engine, data, [(case_id, journal), *queued])
+    score_examples(journal, f"{cfg.name}:{case_id}", case_examples(cfg, data), lambda batch: bench.score(
+                   engine, cfg, batch, data.context), engine, data.skipped, chunk_size(bench, engine), progress,
+                   started)
 
 
-def score_examples(journal: Path, key: str, examples: list, score, engine, skipped: list[dict] | None = None,
-                   chunk: int | None = None, progress=None) -> None:
-    """Score `examples` not yet in the journal, appending records per chunk (a chunk is what a crash can lose; on a
-    GPU it is larger so that batches can fill the token budget), with the engine's counters of that chunk; then
-    mark the case complete. A case with nothing to score fails."""
-    chunk = chunk or (32 if engine.device == "cpu" else 1024)
+def score_examples(journal: Path, key: str, examples: list, score, engine, skipped: list[dict] | None,
+                   chunk: int, progress=None, started: float | None = None) -> None:
+    """Score `examples` not yet in the journal, appending records per chunk (what a crash can lose), with the
+    engine's counters of that chunk; then mark the case complete (with how many of its requests were answered
+    from a look-ahead). A case with nothing to score fails."""
     j = read_journal(journal)
     if j.complete is not None:
         return
@@ -106,7 +113,7 @@ def score_examples(journal: Path, key: str, examples: list, score, engine, skipp
     done = {r["id"] for r in j.records}
     todo = [e for e in examples if e.id not in done]
     writer = JournalWriter(journal, keep_bytes=j.valid_bytes)
-    started, n = time.time(), len(j.records)
+    started, n, ahead = started or time.time(), len(j.records), engine.ahead_used
     if progress is not None:
         progress(n, len(examples), 0, 0.0)
     try:
@@ -122,7 +129,7 @@ def score_examples(journal: Path, key: str, examples: list, score, engine, skipp
         finished = time.time()
         complete = {"n": n, "seconds": round(finished - started, 3), "started": round(started, 3),
                     "finished": round(finished, 3), "skipped": skipped or [], "model": engine.meta,
-                    "scored_now": len(todo)}
+                    "scored_now": len(todo), "scored_ahead": engine.ahead_used - ahead}
         writer.append([{"_complete": complete}])
     finally:
         writer.close()

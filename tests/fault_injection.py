@@ -6,9 +6,11 @@
                                     sleep (a test then interrupts the run at a known point)
     NANOEVAL_FAULT_SLOW=seconds     every journal write (one per scored chunk) first sleeps this long
     NANOEVAL_FAULT_PLAIN_EVERY=s    plain progress lines every s seconds instead of every 15
+    NANOEVAL_FAULT_AHEAD_LOG=file   each look-ahead appends a JSON line {"worker", "cases"} (the cases it scored)
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -32,6 +34,20 @@ def pytest_configure(config):
             append(self, objs)
 
         JournalWriter.append = slow_append
+    if os.environ.get("NANOEVAL_FAULT_AHEAD_LOG"):
+        from nanoeval.lookahead import Lookahead
+
+        prepare, log = Lookahead.prepare, Path(os.environ["NANOEVAL_FAULT_AHEAD_LOG"])
+
+        def logged_prepare(self, *args, **kwargs):
+            before = set(self.seen)
+            prepare(self, *args, **kwargs)
+            if self.seen - before:
+                with open(log, "a") as f:
+                    f.write(json.dumps({"worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+                                        "cases": sorted(c for _, c in self.seen - before)}) + "\n")
+
+        Lookahead.prepare = logged_prepare
 
 
 @pytest.hookimpl(wrapper=True)

@@ -128,3 +128,21 @@ def test_greedy_generation_is_batch_independent(tiny_lm):
     one = make(tiny_lm, batch_size=1).generate(reqs, 4)
     many = make(tiny_lm, token_budget=100_000).generate(reqs, 4)
     assert one == many and all(isinstance(x, str) for x in one)
+
+
+def test_scores_kept_from_a_lookahead_equal_the_naive_path(tiny_lm):
+    """Engine.prescore (cross-case batching) scores requests of several cases in one pass; each is answered
+    once from what was kept, with its truncation counted when used; what it did not see is scored when asked."""
+    engine = Engine(ModelConfig(path=str(tiny_lm), max_length=160), EngineConfig(), ROOT)
+    long = LLRequest("The heart pumps blood. " * 20, [" A", " B"])  # over 160 tokens, the others under 100
+    seen, unseen = ENDING_REQUESTS + [long], MMLU_REQUESTS
+    engine.prescore(seen)
+    assert engine.counts["truncated_prompts"] == 0 and len(engine.ahead) == len(seen)
+    got = engine.loglikelihoods(unseen + seen)
+    assert engine.ahead_used == len(seen) and not engine.ahead
+    assert engine.counts["truncated_prompts"] == 1  # the long prompt, counted where its scores are used
+    ref = make(tiny_lm).loglikelihoods(unseen + ENDING_REQUESTS, naive=True)
+    for lls, ref_lls in zip(got, ref):
+        assert lls == pytest.approx(ref_lls, abs=1e-4)
+    assert got[-1] == pytest.approx(engine.loglikelihoods([long], naive=True)[0], abs=1e-4)
+    assert engine.ahead_used == len(seen)  # asked again: scored anew (each kept result is used once)

@@ -50,12 +50,17 @@ class Engine:
                                engine.batch_size)
         # per-call counters; the runner takes and resets them after each chunk of a case
         self.counts = {"truncated_prompts": 0, "hit_max_new_tokens": 0}
+        self.ahead: dict[tuple, tuple[list[float], bool]] = {}  # prescore(): request -> (scores, truncated)
+        self.ahead_used = 0  # requests answered from `ahead` (the runner notes them per case)
+        self.lookahead = engine.lookahead if engine.lookahead is not None else (
+            16384 if self.device.startswith("cuda") else 256)  # examples; lookahead.py
         self.prefix_caches: dict[tuple, object] = {}  # few-shot prefix -> its key/value cache (one per subject)
         self._loglikelihoods = LogLikelihoods(self)
 
     def close(self) -> None:
         import torch
 
+        self.ahead.clear()
         del self.model
         gc.collect()
         if torch.cuda.is_available():
@@ -107,8 +112,24 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------------ scoring
     def loglikelihoods(self, requests: list[LLRequest], naive: bool = False) -> list[list[float]]:
-        """Summed log-probability of each continuation given its context, per request (loglik.py)."""
-        return self._loglikelihoods(requests, naive)
+        """Summed log-probability of each continuation given its context, per request (loglik.py). Requests
+        scored ahead (`prescore`) are answered from what was kept, each once; the rest are scored now."""
+        kept = [self.ahead.pop(_key(r), None) if not naive else None for r in requests]
+        fresh = iter(zip(*self._loglikelihoods([r for r, k in zip(requests, kept) if k is None], naive)))
+        out = []
+        for k in kept:
+            lls, cut = k if k is not None else next(fresh)
+            self.counts["truncated_prompts"] += cut  # counted in the chunk whose records use the scores
+            self.ahead_used += k is not None
+            out.append(lls)
+        return out
+
+    def prescore(self, requests: list[LLRequest]) -> None:
+        """Score requests now, across cases, and keep each result until `loglikelihoods` is asked for it: the
+        runner hands over the requests of the cases queued on this process, so the batcher sorts them all by
+        length together instead of draining after each small case."""
+        for r, lls, cut in zip(requests, *self._loglikelihoods(requests)):
+            self.ahead[_key(r)] = (lls, cut)
 
     def generate(self, requests: list[GenRequest], max_new_tokens: int) -> list[str]:
         """Greedy decoding (generation.py)."""
@@ -128,3 +149,8 @@ class Engine:
         messages = [{"role": "user", "content": content if self.processor else req.text}]
         template = self.processor if self.processor is not None else self.tokenizer
         return template.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def _key(req: LLRequest) -> tuple:
+    """Everything of a request that decides its scores (the prefix only decides what is cached)."""
+    return req.context, tuple(req.continuations)

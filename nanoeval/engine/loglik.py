@@ -71,15 +71,17 @@ class LogLikelihoods:
     def __init__(self, engine):
         self.e = engine
 
-    def __call__(self, requests: list[LLRequest], naive: bool = False) -> list[list[float]]:
-        """Summed log-probability of each continuation given its context, per request."""
+    def __call__(self, requests: list[LLRequest], naive: bool = False) -> tuple[list[list[float]], list[bool]]:
+        """Summed log-probability of each continuation given its context, per request, and whether the request's
+        prompt was left-truncated to fit the model."""
         import torch
 
         with torch.inference_mode():
             return self._score(requests, naive)
 
-    def _score(self, requests: list[LLRequest], naive: bool) -> list[list[float]]:
+    def _score(self, requests: list[LLRequest], naive: bool) -> tuple[list[list[float]], list[bool]]:
         encoded = self.e.encode_requests(requests)
+        cut = [False] * len(requests)
         scores: dict[tuple[int, int], float] = {}  # (request, continuation) -> log-likelihood
         units: dict[tuple[int, int], _Unit] = {}   # (request, first continuation) -> a context and continuations
         rest = []
@@ -101,8 +103,8 @@ class LogLikelihoods:
                 n = cache.get_seq_length()
                 self._score_units({key: units.pop(key).after(n) for key in keys}, scores, cache)
         self._score_units(units, scores)
-        self._score_naive(encoded, rest, scores)
-        return [[scores[i, k] for k in range(len(req.continuations))] for i, req in enumerate(requests)]
+        self._score_naive(encoded, rest, scores, cut)
+        return [[scores[i, k] for k in range(len(req.continuations))] for i, req in enumerate(requests)], cut
 
     def _hidden(self, ids, mask, **kw):
         """Last hidden states of the language model (logits are computed only where needed)."""
@@ -178,18 +180,17 @@ class LogLikelihoods:
         if keys:
             self.e.batcher.run({i: len(units[key].ids) for i, key in enumerate(keys)}, run, self.e.packing)
 
-    def _score_naive(self, encoded, idx: list[int], scores: dict) -> None:
-        """Each (context, continuation) as its own right-padded sequence: the reference path."""
+    def _score_naive(self, encoded, idx: list[int], scores: dict, cut: list[bool]) -> None:
+        """Each (context, continuation) as its own right-padded sequence: the reference path. cut[i]: request i
+        was left-truncated (counted once per prompt, not per continuation)."""
         import torch
 
         items = []  # (request index, continuation index, input ids, continuation ids)
         for i in idx:
-            cut = False
             for j, cont_ids in enumerate(encoded[i][1]):
                 whole = encoded[i][0] + cont_ids
-                cut |= len(whole) - 1 > self.e.max_length
+                cut[i] |= len(whole) - 1 > self.e.max_length
                 items.append((i, j, whole[-(self.e.max_length + 1):][:-1], cont_ids))
-            self.e.counts["truncated_prompts"] += cut  # once per prompt, not per continuation
 
         def run(rows):
             batch = [k for (k,) in rows]
