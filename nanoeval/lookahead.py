@@ -9,7 +9,8 @@ away), then the engine scores all the requests in one length-sorted pass (`Engin
 until that case asks for it. Every case still loads, scores and journals its own examples chunk by chunk, so
 resume, -k, --lf, shards and -n behave as without it: a process killed during a look-ahead loses only scores that no
 journal holds yet, and the rerun scores them again. A request the look-ahead did not see is scored when asked.
-Generation requests are not scored ahead (a task whose `score` generates is left alone).
+Generation requests are not scored ahead (a task whose `score` generates is left alone); if scoring ahead fails,
+the task's cases score their own requests, so an error shows in the case whose request caused it.
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ class Lookahead:
     def __init__(self):
         self.seen: set[tuple[str, str]] = set()      # (task, case) whose requests went to Engine.prescore
         self.data: dict[tuple[str, str], CaseData] = {}
-        self.generating: set[str] = set()            # tasks whose score generates
+        self.off: set[str] = set()                   # tasks not looked ahead: they generate, or a look-ahead failed
 
     def load(self, bench, cfg: TaskConfig, case_id: str, root: Path) -> CaseData:
         """The case's data: what the look-ahead loaded for it, or a fresh load."""
@@ -72,7 +73,7 @@ class Lookahead:
         score them together. Nothing is scored ahead for a case alone (it journals chunk by chunk, as without
         look-ahead). A queued case whose data or requests fail is left to fail in its own run."""
         window = engine.lookahead
-        if not window or cfg.name in self.generating or (cfg.name, cases[0][0]) in self.seen:
+        if not window or cfg.name in self.off or (cfg.name, cases[0][0]) in self.seen:
             return
         requests, n, gathered = [], 0, []
         for i, (cid, journal) in enumerate(cases):
@@ -88,7 +89,7 @@ class Lookahead:
                 for batch in chunks(todo, chunk_size(bench, engine)):
                     bench.score(rec, cfg, batch, d.context)
             except _Generates:
-                self.generating.add(cfg.name)
+                self.off.add(cfg.name)
                 return
             except Exception:  # noqa: BLE001 - that case reports it when it runs
                 break
@@ -97,8 +98,12 @@ class Lookahead:
             n += len(todo)
         if len(gathered) < 2:
             return
+        try:
+            engine.prescore(requests)
+        except Exception:  # noqa: BLE001 - each case scores its own requests, and the error shows in its own case
+            self.off.add(cfg.name)
+            return
         for cid, d in gathered:
             self.seen.add((cfg.name, cid))
             if cid != cases[0][0]:
                 self.data[cfg.name, cid] = d
-        engine.prescore(requests)

@@ -7,6 +7,7 @@
     NANOEVAL_FAULT_SLOW=seconds     every journal write (one per scored chunk) first sleeps this long
     NANOEVAL_FAULT_PLAIN_EVERY=s    plain progress lines every s seconds instead of every 15
     NANOEVAL_FAULT_AHEAD_LOG=file   each look-ahead appends a JSON line {"worker", "cases"} (the cases it scored)
+    NANOEVAL_FAULT_PRESCORE=1       scoring ahead (Engine.prescore) raises
 """
 from __future__ import annotations
 
@@ -48,6 +49,13 @@ def pytest_configure(config):
                                         "cases": sorted(c for _, c in self.seen - before)}) + "\n")
 
         Lookahead.prepare = logged_prepare
+    if os.environ.get("NANOEVAL_FAULT_PRESCORE"):
+        from nanoeval.engine import Engine
+
+        def failing_prescore(self, requests):
+            raise RuntimeError("injected failure while scoring ahead (NANOEVAL_FAULT_PRESCORE)")
+
+        Engine.prescore = failing_prescore
 
 
 @pytest.hookimpl(wrapper=True)

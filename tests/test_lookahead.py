@@ -1,6 +1,6 @@
 """Cross-case batching (nanoeval/lookahead.py), end to end through `pytest evals/`: the same artifacts as case by
 case, single-process and under -n 2; only the selected cases are scored ahead (-k); a run killed in the middle of a
-look-ahead resumes to the uninterrupted result. The engine-level equivalence is in tests/test_engine.py."""
+look-ahead resumes to the uninterrupted result; a look-ahead that fails changes nothing. The engine-level equivalence is in tests/test_engine.py."""
 from __future__ import annotations
 
 import json
@@ -60,6 +60,17 @@ def test_under_xdist_each_worker_looks_ahead_at_its_own_cases(run_evals, tiny_lm
     assert entries and all(e["worker"].startswith("gw") for e in entries)
     cases = [c for e in entries for c in e["cases"]]
     assert len(cases) == len(set(cases)) and set(cases) <= set(SUBJECTS)  # no case scored ahead twice
+
+
+def test_a_failing_lookahead_leaves_each_case_to_score_its_own(run_evals, tiny_lm, tmp_path):
+    ref = run_evals(mmlu_tiny_config(tiny_lm, tmp_path / "ref", engine={"lookahead": 0}))
+    assert ref.ret == 0
+    result = run_evals(mmlu_tiny_config(tiny_lm, tmp_path / "run"), "-p", "tests.fault_injection",
+                       env={"NANOEVAL_FAULT_PRESCORE": "1"})
+    assert result.ret == 0, result.stdout.str()
+    assert set(scored_ahead(tmp_path / "run").values()) == {0}
+    assert [r["pred"] for r in read_jsonl(tmp_path / "run" / "predictions.jsonl")] == \
+        [r["pred"] for r in read_jsonl(tmp_path / "ref" / "predictions.jsonl")]
 
 
 def test_a_run_killed_in_the_middle_of_a_lookahead_resumes(run_evals, tiny_lm, tmp_path):
