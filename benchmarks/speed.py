@@ -13,7 +13,8 @@ median ratio is the shape's figure.
 Measured per tool: wall time end to end (process start, model load and all), time in the scoring loop (NanoEval:
 summary.json; lm-eval: between its "Running loglikelihood requests" and "Saving results" log lines, 1 s resolution),
 examples/s, peak RSS of the process, and the share of identical predictions. Also the bare forward pass of the
-same model over the same prompts (length-sorted 512-token batches, logits at the last position only) as the floor.
+same model over the same prompts (length-sorted 1024-token batches as NanoEval's CPU default, logits at the last
+position only) as the floor.
 """
 from __future__ import annotations
 
@@ -148,7 +149,7 @@ def run_once(name, rep, args, tmp, model, lm_task, task_dir, ours_cfg, batches, 
     return lm_runs, ours, floors
 
 
-def bare_forward(model_dir: Path, prompts: list[str], budget: int = 512) -> float:
+def bare_forward(model_dir: Path, prompts: list[str], budget: int = 1024) -> float:
     """The floor: the same model over the same prompts, length-sorted token-budget batches, last-position logits."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -216,6 +217,9 @@ def main():
                             sorted(ours, key=lambda r: order(r["id"])))) / len(ours)
         for seed in map(int, args.seeds.split(",")) if args.random else []:
             rows = random.Random(seed).sample([r for s in sorted(subjects) for r in subjects[s]], args.random)
+            # in qid order: NanoEval numbers a subject's rows in file order, lm-eval keeps the qid, and the two are
+            # paired by that number (a shuffled file paired different questions: 97-99 % "identical")
+            rows.sort(key=lambda r: order(r["qid"]))
             data = write_jsonl(tmp / f"random{seed}.jsonl", rows)
             results.append(run_pair(f"mmlu_random{args.random}_seed{seed}", args, tmp, model,
                                     MMLU_TASK.format(data=data), "nanoeval_mmlu",

@@ -60,7 +60,7 @@ class DatasetConfig:
 class EngineConfig:
     """Speed settings: never change a result, so they are not part of the fingerprint."""
     batch_size: int | None = None             # max rows per batch (default: token budget only)
-    token_budget: int | None = None           # max padded tokens per batch (default: 512 on CPU, 32768 on GPU)
+    token_budget: int | None = None           # max padded tokens per batch (default: 1024 on CPU, 32768 on GPU)
     threads: int | None = None                # torch CPU threads
     share_context: bool = True                # a context once for all its continuations (tree attention mask)
     packing: bool = True                      # several sequences per row instead of padding each to the longest

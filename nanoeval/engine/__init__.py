@@ -46,7 +46,7 @@ class Engine:
         # Packing needs a custom attention mask: SDPA or eager attention (flash attention takes none).
         self.attn_impl = loaded.attn_impl
         self.packing = engine.packing and self.attn_impl in ("sdpa", "eager")
-        self.batcher = Batcher(engine.token_budget or (32768 if self.device.startswith("cuda") else 512),
+        self.batcher = Batcher(engine.token_budget or (32768 if self.device.startswith("cuda") else 1024),
                                engine.batch_size)
         # per-call counters; the runner takes and resets them after each chunk of a case
         self.counts = {"truncated_prompts": 0, "hit_max_new_tokens": 0}
