@@ -1,0 +1,105 @@
+"""What every engine shares: the prompt text (chat template or not), tokenization as lm-evaluation-harness does it,
+and log-likelihood scores kept from a look-ahead until a case asks for them. Each engine (local: the model in this
+process; served.py: a model behind an OpenAI-compatible server) supplies `_loglikelihoods` and `generate`."""
+from __future__ import annotations
+
+import threading
+
+from nanoeval.engine.requests import GenRequest, LLRequest
+
+
+class EngineBase:
+    """Needs `cfg` (ModelConfig), `tokenizer`, `processor` (or None), `counts` and `_loglikelihoods(requests,
+    naive)` -> (scores per request, truncated or not per request)."""
+
+    def _init_ahead(self) -> None:
+        self.ahead: dict[tuple, tuple[list[float], bool]] = {}  # prescore(): request -> (scores, truncated)
+        self.ahead_used = 0  # requests answered from `ahead` (the runner notes them per case)
+        self._ahead_lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------------------------ tokenization
+    def encode(self, text: str) -> list[int]:
+        return self.encode_many([text])[0]
+
+    def encode_many(self, texts: list[str]) -> list[list[int]]:
+        """Token ids (one batched call: fast tokenizers work in parallel); special tokens as the tokenizer adds
+        them by default, unless model.add_bos_token says."""
+        if not texts:
+            return []
+        if self.cfg.add_bos_token is None:
+            return self.tokenizer(texts)["input_ids"]
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        bos = self.tokenizer.bos_token_id
+        return [[bos] + x for x in ids] if self.cfg.add_bos_token and bos is not None else ids
+
+    def encode_request(self, req: LLRequest) -> tuple[list[int], list[list[int]]]:
+        return self.encode_requests([req])[0]
+
+    def encode_requests(self, requests: list[LLRequest]) -> list[tuple[list[int], list[list[int]]]]:
+        """Context tokens and each continuation's tokens: the tail of the joint tokenization of context and
+        continuation. Trailing spaces of the context move to the continuation ("Answer: "+"A" is scored as
+        "Answer:"+" A"); an empty context is scored after a single BOS/EOS token, as lm-eval does."""
+        ctxs, moved = [], []
+        for req in requests:
+            ctx = self.prompt_text(GenRequest(req.context))
+            n = len(ctx) - len(ctx.rstrip())
+            ctxs.append(ctx[:-n] if n else ctx)
+            moved.append(ctx[-n:] if n else "")
+        ctx_ids = self.encode_many(ctxs)
+        wholes = self.encode_many([c + m + k for c, m, req in zip(ctxs, moved, requests) for k in req.continuations])
+        conts_alone = self.encode_many([m + k for c, m, req in zip(ctxs, moved, requests) if not c
+                                        for k in req.continuations])
+        out, w, a = [], 0, 0
+        start = [self.tokenizer.bos_token_id or self.tokenizer.eos_token_id]
+        for ctx, ids, req in zip(ctxs, ctx_ids, requests):
+            k = len(req.continuations)
+            if ctx:
+                out.append((ids, [x[len(ids):] for x in wholes[w: w + k]]))
+            else:
+                out.append((start, conts_alone[a: a + k]))
+                a += k
+            w += k
+        return out
+
+    # ------------------------------------------------------------------------------------------------ scoring
+    def loglikelihoods(self, requests: list[LLRequest], naive: bool = False) -> list[list[float]]:
+        """Summed log-probability of each continuation given its context, per request (loglik.py). Requests
+        scored ahead (`prescore`) are answered from what was kept, each once; the rest are scored now."""
+        with self._ahead_lock:  # a served engine's cases score on several threads
+            kept = [self.ahead.pop(_key(r), None) if not naive else None for r in requests]
+            self.ahead_used += sum(k is not None for k in kept)
+        fresh = iter(zip(*self._loglikelihoods([r for r, k in zip(requests, kept) if k is None], naive)))
+        out = []
+        for k in kept:
+            lls, cut = k if k is not None else next(fresh)
+            self.counts["truncated_prompts"] += cut  # counted in the chunk whose records use the scores
+            out.append(lls)
+        return out
+
+    def prescore(self, requests: list[LLRequest]) -> None:
+        """Score requests now, across cases, and keep each result until `loglikelihoods` is asked for it: the
+        runner hands over the requests of the cases queued on this process, so the batcher sorts them all by
+        length together instead of draining after each small case."""
+        for r, lls, cut in zip(requests, *self._loglikelihoods(requests)):
+            self.ahead[_key(r)] = (lls, cut)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def prompt_text(self, req: GenRequest) -> str:
+        """One user turn: the text, then one image slot per image (the official MMMU-Pro layout)."""
+        chat = self.cfg.chat_template if req.chat is None else req.chat
+        if req.images and self.processor is None:
+            raise ValueError(f"{self.cfg.path} is a text-only model; this request has {len(req.images)} image(s)")
+        if not chat:
+            return req.text
+        content = [{"type": "text", "text": req.text}] + [{"type": "image"} for _ in req.images]
+        messages = [{"role": "user", "content": content if self.processor else req.text}]
+        template = self.processor if self.processor is not None else self.tokenizer
+        return template.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def _key(req: LLRequest) -> tuple:
+    """Everything of a request that decides its scores (the prefix only decides what is cached)."""
+    return req.context, tuple(req.continuations)
+
