@@ -26,6 +26,7 @@ import pytest
 from nanoeval import devices, progress, reporting
 from nanoeval.config import ConfigError, TaskConfig, suite_dir
 from nanoeval.data import DataLoadError
+from nanoeval.engine.served import ServerError
 from nanoeval.gates import GateResult
 from nanoeval.journal import journal_path, prepare_report_dir, read_journal
 from nanoeval.lookahead import Lookahead
@@ -321,7 +322,7 @@ class NanoEvalPlugin:
             return self.pool.get(case.cfg, case.root, self.s.commits.get(ModelPool.key(case.cfg)))
         except Exception as e:  # every case of the task would hit it: one clear line, the other cases skipped
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            raise TaskError(f"{case.cfg.name}: model {case.cfg.model.path!r} cannot be loaded "
+            raise TaskError(f"{case.cfg.name}: model {case.cfg.model.name or case.cfg.model.path!r} cannot be loaded "
                             f"({e.__class__.__name__}: {first})") from e
 
     # ---------------------------------------------------------------------- errors that every case would hit
@@ -331,6 +332,8 @@ class NanoEvalPlugin:
         report = yield
         c = _case_of(item)
         error = call.excinfo.value if call.excinfo is not None else None
+        if c is not None and isinstance(error, ServerError) and item.config.option.tbstyle == "auto":
+            report.longrepr = str(error)  # the server's own words, one line: the trace says nothing more
         if c is None or not isinstance(error, (TaskError, DataLoadError)) or not report.failed:
             return report
         message = str(error)

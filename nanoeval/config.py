@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -26,7 +27,9 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    path: str                                 # hub id or local folder (relative to the project root, or to `package`)
+    path: str | None = None                   # hub id or local folder (relative to the project root, or to
+                                              # `package`); backend openai: the tokenizer (needed by rank_ll only)
+    backend: str = "local"                    # local (loaded here with transformers) | openai (a served model)
     package: str | None = None                # an installed Python package whose folder holds `path`
     gguf_file: str | None = None              # a GGUF file inside `path`; converted once and cached
     revision: str | None = None               # hub revision (branch, tag or commit)
@@ -37,6 +40,17 @@ class ModelConfig:
     chat_template: bool = False               # wrap prompts in the tokenizer's chat template
     add_bos_token: bool | None = None         # None: the tokenizer's default (as lm-eval); true/false: force
     max_length: int | None = None             # context limit; default: the model config's
+    # backend openai (nanoeval/engine/served.py): where the model is served, and how to talk to it
+    name: str | None = None                   # the served model's name, as the server lists it at /v1/models
+    base_url: str | list[str] | None = None   # e.g. http://localhost:8000/v1; a list: replicas, requests spread
+    api_key_env: str | None = None            # the NAME of the environment variable that holds the API key
+    concurrency: int | None = None            # requests in flight per process (default 8)
+    timeout: float | None = None              # seconds per request (default 600)
+    max_retries: int | None = None            # retries of a 429, 5xx, timeout or lost connection (default 5)
+
+
+# how a served model is reached, not what it is: not part of the fingerprint (a run resumes on another port)
+SERVING_KEYS = ("base_url", "api_key_env", "concurrency", "timeout", "max_retries")
 
 
 @dataclass(frozen=True)
@@ -98,7 +112,8 @@ class TaskConfig:
         """Hash of the settings that can change a result: model, dataset, scoring, seed (not engine, gates, paths).
         The run fingerprint adds the model's files, the data files, the recipe code and the environment
         (nanoeval/identity.py)."""
-        payload = {"task": self.task, "model": dataclasses.asdict(self.model),
+        model = {k: v for k, v in dataclasses.asdict(self.model).items() if k not in SERVING_KEYS}
+        payload = {"task": self.task, "model": model,
                    "dataset": dataclasses.asdict(self.dataset), "scoring": dataclasses.asdict(self.scoring),
                    "seed": self.seed}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
@@ -312,6 +327,7 @@ def _check_values(cfg: TaskConfig, pre: str, src: str):
         raise ConfigError(f"{src}: {pre}{key}: expected {expected}, got {_got(got)}")
 
     m, d, s, e = cfg.model, cfg.dataset, cfg.scoring, cfg.engine
+    _check_backend(m, s, pre, src)
     if m.kind not in ("auto", "causal_lm", "vision_lm"):
         bad("model.kind", "auto, causal_lm or vision_lm", m.kind)
     if m.dtype not in ("float32", "bfloat16", "float16"):
@@ -346,6 +362,45 @@ def _check_values(cfg: TaskConfig, pre: str, src: str):
         bad("gates.paired_alpha", "a significance level between 0 and 1 (e.g. 0.05)", g.paired_alpha)
     if g.max_drop_stderr is not None and g.max_drop_stderr < 0:
         bad("gates.max_drop_stderr", "a number of standard errors >= 0", g.max_drop_stderr)
+
+
+def _check_backend(m: ModelConfig, s: Options, pre: str, src: str) -> None:
+    """A local model needs `path`; a served one `name` and `base_url` (and `path`, its tokenizer, for rank_ll).
+    Serving keys without `backend: openai` are a mistake (most likely the backend line is missing)."""
+    def bad(key, why):
+        raise ConfigError(f"{src}: {pre}model.{key}: {why}")
+
+    if m.backend not in ("local", "openai"):
+        bad("backend", f"expected local or openai, got {_got(m.backend)}")
+    if m.backend == "local":
+        if m.path is None:
+            bad("path", "missing required key")
+        for key in ("name", *SERVING_KEYS):
+            if getattr(m, key) is not None:
+                bad(key, "only for a served model (add `backend: openai` to the model block)")
+        return
+    for key, example in (("name", "the served model's name, as /v1/models lists it"),
+                         ("base_url", "the server's URL, e.g. http://localhost:8000/v1")):
+        if not getattr(m, key):
+            bad(key, f"missing required key for backend openai ({example})")
+    urls = [m.base_url] if isinstance(m.base_url, str) else m.base_url
+    for u in urls:
+        if not u.startswith(("http://", "https://")):
+            bad("base_url", f"expected an http:// or https:// URL, got {_got(u)}")
+    if m.api_key_env is not None:
+        if not m.api_key_env.isidentifier():
+            bad("api_key_env", "expected the NAME of an environment variable that holds the key (never the key "
+                               "itself)")
+        if m.api_key_env not in os.environ:
+            bad("api_key_env", f"the environment variable {m.api_key_env} is not set")
+    for key, least in (("concurrency", 1), ("max_retries", 0)):
+        if getattr(m, key) is not None and getattr(m, key) < least:
+            bad(key, f"expected an integer >= {least}, got {_got(getattr(m, key))}")
+    if m.timeout is not None and m.timeout <= 0:
+        bad("timeout", f"expected a number of seconds > 0, got {_got(m.timeout)}")
+    if s.strategy == "rank_ll" and m.path is None:
+        bad("path", "rank_ll through a server sends token ids from the model's own tokenizer: set model.path to "
+                    "the served model's hub id or local folder (or use scoring.strategy: gen_letter)")
 
 
 def load_task(path: str | Path) -> TaskConfig:

@@ -242,14 +242,20 @@ def code_hash(roots: list) -> tuple[str, list[str]]:
 
 
 @functools.cache
-def benchmark_code_hash(benchmark) -> str:
+def benchmark_code_hash(benchmark, backend: str = "local") -> str:
     """The code hash of one benchmark: how it loads a case's examples and scores them (which reaches its data
     parsing, prompts and answer parsing), the runner's case loop that picks the examples (dataset.limit, resume by
     id), and the engine's request construction (chat template, tokenization), generation inputs and response
-    decoding. Its `summarize` is left out: metrics are rebuilt from journals."""
+    decoding; for a served model (`backend`), how its requests are made and its answers read (served.py). Its
+    `summarize` is left out: metrics are rebuilt from journals."""
     from nanoeval.engine import Engine
     from nanoeval.engine.generation import generate
     from nanoeval.runner import run_case
 
-    return code_hash([benchmark.load, benchmark.score, run_case, Engine.prompt_text, Engine.encode_many,
-                      Engine.encode_requests, generate, Engine.decode])[0]
+    roots = [benchmark.load, benchmark.score, run_case, Engine.prompt_text, Engine.encode_many,
+             Engine.encode_requests, generate, Engine.decode]
+    if backend == "openai":
+        from nanoeval.engine.served import ServedEngine
+
+        roots += [ServedEngine._generate_one, ServedEngine._loglikelihood_one, ServedEngine._check_prompt_logprobs]
+    return code_hash(roots)[0]

@@ -1,6 +1,7 @@
 """Case journals: the source of truth. One JSONL file per case, appended per batch, flushed and fsynced.
 
-Lines are records (plain JSON dicts, one per example), after a chunk's records a `{"_counts": {...}}` line with the
+Lines are records (plain JSON dicts, one per example; from a served model in the order answers arrived, each with
+its position `_seq`, which reading sorts by and drops), after a chunk's records a `{"_counts": {...}}` line with the
 engine's counters for that chunk when any is non-zero (prompts truncated, generations cut at max_new_tokens), and,
 last, one `{"_complete": {...}}` line with the case's timing and model metadata. A torn last line (a crash mid-write) is dropped on reading. The report dir's
 `run.json` holds the fingerprint the journals belong to; a different fingerprint moves the old run aside.
@@ -59,6 +60,10 @@ def read_journal(path: Path) -> Journal:
             j.records.append(obj)
         pos = end + 1
         j.valid_bytes = pos
+    if any("_seq" in r for r in j.records):  # journaled as answers arrived (a served model): the examples' order
+        j.records.sort(key=lambda r: r.get("_seq", -1))
+        for r in j.records:
+            r.pop("_seq", None)
     return j
 
 

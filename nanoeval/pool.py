@@ -26,7 +26,12 @@ class ModelPool:
         if k not in self.engines:
             for other in list(self.engines):
                 self.engines.pop(other).close()
-            self.engines[k] = Engine(cfg.model, cfg.engine, root, commit)
+            if cfg.model.backend == "openai":
+                from nanoeval.engine.served import ServedEngine
+
+                self.engines[k] = ServedEngine(cfg.model, cfg.engine, root)
+            else:
+                self.engines[k] = Engine(cfg.model, cfg.engine, root, commit)
         seed_everything(cfg.seed)
         return self.engines[k]
 

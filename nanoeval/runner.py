@@ -54,6 +54,21 @@ def check_model(cfg: TaskConfig, root: Path) -> dict:
     from nanoeval.engine import model_location
     from nanoeval.identity import model_identity
 
+    if cfg.model.backend == "openai":  # the name the server lists (and its tokenizer's files, for rank_ll)
+        from nanoeval.engine.served import ServerError, served_identity
+
+        try:
+            ident = served_identity(cfg.model)
+        except ServerError as e:
+            raise ConfigError(f"{cfg.source}: {e}") from None
+        if cfg.model.path is not None:
+            try:
+                ident["tokenizer"] = model_identity(model_location(cfg.model, root), cfg.model.gguf_file,
+                                                    cfg.model.revision)
+            except (OSError, LookupError) as e:
+                raise ConfigError(f"{cfg.source}: model.path: {e}") from None
+        ident["digest"] = _short(ident)
+        return ident
     try:
         return model_identity(model_location(cfg.model, root), cfg.model.gguf_file, cfg.model.revision)
     except (OSError, LookupError) as e:
@@ -71,8 +86,9 @@ def task_info(cfg: TaskConfig, root: Path, model: dict | None = None) -> dict:
 
     bench = benchmark(cfg)
     model = model or check_model(cfg, root)
-    env = environment(cfg.model.dtype, cfg.model.device)
-    code = benchmark_code_hash(bench)
+    served = cfg.model.backend == "openai"
+    env = environment(None if served else cfg.model.dtype, "server" if served else cfg.model.device)
+    code = benchmark_code_hash(bench, cfg.model.backend)
     parts = {"config": cfg.config_hash(), "data": _short(data_hashes(cfg.dataset, root)), "model": model["digest"],
              "code": code, "environment": _short(env)}
     return {"fingerprint": _short(parts), "fingerprint_parts": parts, "config": task_to_dict(cfg),
@@ -111,21 +127,31 @@ def score_examples(journal: Path, key: str, examples: list, score, engine, skipp
         why = f"; all {len(skipped)} of its rows were skipped as bad rows" if skipped else ""
         raise EmptyCaseError(f"{key}: no examples to score (the data has no rows for this case{why})")
     done = {r["id"] for r in j.records}
-    todo = [e for e in examples if e.id not in done]
+    todo = [(i, e) for i, e in enumerate(examples) if e.id not in done]
     writer = JournalWriter(journal, keep_bytes=j.valid_bytes)
     started, n, ahead = started or time.time(), len(j.records), engine.ahead_used
     if progress is not None:
         progress(n, len(examples), 0, 0.0)
+
+    def scored(batch: list) -> tuple[list[dict], list[dict]]:
+        """A chunk's records and its counters line (on this thread: a served engine counts per thread)."""
+        engine.counts = {k: 0 for k in engine.counts}
+        records = score(batch)
+        _check_finite(records, key)
+        counts = {k: v for k, v in engine.counts.items() if v}
+        return records, [{"_counts": counts}] if counts else []
+
     try:
-        for start in range(0, len(todo), chunk):
-            engine.counts = {k: 0 for k in engine.counts}
-            records = score(todo[start: start + chunk])
-            _check_finite(records, key)
-            counts = {k: v for k, v in engine.counts.items() if v}
-            writer.append(records + ([{"_counts": counts}] if counts else []))
-            n += len(records)
-            if progress is not None:
-                progress(n, len(examples), start + len(records[:chunk]), time.time() - started)
+        if getattr(engine, "concurrency", 1) > 1:  # a served model: many requests in flight
+            _score_concurrently(writer, todo, scored, engine.concurrency, len(examples), n, progress, started)
+            n += len(todo)
+        else:
+            for start in range(0, len(todo), chunk):
+                records, counts = scored([e for _, e in todo[start: start + chunk]])
+                writer.append(records + counts)
+                n += len(records)
+                if progress is not None:
+                    progress(n, len(examples), start + len(records), time.time() - started)
         finished = time.time()
         complete = {"n": n, "seconds": round(finished - started, 3), "started": round(started, 3),
                     "finished": round(finished, 3), "skipped": skipped or [], "model": engine.meta,
@@ -133,6 +159,39 @@ def score_examples(journal: Path, key: str, examples: list, score, engine, skipp
         writer.append([{"_complete": complete}])
     finally:
         writer.close()
+
+
+def _score_concurrently(writer: JournalWriter, todo: list[tuple[int, object]], scored, workers: int, total: int,
+                        n: int, progress, started: float) -> None:
+    """One example per call on `workers` threads; each answer is journaled as it arrives, with its position in
+    the case (`_seq`, which read_journal sorts by: predictions keep the examples' order). On a failure no new
+    request starts; those in flight finish and are journaled (a rerun sends only what is missing), then it raises."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    error, now = None, 0
+    pool = ThreadPoolExecutor(workers)
+    try:
+        pending = {pool.submit(scored, [e]): i for i, e in todo}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for f in finished:
+                i = pending.pop(f)
+                if f.cancelled():
+                    continue
+                if f.exception() is not None:
+                    error = error or f.exception()
+                    for other in pending:
+                        other.cancel()
+                    continue
+                records, counts = f.result()
+                writer.append([{**r, "_seq": i} for r in records] + counts)
+                now += 1
+                if progress is not None:
+                    progress(n + now, total, now, time.time() - started)
+    finally:  # an interrupt: requests not yet started never are
+        pool.shutdown(wait=True, cancel_futures=True)
+    if error is not None:
+        raise error
 
 
 def _check_finite(records: list[dict], key: str) -> None:

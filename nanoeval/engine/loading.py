@@ -110,7 +110,8 @@ def load_model(cfg: ModelConfig, root: Path, commit: str | None = None) -> Loade
     max_length = cfg.max_length or getattr(text_cfg, "max_position_embeddings", None) or 2048
     loaded_cfg = getattr(model.config, "text_config", None) or model.config
     attn_impl = getattr(loaded_cfg, "_attn_implementation", None) or "sdpa"
-    meta = {"id": f"{cfg.package}/{cfg.gguf_file or cfg.path}" if cfg.package else cfg.path, "package": cfg.package,
+    meta = {"id": f"{cfg.package}/{cfg.gguf_file or cfg.path}" if cfg.package else cfg.path, "backend": "local",
+            "package": cfg.package,
             "gguf_file": cfg.gguf_file, "revision": cfg.revision, "commit": commit,
             "dtype": cfg.dtype, "device": device, "kind": kind,
             "architecture": (hf_config.architectures or [type(model).__name__])[0],
