@@ -24,6 +24,8 @@ def test_shipped_suites_validate(path):
 
 
 GOOD = {"task": "mmlu", "model": {"path": "some/model"}}
+SERVED = {"path": "some/model", "backend": "openai", "name": "served-model", "base_url": "http://localhost:8000/v1"}
+SECRET = "sk-live-abcdef0123456789"
 
 
 def write(tmp_path: Path, data, name="c.yaml") -> Path:
@@ -51,6 +53,22 @@ BAD = [  # (config, expected message after "<file>: ")
      "scoring.strategy: mmmu_pro supports only gen_letter, got 'rank_ll'"),
     ({**GOOD, "engine": {"batch_size": 0}}, "engine.batch_size: expected an integer >= 1, got int 0"),
     ({**GOOD, "dataset": {"data_files": 3}}, "dataset.data_files: expected a file, a list of files or a mapping"),
+    # a served model (backend: openai)
+    ({**GOOD, "model": {"path": "m", "backend": "vllm"}}, "model.backend: expected local or openai, got str 'vllm'"),
+    ({**GOOD, "model": {"backend": "openai", "base_url": "http://h/v1"}},
+     "model.name: missing required key for backend"),
+    ({**GOOD, "model": {"backend": "openai", "name": "m"}}, "model.base_url: missing required key for backend"),
+    ({**GOOD, "model": {**SERVED, "base_url": "localhost:8000"}}, "model.base_url: expected an http:// or https://"),
+    ({**GOOD, "model": {**SERVED, "base_url": ["http://a/v1", 8001]}}, "model.base_url: expected a string or a list"),
+    ({**GOOD, "model": {**SERVED, "api_key_env": SECRET}}, "model.api_key_env: expected the NAME of an environment"),
+    ({**GOOD, "model": {**SERVED, "api_key_env": "NANOEVAL_SURELY_UNSET"}},
+     "model.api_key_env: the environment variable NANOEVAL_SURELY_UNSET is not set"),
+    ({**GOOD, "model": {**SERVED, "concurrency": 0}}, "model.concurrency: expected an integer >= 1, got int 0"),
+    ({**GOOD, "model": {**SERVED, "timeout": 0}}, "model.timeout: expected a number of seconds > 0"),
+    ({**GOOD, "model": {"path": "m", "base_url": "http://h/v1"}},
+     "model.base_url: only for a served model (add `backend: openai` to the model block)"),
+    ({"task": "hellaswag", "model": {k: v for k, v in SERVED.items() if k != "path"}},
+     "model.path: rank_ll through a server sends token ids from the model's own tokenizer"),
 ]
 
 
@@ -61,7 +79,7 @@ def test_bad_task_config_names_file_and_key(tmp_path, data, message):
         load_task(path)
     text = str(e.value)
     assert text.startswith(f"{path}: ") and message in text, text
-    assert "\n" not in text
+    assert "\n" not in text and SECRET not in text
     assert isinstance(e.value, ValueError)
 
 
@@ -90,6 +108,19 @@ def test_suite_inheritance_and_report_dirs(tmp_path):
     assert b.scoring.num_fewshot == 5 and a.scoring.num_fewshot == 0
     assert report_dir(a, tmp_path, suite) == tmp_path / "artifacts" / "nanoeval" / "mine" / "mmlu"
     assert report_dir(load_task(write(tmp_path, GOOD, "t.yaml")), tmp_path) == tmp_path / "artifacts/nanoeval/mmlu"
+
+
+def test_fingerprint_of_a_served_model_ignores_where_and_how_it_is_reached(tmp_path):
+    """A run killed and restarted against the same served model on a new port (or with more concurrency) resumes;
+    another served model, or the same name run locally, does not."""
+    def h(**model):
+        return load_task(write(tmp_path, {**GOOD, "model": {**SERVED, **model}})).config_hash()
+
+    base = h()
+    assert base == h(base_url="http://other:9000/v1") == h(base_url=["http://a/v1", "http://b/v1"]) == \
+        h(concurrency=64, timeout=5, max_retries=0) == h(api_key_env="HOME")
+    assert base != h(name="another-model")
+    assert base != load_task(write(tmp_path, GOOD)).config_hash()
 
 
 def test_fingerprint_ignores_speed_settings_but_not_recipe(tmp_path):

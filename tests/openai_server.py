@@ -1,0 +1,167 @@
+"""A small OpenAI-compatible server for the tests, speaking vLLM's completions format (what `transformers serve`
+cannot: prompt log-probabilities). Log-probabilities come from a plain `AutoModelForCausalLM` forward pass, not
+from NanoEval's engine, so the backend's numbers are checked against an independent computation.
+
+    python tests/openai_server.py --model DIR [--name NAME] [--port 0] [--fault SPEC] [--log FILE] [--api-key K]
+
+GET /v1/models lists NAME (with `root`: DIR, as vLLM does). POST /v1/completions takes `prompt` as a string, a
+list of strings, token ids or a list of token-id lists; with `echo: true` and `logprobs` each choice carries the
+prompt's tokens and their log-probabilities (the first token's is null), then `max_tokens` greedy tokens. Every
+response is validated against `openai.types.Completion` before it is sent. Prints `port N` once listening.
+
+Faults (--fault, the tests' own switch), on /v1/completions only:
+  429xK      the first K requests get 429 Too Many Requests, then normal answers
+  500        every request gets 500
+  400        every request gets 400 (vLLM's error body)
+  sleep:S    each request waits S seconds before answering
+  die-after:K  answers K requests, then the process exits on the next one (a server killed mid-run)
+--log FILE gets one JSON line per completions request: {"status": ..., "prompts": n}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", required=True)
+    p.add_argument("--name")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--fault", default="")
+    p.add_argument("--log")
+    p.add_argument("--api-key")
+    args = p.parse_args()
+
+    import torch
+    from openai.types import Completion
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(args.model)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
+    name = args.name or args.model
+    lock, seen = threading.Lock(), {"n": 0}
+
+    def complete(ids: list[int], echo: bool, logprobs, max_tokens: int) -> dict:
+        with torch.inference_mode():
+            new = []
+            for _ in range(max_tokens):  # greedy, one token at a time (plain and obviously right)
+                logits = model(torch.tensor([ids + new])).logits[0].float()
+                nxt = int(logits[-1].argmax())
+                new.append(nxt)
+                if nxt == tok.eos_token_id:
+                    break
+            full = ids + new
+            lp = torch.log_softmax(model(torch.tensor([full])).logits[0].float(), -1)
+        token_lps = [None] + [float(lp[i - 1, full[i]]) for i in range(1, len(full))]
+        shown = full if echo else new
+        lps = token_lps if echo else token_lps[len(ids):]
+        text = tok.decode(shown)
+        choice = {"text": text, "finish_reason": "length" if len(new) >= max_tokens and new[-1:] != [
+            tok.eos_token_id] else "stop"}
+        if logprobs is not None:
+            tokens = [tok.decode([t]) for t in shown]
+            offsets = [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
+            choice["logprobs"] = {"tokens": tokens, "token_logprobs": lps, "text_offset": offsets,
+                                  "top_logprobs": [None if x is None else {t: x} for t, x in zip(tokens, lps)]}
+        return choice
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *a):  # quiet
+            pass
+
+        def send(self, status: int, body: dict, headers: dict | None = None) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def authorized(self) -> bool:
+            if args.api_key and self.headers.get("Authorization") != f"Bearer {args.api_key}":
+                self.send(401, {"object": "error", "message": "invalid API key", "type": "AuthenticationError",
+                                "code": 401})
+                return False
+            return True
+
+        def do_GET(self):
+            if not self.authorized():
+                return
+            if self.path.rstrip("/") == "/v1/models":
+                self.send(200, {"object": "list", "data": [{"id": name, "object": "model", "created": 0,
+                                                            "owned_by": "vllm", "root": args.model,
+                                                            "max_model_len": 512}]})
+            else:
+                self.send(404, {"object": "error", "message": f"no route {self.path}", "code": 404})
+
+        def do_POST(self):
+            if not self.authorized():
+                return
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            if self.path.rstrip("/") != "/v1/completions":
+                return self.send(404, {"object": "error", "message": f"no route {self.path}", "code": 404})
+            with lock:
+                seen["n"] += 1
+                n = seen["n"]
+            status = self.fault(n)
+            prompts = body.get("prompt")
+            if isinstance(prompts, str) or (isinstance(prompts, list) and prompts and isinstance(prompts[0], int)):
+                prompts = [prompts]
+            if args.log:
+                with lock, open(args.log, "a") as f:
+                    f.write(json.dumps({"status": status or 200, "prompts": len(prompts)}) + "\n")
+            if status:
+                message = {429: "rate limit exceeded, slow down", 500: "fake: internal server error",
+                           400: "fake: This model's maximum context length is 512 tokens"}[status]
+                return self.send(status, {"object": "error", "message": message, "type": "BadRequestError",
+                                          "param": None, "code": status})
+            if body.get("model") != name:
+                return self.send(404, {"object": "error", "message": f"The model `{body.get('model')}` does "
+                                       "not exist.", "type": "NotFoundError", "code": 404})
+            with lock:  # one forward pass at a time
+                choices = [complete(tok(p)["input_ids"] if isinstance(p, str) else list(p), bool(body.get("echo")),
+                                    body.get("logprobs"), int(body.get("max_tokens") or 16)) for p in prompts]
+            out = {"id": f"cmpl-{n}", "object": "text_completion", "created": int(time.time()), "model": name,
+                   "choices": [{"index": i, **c} for i, c in enumerate(choices)]}
+            Completion.model_validate(typed(out))  # vLLM's documented format, as the openai package types it
+            self.send(200, out)
+
+        def fault(self, n: int) -> int | None:
+            kind, _, arg = args.fault.partition(":")
+            if kind.startswith("429x") and n <= int(kind[4:]):
+                return 429
+            if kind in ("500", "400"):
+                return int(kind)
+            if kind == "sleep":
+                time.sleep(float(arg))
+            if kind == "die-after" and n > int(arg):
+                os._exit(1)
+            return None
+
+    def typed(out: dict) -> dict:
+        """The response as the openai types see it: vLLM echoes a null log-probability for the prompt's first
+        token (nothing precedes it), which `Logprobs` does not allow; that one position is left out of the check."""
+        out = json.loads(json.dumps(out))
+        for c in out["choices"]:
+            lp = c.get("logprobs")
+            if lp and lp["token_logprobs"] and lp["token_logprobs"][0] is None:
+                for k in ("tokens", "token_logprobs", "text_offset", "top_logprobs"):
+                    lp[k] = lp[k][1:]
+        return out
+
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    print(f"port {server.server_address[1]}", flush=True)
+    sys.stdout.flush()
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
