@@ -16,6 +16,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from urllib.parse import urlsplit
+
 import yaml
 
 from nanoeval.benchmark import STRATEGIES, OptionError, Options
@@ -385,14 +387,25 @@ def _check_backend(m: ModelConfig, s: Options, pre: str, src: str) -> None:
             bad(key, f"missing required key for backend openai ({example})")
     urls = [m.base_url] if isinstance(m.base_url, str) else m.base_url
     for u in urls:
-        if not u.startswith(("http://", "https://")):
+        parts = urlsplit(u)
+        try:
+            ok = parts.scheme in ("http", "https") and parts.hostname and (parts.port or True)
+        except ValueError:  # a port that is not a number
+            ok = False
+        if not ok:
             bad("base_url", f"expected an http:// or https:// URL, got {_got(u)}")
+        if parts.username or parts.password or parts.query:  # a key in the URL would land in run.json
+            bad("base_url", "expected a URL without credentials or a query string (put the key in the environment "
+                            "variable named by model.api_key_env)")
     if m.api_key_env is not None:
         if not m.api_key_env.isidentifier():
             bad("api_key_env", "expected the NAME of an environment variable that holds the key (never the key "
                                "itself)")
-        if m.api_key_env not in os.environ:
-            bad("api_key_env", f"the environment variable {m.api_key_env} is not set")
+        if not os.environ.get(m.api_key_env):
+            bad("api_key_env", f"the environment variable {m.api_key_env} is not set (or empty)")
+    if m.add_bos_token is not None and s.strategy == "gen_letter":
+        bad("add_bos_token", "the server tokenizes a served model's generation prompts as it does by default; "
+                             "model.add_bos_token applies to rank_ll only")
     for key, least in (("concurrency", 1), ("max_retries", 0)):
         if getattr(m, key) is not None and getattr(m, key) < least:
             bad(key, f"expected an integer >= {least}, got {_got(getattr(m, key))}")

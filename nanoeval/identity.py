@@ -257,5 +257,6 @@ def benchmark_code_hash(benchmark, backend: str = "local") -> str:
     if backend == "openai":
         from nanoeval.engine.served import ServedEngine
 
-        roots += [ServedEngine._generate_one, ServedEngine._loglikelihood_one, ServedEngine._check_prompt_logprobs]
+        roots += [ServedEngine._generate_one, ServedEngine._loglikelihoods, ServedEngine._loglikelihood_one,
+                  ServedEngine._check_prompt_logprobs]
     return code_hash(roots)[0]

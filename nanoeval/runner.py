@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import threading
 import time
 from pathlib import Path
 
@@ -142,7 +143,7 @@ def score_examples(journal: Path, key: str, examples: list, score, engine, skipp
         return records, [{"_counts": counts}] if counts else []
 
     try:
-        if getattr(engine, "concurrency", 1) > 1:  # a served model: many requests in flight
+        if hasattr(engine, "concurrency"):  # a served model: `concurrency` requests in flight
             _score_concurrently(writer, todo, scored, engine.concurrency, len(examples), n, progress, started)
             n += len(todo)
         else:
@@ -168,15 +169,25 @@ def _score_concurrently(writer: JournalWriter, todo: list[tuple[int, object]], s
     request starts; those in flight finish and are journaled (a rerun sends only what is missing), then it raises."""
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-    error, now = None, 0
+    error, now, failed = None, 0, threading.Event()
+
+    def one(example):
+        if failed.is_set():  # after a failure no new request starts
+            return None
+        try:
+            return scored([example])
+        except BaseException:
+            failed.set()
+            raise
+
     pool = ThreadPoolExecutor(workers)
     try:
-        pending = {pool.submit(scored, [e]): i for i, e in todo}
+        pending = {pool.submit(one, e): i for i, e in todo}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for f in finished:
                 i = pending.pop(f)
-                if f.cancelled():
+                if f.cancelled() or (f.exception() is None and f.result() is None):
                     continue
                 if f.exception() is not None:
                     error = error or f.exception()

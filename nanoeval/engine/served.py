@@ -142,7 +142,7 @@ class ServedEngine(EngineBase):
         self.lookahead = engine.lookahead or 0  # off by default: answers scored ahead are not journaled yet
         self._init_ahead()
         self._local = threading.local()
-        self._probe_lock, self._probed = threading.Lock(), False
+        self._probe_lock, self._probed = threading.Lock(), None  # None: not asked yet
         self.load_seconds = round(time.time() - t0, 2)
         self.commit = None
         self.meta = {"id": cfg.name, "backend": "openai", "endpoint": endpoint_hosts(cfg), "served_model": cfg.name,
@@ -179,7 +179,10 @@ class ServedEngine(EngineBase):
             with self._turn_lock:
                 client = self.clients[next(self._turn)]
             try:
-                return send(client)
+                resp = send(client)
+                if not resp.choices:
+                    raise ServerError(f"{_url(client, what)}: the answer has no choices")
+                return resp
             except openai.APIStatusError as e:
                 if (e.status_code != 429 and e.status_code < 500) or attempt >= self.max_retries:
                     raise ServerError(self._failed(client, what, e, attempt)) from None
@@ -188,6 +191,8 @@ class ServedEngine(EngineBase):
                 if attempt >= self.max_retries:
                     raise ServerError(self._failed(client, what, e, attempt)) from None
                 wait = None
+            except openai.APIError as e:  # e.g. an answer that is not the API's format
+                raise ServerError(self._failed(client, what, e, attempt)) from None
             time.sleep(min(MAX_BACKOFF_SECONDS, wait if wait is not None else BACKOFF_SECONDS * 2 ** attempt))
 
     def _failed(self, client, what: str, e: Exception, attempt: int) -> str:
@@ -232,7 +237,9 @@ class ServedEngine(EngineBase):
     def _loglikelihood_one(self, encoded: tuple[list[int], list[list[int]]]) -> tuple[list[float], bool]:
         """One request: each continuation after the context, as token ids in one call (one choice each)."""
         ctx, conts = encoded
-        keep = self.max_length or 10 ** 9
+        # as the local engine: at most max_length tokens of input, i.e. max_length + 1 echoed (the last one only
+        # scored), left-truncated and counted (the server must accept max_length + 1 prompt tokens and 1 new one)
+        keep = self.max_length + 1 if self.max_length else 10 ** 9
         prompts = [(ctx + c)[-keep:] for c in conts]
         cut = any(len(ctx) + len(c) > keep for c in conts)
         resp = self._call(lambda cl: cl.completions.create(model=self.cfg.name, prompt=prompts, echo=True, logprobs=1,
@@ -248,21 +255,25 @@ class ServedEngine(EngineBase):
         if len(lls) != len(conts):
             raise ServerError(f"{_url(self.clients[0], 'completions')}: {len(choices)} choices for {len(conts)} "
                               "prompts (expected one per prompt)")
-        self.counts["truncated_prompts"] += cut
-        return lls, cut
+        return lls, cut  # counted by `loglikelihoods`, in the chunk whose records use the scores
 
     def _check_prompt_logprobs(self) -> None:
         """Once: does the server echo prompt log-probabilities at all? Asked with a text prompt, which every
         completions server takes (transformers serve refuses token ids, and ignores echo/logprobs with a warning)."""
+        from nanoeval.runner import TaskError
+
         with self._probe_lock:
-            if self._probed:
+            if self._probed is True:
                 return
-            resp = self._call(lambda c: c.completions.create(model=self.cfg.name, prompt="Hello world", echo=True,
-                                                             logprobs=1, max_tokens=1, temperature=0), "completions")
-            lp = resp.choices[0].logprobs
-            if lp is None or not lp.token_logprobs or all(x is None for x in lp.token_logprobs):
-                raise ServerError(f"{_url(self.clients[0], 'completions')}: {NO_PROMPT_LOGPROBS}")
-            self._probed = True
+            if self._probed is None:  # once known, every case of the task would hit it: reported once
+                resp = self._call(lambda c: c.completions.create(model=self.cfg.name, prompt="Hello world", echo=True,
+                                                                 logprobs=1, max_tokens=1, temperature=0),
+                                  "completions")
+                lp = resp.choices[0].logprobs
+                self._probed = lp is not None and bool(lp.token_logprobs) and \
+                    any(x is not None for x in lp.token_logprobs)
+            if not self._probed:
+                raise TaskError(f"{_url(self.clients[0], 'completions')}: {NO_PROMPT_LOGPROBS}")
 
 
 def _url(client, what: str) -> str:
@@ -272,6 +283,6 @@ def _url(client, what: str) -> str:
 def _retry_after(e) -> float | None:
     """The server's Retry-After (seconds), if it sent one."""
     try:
-        return float(e.response.headers.get("retry-after"))
+        return max(0.0, float(e.response.headers.get("retry-after")))
     except (TypeError, ValueError):
         return None
