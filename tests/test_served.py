@@ -328,6 +328,30 @@ def test_shards_on_two_machines_against_a_served_model_merge_into_the_whole_run(
     assert sorted((r["id"], r["pred"]) for r in merged) == sorted((r["id"], r["pred"]) for r in local)
 
 
+def test_requests_are_spread_over_replicas_and_every_replica_must_serve_the_name(run_evals, tiny_lm, tmp_path):
+    """model.base_url as a list: requests taken by each replica in turn, the same results as one local run; a
+    replica that does not serve model.name is named before anything runs."""
+    local = tmp_path / "local"
+    assert run_evals(mmlu_tiny_config(tiny_lm, local)).ret == 0
+    logs = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    with openai_server(tiny_lm, "--log", str(logs[0])) as (a, _), \
+            openai_server(tiny_lm, "--log", str(logs[1])) as (b, _):
+        result = run_evals(served_mmlu(tiny_lm, tmp_path / "out", [a, b], concurrency=2))
+        with openai_server(tiny_lm, name="other") as (c, _):
+            wrong = run_evals(served_mmlu(tiny_lm, tmp_path / "wrong", [a, c]))
+    assert result.ret == 0, result.stdout.str()
+    counts = [len(server_log(p)) for p in logs]
+    assert sum(counts) == 1 + 21 and abs(counts[0] - counts[1]) <= 1, counts  # the probe and 21 questions
+    ours, theirs = predictions(tmp_path / "out"), predictions(local)
+    assert [(r["id"], r["pred"]) for r in ours] == [(r["id"], r["pred"]) for r in theirs]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["model"]["endpoint"] == [a.removesuffix("/v1"), b.removesuffix("/v1")]
+    text = wrong.stdout.str() + wrong.stderr.str()
+    assert wrong.ret == 4 and f"model.name: 'tiny-served' is not served at {c} (its /v1/models lists: other)" \
+        in text, text
+    assert not (tmp_path / "wrong").exists()
+
+
 @pytest.fixture(scope="module")
 def smollm2_folder() -> Path:
     """The de-quantized SmolLM2 folder NanoEval caches (module scope: set up before pytester snapshots sys.modules,
