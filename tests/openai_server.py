@@ -15,7 +15,8 @@ Faults (--fault, the tests' own switch), on /v1/completions only:
   400        every request gets 400 (vLLM's error body)
   sleep:S    each request waits S seconds before answering
   die-after:K  answers K requests, then the process exits on the next one (a server killed mid-run)
---log FILE gets one JSON line per completions request: {"status": ..., "prompts": n}.
+--log FILE gets one JSON line per completions request: {"status": ..., "prompts": n, "in_flight": requests being
+answered when it arrived, itself included}.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def main() -> None:
     tok = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
     name = args.name or args.model
-    lock, seen = threading.Lock(), {"n": 0}
+    lock, seen = threading.Lock(), {"n": 0, "in_flight": 0}
 
     def complete(ids: list[int], echo: bool, logprobs, max_tokens: int) -> dict:
         with torch.inference_mode():
@@ -76,6 +77,7 @@ def main() -> None:
             pass
 
         def send(self, status: int, body: dict, headers: dict | None = None) -> None:
+            self.finished()  # before the client can see the answer (and send its next request)
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -105,19 +107,35 @@ def main() -> None:
         def do_POST(self):
             if not self.authorized():
                 return
+            with lock:
+                seen["in_flight"] += 1
+            self.counted = True
+            try:
+                self.complete()
+            finally:
+                self.finished()
+
+        def finished(self) -> None:
+            """This request no longer counts as in flight (once)."""
+            if getattr(self, "counted", False):
+                self.counted = False
+                with lock:
+                    seen["in_flight"] -= 1
+
+        def complete(self):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
             if self.path.rstrip("/") != "/v1/completions":
                 return self.send(404, {"object": "error", "message": f"no route {self.path}", "code": 404})
             with lock:
                 seen["n"] += 1
-                n = seen["n"]
+                n, in_flight = seen["n"], seen["in_flight"]
             status = self.fault(n)
             prompts = body.get("prompt")
             if isinstance(prompts, str) or (isinstance(prompts, list) and prompts and isinstance(prompts[0], int)):
                 prompts = [prompts]
             if args.log:
                 with lock, open(args.log, "a") as f:
-                    f.write(json.dumps({"status": status or 200, "prompts": len(prompts)}) + "\n")
+                    f.write(json.dumps({"status": status or 200, "prompts": len(prompts), "in_flight": in_flight}) + "\n")
             if status:
                 message = {429: "rate limit exceeded, slow down", 500: "fake: internal server error",
                            400: "fake: This model's maximum context length is 512 tokens"}[status]

@@ -328,6 +328,16 @@ def test_shards_on_two_machines_against_a_served_model_merge_into_the_whole_run(
     assert sorted((r["id"], r["pred"]) for r in merged) == sorted((r["id"], r["pred"]) for r in local)
 
 
+def test_requests_run_concurrently_up_to_model_concurrency(run_evals, tiny_lm, tmp_path):
+    """model.concurrency requests in flight per process (the server counts them as they arrive), never more."""
+    log = tmp_path / "server.jsonl"
+    with openai_server(tiny_lm, "--fault", "sleep:0.3", "--log", str(log)) as (url, _):
+        result = run_evals(served_mmlu(tiny_lm, tmp_path / "out", url, concurrency=3))
+    assert result.ret == 0, result.stdout.str()
+    in_flight = [json.loads(line)["in_flight"] for line in log.read_text().splitlines()]
+    assert len(in_flight) == 1 + 21 and max(in_flight) == 3, in_flight
+
+
 def test_requests_are_spread_over_replicas_and_every_replica_must_serve_the_name(run_evals, tiny_lm, tmp_path):
     """model.base_url as a list: requests taken by each replica in turn, the same results as one local run; a
     replica that does not serve model.name is named before anything runs."""
