@@ -136,6 +136,9 @@ def test_gen_letter_records_responses(run_evals, tiny_lm, tmp_path):
     preds = read_jsonl(out / "predictions.jsonl")
     assert all("response" in r and "lls" not in r for r in preds)
     assert all(r["correct"] == (r["pred"] == r["gold"]) for r in preds)
+    recipe = json.loads((out / "summary.json").read_text())["recipe"]  # the recipe of this strategy, not rank_ll's
+    assert recipe["max_new_tokens"] == 3 and recipe["continuations"] is None
+    assert "first standalone option letter" in recipe["normalisation"]
 
 
 def test_broken_config_is_one_line_and_writes_nothing(run_evals, tiny_lm, tmp_path):

@@ -177,7 +177,9 @@ def recipe(cfg: TaskConfig, root) -> dict:
             else "first k test rows of the subject (not scored)",
             "continuations": "' A' ' B' ' C' ' D'" if s.strategy == "rank_ll" else None,
             "max_new_tokens": s.max_new_tokens if s.strategy == "gen_letter" else None,
-            "chat_template": cfg.model.chat_template, "normalisation": "none (argmax of summed log-likelihood)",
+            "chat_template": cfg.model.chat_template,
+            "normalisation": "none (argmax of summed log-likelihood)" if s.strategy == "rank_ll" else
+            "none (the first standalone option letter of the greedy response; none = wrong)",
             "aggregation": "acc_macro = mean over subjects; acc_micro = over questions; categories micro"}
 
 
