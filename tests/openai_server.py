@@ -135,7 +135,8 @@ def main() -> None:
                 prompts = [prompts]
             if args.log:
                 with lock, open(args.log, "a") as f:
-                    f.write(json.dumps({"status": status or 200, "prompts": len(prompts), "in_flight": in_flight}) + "\n")
+                    entry = {"status": status or 200, "prompts": len(prompts), "in_flight": in_flight}
+                    f.write(json.dumps(entry) + "\n")
             if status:
                 message = {429: "rate limit exceeded, slow down", 500: "fake: internal server error",
                            400: "fake: This model's maximum context length is 512 tokens"}[status]
