@@ -80,7 +80,7 @@ class EngineConfig:
     threads: int | None = None                # torch CPU threads
     share_context: bool = True                # a context once for all its continuations (tree attention mask)
     packing: bool = True                      # several sequences per row instead of padding each to the longest
-    prefix_cache: bool = True                 # reuse the KV cache of a shared few-shot prefix (per subject)
+    prefix_cache: bool = True                 # reuse the KV cache of a shared prefix (few-shot shots, header)
     lookahead: int | None = None              # examples of queued cases scored together (0: off; default 256 on
                                               # CPU, 16384 on GPU); a kill loses at most this many scores
 

@@ -45,6 +45,76 @@ def test_one_token_continuations_match_naive(tiny_lm):
             assert ll == pytest.approx(naive_loglikelihood(engine, req.context, cont), abs=1e-4)
 
 
+@pytest.mark.parametrize("packing", [False, True])
+def test_branchless_units_unpacked_go_under_the_plain_causal_mask(tiny_lm, monkeypatch, packing):
+    """A context scored at its last position only (MMLU's one-token letters), one per row and padded on the right,
+    needs no mask: SDPA's is_causal (its flash kernel). That is the GPU's way (Engine.pack_branchless is off on
+    CUDA), and a CPU's without packing; packed on a CPU, and for continuations of several tokens, the tree mask.
+    Every way equals the naive path."""
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(*args, **kw):
+        seen.append((kw.get("attn_mask") is None, kw.get("is_causal")))
+        return sdpa(*args, **kw)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    long = "The heart pumps blood through the body, and the lungs take in air. " * 8 + "Answer:"
+    branchless = [LLRequest(long, [" A", " B"]), *MMLU_REQUESTS]  # the long one leaves room for short ones in its row
+    engine = make(tiny_lm, packing=packing, token_budget=600)
+    assert engine.pack_branchless == packing  # a CPU
+    assert all(len(c) == 1 for r in branchless for c in engine.encode_request(r)[1])
+    fast = engine.loglikelihoods(branchless)
+    if packing:  # a batch whose rows hold several units is masked (a later one of single units need not be)
+        assert (False, False) in seen, seen
+    else:
+        assert seen and set(seen) == {(True, True)}, seen
+    seen.clear()
+    branched = engine.loglikelihoods(ENDING_REQUESTS)
+    assert seen and set(seen) == {(False, False)}, seen
+    monkeypatch.undo()
+    for got, ref in zip(fast + branched, engine.loglikelihoods(branchless + ENDING_REQUESTS, naive=True)):
+        assert got == pytest.approx(ref, abs=1e-4)
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_short_prefixes_are_cached_per_row_and_match_naive(tiny_lm, monkeypatch, attn):
+    """0-shot MMLU: each subject's header is a short prefix. Packed (a CPU), its keys and values are computed once
+    for all subjects and each row attends to the prefixes of its own units, which may be of different subjects; the
+    rows carry only what follows the headers. Unpacked (as on a GPU), headers are computed in each row under the
+    plain causal mask. Both equal the naive path."""
+    subjects = ["anatomy", "astronomy", "virology"]
+    requests = [LLRequest(mmlu_prompt(s, q, ["Heart", "Liver", "Lungs", "Skin"], []), [" A", " B", " C", " D"],
+                          mmlu_fewshot_prefix(s, []))
+                for s in subjects for q in ["Which organ pumps blood?", "Where does gas exchange happen?",
+                                            "Which organ, in a body at rest after a long walk, " * 4 + "is it?"]]
+    for packing in (True, False):
+        engine = make(tiny_lm, packing=packing, token_budget=400)
+        engine.model.set_attn_implementation(attn)
+        engine.attn_impl = attn
+        banks, calls = [], []
+        bank, hidden = engine._loglikelihoods._prefix_bank, engine._loglikelihoods._hidden
+        monkeypatch.setattr(engine._loglikelihoods, "_prefix_bank", lambda p: banks.append(len(p)) or bank(p))
+        monkeypatch.setattr(engine._loglikelihoods, "_hidden", lambda ids, mask, **kw: calls.append(
+            (ids.shape, mask if mask is None else mask.shape, kw.get("cache") is not None)) or hidden(ids, mask, **kw))
+        got = engine.loglikelihoods(requests)
+        if packing:
+            assert banks == [3], banks  # the three headers, in one pass
+            scored = [c for c in calls if c[2]]
+            header = {s: len(engine.encode(mmlu_fewshot_prefix(s, []).rstrip())) for s in subjects}
+            bodies = [len(engine.encode_request(r)[0]) - header[s] for r, s in zip(requests, sorted(subjects * 3))]
+            assert scored and max(ids[1] for ids, _, _ in scored) == max(bodies), calls  # rows: no header inside
+            # in front of each row, the headers of its units: in some row, of two subjects or more
+            assert all(mask[-1] > ids[1] for ids, mask, _ in scored), calls
+            assert max(mask[-1] - ids[1] for ids, mask, _ in scored) > max(header.values()), calls
+        else:
+            assert banks == [] and all(mask is None for _, mask, _ in calls), calls
+        ref = engine.loglikelihoods(requests, naive=True)
+        for a, b in zip(got, ref):
+            assert a == pytest.approx(b, abs=1e-4)
+            assert max(range(4), key=a.__getitem__) == max(range(4), key=b.__getitem__)
+
+
 @pytest.mark.parametrize("share,packing", [(True, True), (True, False), (False, True), (False, False)])
 def test_shared_context_path_matches_naive(tiny_lm, share, packing):
     engine = make(tiny_lm, share_context=share, packing=packing)

@@ -188,8 +188,8 @@ def score(engine, cfg: TaskConfig, batch: list[Question], shots: list[Question])
     prompts = [prompt(q.subject, q.question, q.choices, shot_tuples) for q in batch]
     records = []
     if cfg.scoring.strategy == "rank_ll":
-        # header + shots are the same for every question of the subject: the engine reuses their KV cache
-        prefix = fewshot_prefix(batch[0].subject, shot_tuples) if shots else ""
+        # header (+ shots) is the same for every question of the subject: the engine reuses its KV cache
+        prefix = fewshot_prefix(batch[0].subject, shot_tuples)
         lls = engine.loglikelihoods([LLRequest(p, [f" {LETTERS[i]}" for i in range(len(q.choices))], prefix)
                                      for p, q in zip(prompts, batch)])
         for q, ll in zip(batch, lls):

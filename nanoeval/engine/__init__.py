@@ -7,8 +7,11 @@ continuations. The fast path (each part can be switched off in `engine:`, and is
     each, so a question is just its context and the four scores are read at its last position;
   * log-probabilities only at the positions whose next token is scored, in fp32, summed in fp64;
   * packing: rows are as wide as the longest sequence of the batch and shorter ones share rows (no padding
-    compute); batches are length-sorted under a token budget (CUDA out-of-memory halves the budget);
+    compute); batches are length-sorted under a token budget (CUDA out-of-memory halves the budget). On a GPU,
+    units without branches are one per row under the plain causal mask instead (SDPA's flash kernel);
   * prefix_cache: a few-shot prefix shared by a subject's questions is computed once, its key/value cache reused;
+    short prefixes (0-shot MMLU's header) of all subjects are computed together, and on a CPU each packed row
+    attends to its own units' cached prefixes;
   * the naive path (context + continuation as one right-padded sequence each) is the reference.
 Tokenization follows lm-evaluation-harness: context and continuation are tokenized jointly and the continuation
 is the tail; trailing spaces of the context move to the continuation; over-long inputs are left-truncated (counted).
@@ -47,6 +50,10 @@ class Engine(EngineBase):
         # Packing needs a custom attention mask: SDPA or eager attention (flash attention takes none).
         self.attn_impl = loaded.attn_impl
         self.packing = engine.packing and self.attn_impl in ("sdpa", "eager")
+        # Branchless units (a context scored at its last position: MMLU's one-token letters) need no mask unpacked,
+        # so on a GPU they are not packed: SDPA's flash kernel (plain causal mask) beats the little padding that
+        # packing saves in length-sorted batches. On a CPU packing measured ~5 % faster (benchmarks/RESULTS.md).
+        self.pack_branchless = self.packing and not self.device.startswith("cuda")
         self.batcher = Batcher(engine.token_budget or (32768 if self.device.startswith("cuda") else 1024),
                                engine.batch_size)
         # per-call counters; the runner takes and resets them after each chunk of a case

@@ -36,17 +36,20 @@ class _Unit:
         return _Unit(self.ctx[n:], self.conts, self.start + n)
 
 
-def tree_mask(owner, branch, n_prefix: int, attn_impl: str, dtype):
+def tree_mask(owner, branch, prefix, attn_impl: str, dtype):
     """[rows, 1, query, key]: a token sees earlier tokens of its own unit's context and of its own branch
-    (padding sees padding: no empty rows); all prefix positions are visible."""
+    (padding sees padding: no empty rows). Cached prefix positions come first: `prefix` of them all visible (an
+    int), or those marked in a [rows, query, prefix position] bool tensor."""
     import torch
 
     width = owner.shape[1]
     causal = torch.ones(width, width, dtype=torch.bool, device=owner.device).tril()
     mask = (owner[:, :, None] == owner[:, None, :]) & causal & (
         (branch[:, None, :] == 0) | (branch[:, :, None] == branch[:, None, :]))
-    if n_prefix:
-        mask = torch.cat([mask.new_ones(owner.shape[0], width, n_prefix), mask], -1)
+    if isinstance(prefix, int) and prefix:
+        mask = torch.cat([mask.new_ones(owner.shape[0], width, prefix), mask], -1)
+    elif not isinstance(prefix, int):
+        mask = torch.cat([prefix, mask], -1)
     mask = mask[:, None]
     if attn_impl == "eager":  # eager attention adds the mask
         return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
@@ -97,11 +100,24 @@ class LogLikelihoods:
             for key in units:
                 if requests[key[0]].prefix:
                     by_prefix.setdefault(requests[key[0]].prefix, []).append(key)
+        per_row: dict[tuple[int, int], tuple[int, ...]] = {}  # unit -> its short prefix's tokens
         for prefix, keys in by_prefix.items():
-            cache = self._prefix_cache(prefix, [units[key].ctx for key in keys])
-            if cache is not None:  # only the tokens after the prefix go through the model
-                n = cache.get_seq_length()
-                self._score_units({key: units.pop(key).after(n) for key in keys}, scores, cache)
+            p_ids = self._prefix_ids(prefix, [units[key].ctx for key in keys])
+            if p_ids is None:
+                continue
+            if all(len(units[key].ids) >= 2 * len(p_ids) for key in keys):
+                # A short prefix (0-shot MMLU's header): batching the prefix's units alone would lose the sort
+                # across cases. Where rows are packed (not on a GPU), each row attends to the cached prefixes of
+                # its own units; else the prefix is just computed in every row.
+                if self.e.pack_branchless:
+                    per_row.update({key: p_ids for key in keys})
+                continue
+            # a long prefix (a subject's shots): computed once, its units batched alone after it
+            self._score_units({key: units.pop(key).after(len(p_ids)) for key in keys}, scores,
+                              self._prefix_cache(p_ids))
+        if per_row:
+            self._score_units({key: units.pop(key).after(len(per_row[key])) for key in per_row}, scores,
+                              per_row=per_row)
         self._score_units(units, scores)
         self._score_naive(encoded, rest, scores, cut)
         return [[scores[i, k] for k in range(len(req.continuations))] for i, req in enumerate(requests)], cut
@@ -113,32 +129,72 @@ class LogLikelihoods:
     def _logprobs(self, hidden):
         return self.e.model.lm_head(hidden).float().log_softmax(-1)
 
-    def _prefix_cache(self, prefix: str, contexts: list[list[int]]):
-        """The key/value cache of a shared prefix (one subject's shots), computed once and kept while the same
-        prefix comes back; None unless every context starts with the prefix's own tokens (so the result is
-        exactly the same)."""
-        import torch
-
+    def _prefix_ids(self, prefix: str, contexts: list[list[int]]) -> tuple[int, ...] | None:
+        """The prefix's tokens, or None unless every context starts with them (so the result is exactly the same)."""
         p_ids = tuple(self.e.encode(prefix.rstrip()))  # cut before trailing space: no token merges across the cut
         n = len(p_ids)
         if n < 2 or any(len(c) <= n or tuple(c[:n]) != p_ids for c in contexts):
             return None
+        return p_ids
+
+    def _prefix_cache(self, p_ids: tuple[int, ...]):
+        """The key/value cache of a shared prefix (one subject's shots), computed once and kept while the same
+        prefix comes back."""
+        import torch
+
         if p_ids not in self.e.prefix_caches:
             self.e.prefix_caches.clear()  # one prefix at a time: bounded memory
             ids = torch.tensor([p_ids], device=self.e.device)
             self.e.prefix_caches[p_ids] = self._hidden(ids, torch.ones_like(ids), use_cache=True).past_key_values
         return self.e.prefix_caches[p_ids]
 
-    def _score_units(self, units: dict, scores: dict, prefix_cache=None) -> None:
+    def _prefix_bank(self, prefixes: list[tuple[int, ...]]) -> list[tuple]:
+        """Keys and values of several prefixes at once, per layer [prefix, kv heads, position, head dim]: one
+        forward pass, padded on the right under the plain causal mask (exact at every real position)."""
+        import torch
+
+        width = max(map(len, prefixes))
+        ids = torch.tensor([list(p) + [0] * (width - len(p)) for p in prefixes], device=self.e.device)
+        cache = self._hidden(ids, None, use_cache=True).past_key_values
+        return [(layer.keys, layer.values) for layer in cache.layers]
+
+    def _score_units(self, units: dict, scores: dict, prefix_cache=None, per_row: dict | None = None) -> None:
         """Each unit's context once, each continuation a branch that sees the context and itself (a tree
         attention mask), units packed into rows; log-probabilities only at the continuations' targets, summed
-        in fp64. With a prefix cache, every row also attends to the prefix's keys and values."""
+        in fp64. With a prefix cache, every row also attends to the prefix's keys and values. With `per_row`
+        (unit -> its prefix's tokens), each row attends to the keys and values of its own units' prefixes, laid
+        side by side in front of it, each unit to its own prefix only."""
         import copy
 
         import torch
+        from transformers import DynamicCache
 
         keys, dev = list(units), self.e.device
         n_prefix = prefix_cache.get_seq_length() if prefix_cache is not None else 0
+        if per_row:
+            bank_ids = list(dict.fromkeys(per_row.values()))
+            bank, number = self._prefix_bank(bank_ids), {p: b for b, p in enumerate(bank_ids)}
+            unit_prefix = [number[per_row[key]] for key in keys]
+
+        def row_prefixes(rows: list[list[int]], owner):
+            """Each row's cache (its units' prefixes side by side, padded on the right) and what each query sees."""
+            lists = [list(dict.fromkeys(unit_prefix[i] for i in row)) for row in rows]
+            width = max(sum(len(bank_ids[b]) for b in lst) for lst in lists)
+            which, at, seg = [], [], []  # per cache position: prefix, position in it, segment (-1: padding)
+            for lst in lists:
+                n = 0
+                for j, b in enumerate(lst):
+                    which += [b] * len(bank_ids[b])
+                    at += range(len(bank_ids[b]))
+                    seg += [j] * len(bank_ids[b])
+                    n += len(bank_ids[b])
+                which, at, seg = which + [0] * (width - n), at + [0] * (width - n), seg + [-1] * (width - n)
+            which, at, seg = (torch.tensor(x, device=dev).view(len(rows), width) for x in (which, at, seg))
+            seg_of_unit = {i: lst.index(unit_prefix[i]) for row, lst in zip(rows, lists) for i in row}
+            query_seg = torch.tensor([[seg_of_unit.get(i, -2) for i in r] for r in owner.tolist()], device=dev)
+            cache = DynamicCache(ddp_cache_data=[(k[which, :, at].transpose(1, 2), v[which, :, at].transpose(1, 2))
+                                                 for k, v in bank])
+            return cache, query_seg[:, :, None] == seg[:, None, :]
 
         def run(rows: list[list[int]]):
             width = max(sum(len(units[keys[i]].ids) for i in row) for row in rows)
@@ -163,12 +219,20 @@ class LogLikelihoods:
                 branch += [0] * (width - col)
             ids, pos, owner, branch = (torch.tensor(x, device=dev).view(len(rows), width)
                                        for x in (ids, pos, owner, branch))
-            cache = None
+            cache, prefix = None, n_prefix
             if prefix_cache is not None:  # the model appends to the cache it is given: use a copy
                 cache = copy.deepcopy(prefix_cache)
                 cache.batch_repeat_interleave(len(rows))
-            hidden = self._hidden(ids, tree_mask(owner, branch, n_prefix, self.e.attn_impl, self.e.model.dtype), position_ids=pos,
-                                  cache=cache, use_cache=False).last_hidden_state
+            elif per_row:
+                cache, prefix = row_prefixes(rows, owner)
+            # One branchless unit per row, padded on the right: the plain causal mask is exact (padding comes after
+            # every scored position), and SDPA can take its flash kernel, which a custom mask rules out. No position
+            # ids either: the padding's would restart at 0, which transformers reads as packed rows (and masks).
+            if cache is None and all(len(row) == 1 and not any(units[keys[row[0]]].branch) for row in rows):
+                mask, pos = None, None
+            else:
+                mask = tree_mask(owner, branch, prefix, self.e.attn_impl, self.e.model.dtype)
+            hidden = self._hidden(ids, mask, position_ids=pos, cache=cache, use_cache=False).last_hidden_state
             at = torch.tensor(where, device=dev)
             lp = self._logprobs(hidden[at[:, 0], at[:, 1]])
             picked = lp.gather(-1, torch.tensor(targets, device=dev)[:, None])[:, 0].double()
@@ -177,8 +241,10 @@ class LogLikelihoods:
                 0, torch.tensor([index[s] for s in slot], device=dev), picked).tolist()
             scores.update(zip(index, sums))
 
+        pack = self.e.packing and (self.e.pack_branchless or prefix_cache is not None
+                                   or any(any(u.branch) for u in units.values()))
         if keys:
-            self.e.batcher.run({i: len(units[key].ids) for i, key in enumerate(keys)}, run, self.e.packing)
+            self.e.batcher.run({i: len(units[key].ids) for i, key in enumerate(keys)}, run, pack)
 
     def _score_naive(self, encoded, idx: list[int], scores: dict, cut: list[bool]) -> None:
         """Each (context, continuation) as its own right-padded sequence: the reference path. cut[i]: request i
