@@ -276,8 +276,18 @@ def main():
 
 def report(results: list[dict], args, write: bool = True) -> None:
     """The table, printed and written into benchmarks/RESULTS.md between the cpu-table markers (the rest of the
-    file, the GPU section and the notes, is kept); the raw numbers go to benchmarks/speed_results.json."""
-    lines = [f"Measured {datetime.datetime.now():%Y-%m-%d %H:%M} by `benchmarks/speed.py`. Machine: "
+    file, the GPU section and the notes, is kept); the raw numbers go to benchmarks/speed_results.json. Benchmarks
+    this call did not measure keep their earlier rows (from speed_results.json), marked with when they were run."""
+    now = f"{datetime.datetime.now():%Y-%m-%d %H:%M}"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    results = [{**r, "measured": now, "commit": commit} for r in results]
+    raw_path = ROOT / "benchmarks" / "speed_results.json"
+    if write and raw_path.exists():  # in the earlier file's order, this call's results in place of theirs
+        fresh = {r["benchmark"]: r for r in results}
+        earlier = json.loads(raw_path.read_text())
+        results = [fresh.pop(r["benchmark"], r) for r in earlier] + list(fresh.values())
+    lines = [f"Measured {now} by `benchmarks/speed.py`. Machine: "
              f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}; python "
              f"{platform.python_version()}, torch {metadata.version('torch')}, transformers "
              f"{metadata.version('transformers')}; lm_eval 0.4.13 (`hf`, own venv), `--batch_size` tried: "
@@ -285,7 +295,10 @@ def report(results: list[dict], args, write: bool = True) -> None:
              "(fp32, plain HF folder).", "",
              "| benchmark | examples | tool | wall s | loop s | examples/s | peak RSS GB | identical preds |",
              "|---|---|---|---|---|---|---|---|"]
-    for r in results:
+    # rows kept from an earlier call say when and at which commit they were measured
+    shown = [r if r["measured"] == now else {**r, "benchmark": f"{r['benchmark']} ({r['measured']}, {r['commit']})"}
+             for r in ({"measured": "earlier", "commit": "?", **r} for r in results)]
+    for r in shown:
         for batch, m in r["lm_all"].items():
             loop = "-" if m["loop"] is None else f"{m['loop']:.1f}"
             best = " (best)" if batch == r["lm"]["batch"] and len(r["lm_all"]) > 1 else ""
@@ -299,15 +312,18 @@ def report(results: list[dict], args, write: bool = True) -> None:
         lines.append(f"| {r['benchmark']} | | **NanoEval / lm-eval (best)** | | | "
                      f"**{r['ours']['eps'] / r['lm']['eps']:.2f} x** | **{r['ours']['rss'] / r['lm']['rss']:.2f} x** | "
                      f"{extra} |")
-    seeded = [r["ours"]["eps"] / r["lm"]["eps"] for r in results if "_seed" in r["benchmark"]]
+    seeded = [r["ours"]["eps"] / r["lm"]["eps"] for r in shown if "_seed" in r["benchmark"] and r["measured"] == now]
     if seeded:
         lines += ["", f"`--random {args.random}`, seeds {args.seeds}: NanoEval / lm-eval (best batch) = "
                   f"{', '.join(f'{x:.2f}' for x in seeded)} x; **median {sorted(seeded)[(len(seeded) - 1) // 2]:.2f} x**"]
-    repeated = [r for r in results if r["repeat"] > 1]
+    repeated = [r for r in shown if r["repeat"] > 1]
+    pairs = lambda r: ", ".join(f"{a / b:.2f}" for a, b in zip(r["lm"]["walls"], r["ours"]["walls"]))  # noqa: E731
     if repeated:
         lines += ["", "Medians of interleaved runs (wall times of each run, in order: "
                   + "; ".join(f"{r['benchmark']} NanoEval {', '.join(f'{w:.1f}' for w in r['ours']['walls'])}, "
-                              f"lm-eval {', '.join(f'{w:.1f}' for w in r['lm']['walls'])}" for r in repeated) + ")."]
+                              f"lm-eval {', '.join(f'{w:.1f}' for w in r['lm']['walls'])}" for r in repeated) + ")."
+                  " Per interleaved pair, lm-eval's wall / NanoEval's: "
+                  + "; ".join(f"{r['benchmark']} {pairs(r)} x" for r in repeated) + "."]
     table = "\n".join(lines)
     print(table)
     if not write:
@@ -315,7 +331,7 @@ def report(results: list[dict], args, write: bool = True) -> None:
     raw = [{**r, "lm": {k: v for k, v in r["lm"].items() if k != "samples"},
             "lm_all": {b: {k: v for k, v in m.items() if k != "samples"} for b, m in r["lm_all"].items()}}
            for r in results]
-    (ROOT / "benchmarks" / "speed_results.json").write_text(json.dumps(raw, indent=1) + "\n")
+    raw_path.write_text(json.dumps(raw, indent=1) + "\n")
     path = ROOT / "benchmarks" / "RESULTS.md"
     text = path.read_text() if path.exists() else "# NanoEval vs lm-evaluation-harness\n\n" + CPU_START + CPU_END
     head, rest = text.split(CPU_START) if CPU_START in text else (text + "\n" + CPU_START, CPU_END)
