@@ -197,6 +197,7 @@ def main():
             import pstats
 
             prof = args.profile.with_suffix(f".{name}.prof")
+            prof.parent.mkdir(parents=True, exist_ok=True)
             nanoeval_run(name, folder, data, args.device, tmp, 3, prof)
             text = io.StringIO()
             for order in ("cumulative", "tottime"):
