@@ -3,6 +3,7 @@ computation, each switch on and off; batch size changes nothing."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -77,6 +78,22 @@ def test_branchless_units_unpacked_go_under_the_plain_causal_mask(tiny_lm, monke
         assert got == pytest.approx(ref, abs=1e-4)
 
 
+def test_as_on_a_gpu_branchless_units_stay_unmasked_beside_branched_ones(tiny_lm, monkeypatch):
+    """One call (a look-ahead) holding MMLU's letters and HellaSwag's endings, with branchless units not packed
+    (a GPU): the letters still go under the plain causal mask, the endings under the tree mask; all equal naive."""
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda *a, **kw: seen.append(kw.get("attn_mask") is None) or sdpa(*a, **kw))
+    engine = make(tiny_lm)
+    engine.pack_branchless = False  # what Engine sets on CUDA
+    got = engine.loglikelihoods(MMLU_REQUESTS + ENDING_REQUESTS)
+    assert set(seen) == {True, False}, seen
+    monkeypatch.undo()
+    for lls, ref in zip(got, engine.loglikelihoods(MMLU_REQUESTS + ENDING_REQUESTS, naive=True)):
+        assert lls == pytest.approx(ref, abs=1e-4)
+
+
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
 def test_short_prefixes_are_cached_per_row_and_match_naive(tiny_lm, monkeypatch, attn):
     """0-shot MMLU: each subject's header is a short prefix. Packed (a CPU), its keys and values are computed once
@@ -107,6 +124,13 @@ def test_short_prefixes_are_cached_per_row_and_match_naive(tiny_lm, monkeypatch,
             # in front of each row, the headers of its units: in some row, of two subjects or more
             assert all(mask[-1] > ids[1] for ids, mask, _ in scored), calls
             assert max(mask[-1] - ids[1] for ids, mask, _ in scored) > max(header.values()), calls
+            # a token budget too small for all headers at once: one pass each, the same keys and values
+            ids = [tuple(engine.encode(mmlu_fewshot_prefix(s, []).rstrip())) for s in subjects]
+            whole, calls[:] = bank(ids), []
+            engine.batcher.budget = max(header.values())
+            apart = bank(ids)
+            assert len(calls) == 3
+            assert all(torch.allclose(x, y, atol=1e-5) for a, b in zip(whole, apart) for x, y in zip(a, b))
         else:
             assert banks == [] and all(mask is None for _, mask, _ in calls), calls
         ref = engine.loglikelihoods(requests, naive=True)
@@ -216,3 +240,58 @@ def test_scores_kept_from_a_lookahead_equal_the_naive_path(tiny_lm):
         assert lls == pytest.approx(ref_lls, abs=1e-4)
     assert got[-1] == pytest.approx(engine.loglikelihoods([long], naive=True)[0], abs=1e-4)
     assert engine.ahead_used == len(seen)  # asked again: scored anew (each kept result is used once)
+
+
+@pytest.fixture(scope="module")
+def sliding_lm(tiny_lm, tmp_path_factory) -> Path:
+    """A 2-layer Mistral whose attention window (12 tokens) is shorter than most test prompts; larger weights than
+    the default init, so that what a token sees changes its scores visibly."""
+    from transformers import AutoTokenizer, MistralConfig, MistralForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tiny_lm)
+    torch.manual_seed(0)
+    config = MistralConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                           sliding_window=12, initializer_range=0.3, tie_word_embeddings=True,
+                           bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    out = tmp_path_factory.mktemp("sliding_lm")
+    MistralForCausalLM(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.mark.parametrize("packing", [True, False])
+def test_a_sliding_window_is_kept_by_every_path(sliding_lm, monkeypatch, packing):
+    """The fast paths give the model masks of their own, which transformers does not narrow to a sliding window:
+    a request that reaches the window is scored on the naive path (transformers' own mask), shorter ones stay on
+    the fast path (nothing to narrow). Both equal the textbook computation, which keeps the window."""
+    engine = make(sliding_lm, packing=packing)
+    assert engine._loglikelihoods.window == 12
+    short = [LLRequest("The heart", [" A", " B is it"]), LLRequest("Blood", [" C", " D"])]
+    requests = MMLU_REQUESTS + ENDING_REQUESTS + short
+    lengths = {i: len(c) + max(map(len, cs)) - 1 for i, (c, cs) in enumerate(map(engine.encode_request, requests))}
+    assert {n < 12 for n in lengths.values()} == {True, False}, "fixture: requests on both sides of the window"
+    naive_calls = []
+    score_naive = type(engine._loglikelihoods)._score_naive
+    monkeypatch.setattr(type(engine._loglikelihoods), "_score_naive",
+                        lambda self, enc, idx, *a: naive_calls.append(sorted(idx)) or score_naive(self, enc, idx, *a))
+    got = engine.loglikelihoods(requests)
+    assert naive_calls == [[i for i, n in lengths.items() if n >= 12]]
+    for req, lls in zip(requests, got):
+        want = [naive_loglikelihood(engine, req.context, c) for c in req.continuations]
+        assert lls == pytest.approx(want, abs=1e-4)
+        assert max(range(len(lls)), key=lls.__getitem__) == max(range(len(want)), key=want.__getitem__)
+
+
+def test_sliding_window_is_read_from_the_configs_that_use_one():
+    from transformers import Gemma3TextConfig, LlamaConfig, MistralConfig, Qwen2Config
+
+    from nanoeval.engine.loglik import sliding_window
+
+    assert sliding_window(LlamaConfig()) is None
+    assert sliding_window(MistralConfig(sliding_window=64)) == 64
+    assert sliding_window(MistralConfig(sliding_window=None)) is None
+    assert sliding_window(Qwen2Config(sliding_window=64)) is None  # use_sliding_window is off by default
+    assert sliding_window(Qwen2Config(use_sliding_window=True, sliding_window=64, max_window_layers=0)) == 64
+    assert sliding_window(Gemma3TextConfig(sliding_window=512)) == 512  # some layers slide, some see all
+    assert sliding_window(Gemma3TextConfig(sliding_window=512, layer_types=["full_attention"] * 26)) is None

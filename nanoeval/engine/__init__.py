@@ -12,7 +12,9 @@ continuations. The fast path (each part can be switched off in `engine:`, and is
   * prefix_cache: a few-shot prefix shared by a subject's questions is computed once, its key/value cache reused;
     short prefixes (0-shot MMLU's header) of all subjects are computed together, and on a CPU each packed row
     attends to its own units' cached prefixes;
-  * the naive path (context + continuation as one right-padded sequence each) is the reference.
+  * the naive path (context + continuation as one right-padded sequence each) is the reference; it also takes
+    every request that reaches a sliding attention window (Mistral, Gemma 2/3), which the fast paths' own
+    masks would not narrow.
 Tokenization follows lm-evaluation-harness: context and continuation are tokenized jointly and the continuation
 is the tail; trailing spaces of the context move to the continuation; over-long inputs are left-truncated (counted).
 Generation pads on the left.

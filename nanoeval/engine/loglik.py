@@ -68,11 +68,24 @@ def right_pad(seqs: list[list[int]], pad: int | None, device: str):
     return ids, mask
 
 
+def sliding_window(config) -> int | None:
+    """The attention window of a model with sliding-window layers (Mistral, Gemma 2/3, ...), else None."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    window = getattr(text, "sliding_window", None)
+    layer_types = getattr(text, "layer_types", None)
+    if layer_types is not None and not any("sliding" in t for t in layer_types):
+        return None  # a window in the config that no layer uses
+    return None if getattr(text, "use_sliding_window", True) is False else window
+
+
 class LogLikelihoods:
     """Scores log-likelihood requests with an Engine's model, tokenization, batcher and counters."""
 
     def __init__(self, engine):
         self.e = engine
+        # The fast paths hand the model their own masks (or caches), which transformers does not narrow to a
+        # sliding window; so a sequence that reaches the window goes the naive path, where transformers does.
+        self.window = sliding_window(engine.model.config)
 
     def __call__(self, requests: list[LLRequest], naive: bool = False) -> tuple[list[list[float]], list[bool]]:
         """Summed log-probability of each continuation given its context, per request, and whether the request's
@@ -89,8 +102,9 @@ class LogLikelihoods:
         units: dict[tuple[int, int], _Unit] = {}   # (request, first continuation) -> a context and continuations
         rest = []
         for i, (ctx, conts) in enumerate(encoded):
-            if naive or not all(conts) or len(ctx) + max(len(c) for c in conts) - 1 > self.e.max_length:
-                rest.append(i)  # over-long: the naive path left-truncates each sequence
+            length = len(ctx) + max(len(c) for c in conts) - 1 if all(conts) else 0
+            if naive or not all(conts) or length > self.e.max_length or (self.window and length >= self.window):
+                rest.append(i)  # over-long: the naive path left-truncates each sequence (and keeps a window)
             elif self.e.settings.share_context:
                 units[i, 0] = _Unit(ctx, conts)
             else:
@@ -118,7 +132,12 @@ class LogLikelihoods:
         if per_row:
             self._score_units({key: units.pop(key).after(len(per_row[key])) for key in per_row}, scores,
                               per_row=per_row)
-        self._score_units(units, scores)
+        if self.e.pack_branchless:
+            self._score_units(units, scores)
+        else:  # (a GPU) units without branches unpacked under the plain causal mask, the others packed apart
+            plain = {key: unit for key, unit in units.items() if not any(unit.branch)}
+            self._score_units(plain, scores)
+            self._score_units({key: unit for key, unit in units.items() if key not in plain}, scores)
         self._score_naive(encoded, rest, scores, cut)
         return [[scores[i, k] for k in range(len(req.continuations))] for i, req in enumerate(requests)], cut
 
@@ -149,14 +168,18 @@ class LogLikelihoods:
         return self.e.prefix_caches[p_ids]
 
     def _prefix_bank(self, prefixes: list[tuple[int, ...]]) -> list[tuple]:
-        """Keys and values of several prefixes at once, per layer [prefix, kv heads, position, head dim]: one
-        forward pass, padded on the right under the plain causal mask (exact at every real position)."""
+        """Keys and values of several prefixes at once, per layer [prefix, kv heads, position, head dim]: forward
+        passes of as many prefixes as the token budget holds, padded on the right under the plain causal mask
+        (exact at every real position)."""
         import torch
 
         width = max(map(len, prefixes))
-        ids = torch.tensor([list(p) + [0] * (width - len(p)) for p in prefixes], device=self.e.device)
-        cache = self._hidden(ids, None, use_cache=True).past_key_values
-        return [(layer.keys, layer.values) for layer in cache.layers]
+        step, parts = max(1, self.e.batcher.budget // width), []
+        for s in range(0, len(prefixes), step):
+            ids = torch.tensor([list(p) + [0] * (width - len(p)) for p in prefixes[s: s + step]], device=self.e.device)
+            parts.append(self._hidden(ids, None, use_cache=True).past_key_values.layers)
+        return [(torch.cat([part[i].keys for part in parts]), torch.cat([part[i].values for part in parts]))
+                for i in range(len(parts[0]))]
 
     def _score_units(self, units: dict, scores: dict, prefix_cache=None, per_row: dict | None = None) -> None:
         """Each unit's context once, each continuation a branch that sees the context and itself (a tree
