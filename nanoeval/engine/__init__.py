@@ -10,8 +10,8 @@ continuations. The fast path (each part can be switched off in `engine:`, and is
     compute); batches are length-sorted under a token budget (CUDA out-of-memory halves the budget). On a GPU,
     units without branches are one per row under the plain causal mask instead (SDPA's flash kernel);
   * prefix_cache: a few-shot prefix shared by a subject's questions is computed once, its key/value cache reused;
-    short prefixes (0-shot MMLU's header) of all subjects are computed together, and on a CPU each packed row
-    attends to its own units' cached prefixes;
+    on a CPU, short prefixes (0-shot MMLU's header) of all subjects are computed together and each packed row
+    attends to its own units' cached prefixes (on a GPU, rows compute them);
   * the naive path (context + continuation as one right-padded sequence each) is the reference; it also takes
     every request that reaches a sliding attention window (Mistral, Gemma 2/3), which the fast paths' own
     masks would not narrow.

@@ -31,6 +31,11 @@ class _Unit:
         for cont in self.conts:
             self.pos += range(self.start + len(self.ctx), self.start + len(self.ctx) + len(cont) - 1)
 
+    @property
+    def branched(self) -> bool:
+        """Whether any continuation has tokens of its own in the row (more than one token): then it needs the mask."""
+        return any(self.branch)
+
     def after(self, n: int) -> "_Unit":
         """The same unit with its first n context tokens left to a cached prefix."""
         return _Unit(self.ctx[n:], self.conts, self.start + n)
@@ -102,7 +107,7 @@ class LogLikelihoods:
         units: dict[tuple[int, int], _Unit] = {}   # (request, first continuation) -> a context and continuations
         rest = []
         for i, (ctx, conts) in enumerate(encoded):
-            length = len(ctx) + max(len(c) for c in conts) - 1 if all(conts) else 0
+            length = len(ctx) + max(map(len, conts), default=1) - 1
             if naive or not all(conts) or length > self.e.max_length or (self.window and length >= self.window):
                 rest.append(i)  # over-long: the naive path left-truncates each sequence (and keeps a window)
             elif self.e.settings.share_context:
@@ -135,7 +140,7 @@ class LogLikelihoods:
         if self.e.pack_branchless:
             self._score_units(units, scores)
         else:  # (a GPU) units without branches unpacked under the plain causal mask, the others packed apart
-            plain = {key: unit for key, unit in units.items() if not any(unit.branch)}
+            plain = {key: unit for key, unit in units.items() if not unit.branched}
             self._score_units(plain, scores)
             self._score_units({key: unit for key, unit in units.items() if key not in plain}, scores)
         self._score_naive(encoded, rest, scores, cut)
@@ -251,7 +256,7 @@ class LogLikelihoods:
             # One branchless unit per row, padded on the right: the plain causal mask is exact (padding comes after
             # every scored position), and SDPA can take its flash kernel, which a custom mask rules out. No position
             # ids either: the padding's would restart at 0, which transformers reads as packed rows (and masks).
-            if cache is None and all(len(row) == 1 and not any(units[keys[row[0]]].branch) for row in rows):
+            if cache is None and all(len(row) == 1 and not units[keys[row[0]]].branched for row in rows):
                 mask, pos = None, None
             else:
                 mask = tree_mask(owner, branch, prefix, self.e.attn_impl, self.e.model.dtype)
@@ -265,7 +270,7 @@ class LogLikelihoods:
             scores.update(zip(index, sums))
 
         pack = self.e.packing and (self.e.pack_branchless or prefix_cache is not None
-                                   or any(any(u.branch) for u in units.values()))
+                                   or any(u.branched for u in units.values()))
         if keys:
             self.e.batcher.run({i: len(units[key].ids) for i, key in enumerate(keys)}, run, pack)
 
