@@ -10,7 +10,8 @@ an edited prompt, or a new torch never resumes an old run's journals:
     reach, plus the engine's tokenization, generation and decoding. Functions are keyed by name, not file, so moving
     code between modules changes nothing; metrics and aggregation (`summarize`) are not reached, so editing them
     rebuilds artifacts from the same journals.
-  * environment: Python, torch and transformers versions, dtype and device type.
+  * environment: Python and the versions of torch, transformers, tokenizers, datasets, jinja2, gguf and Pillow,
+    dtype and device type.
 The numeric kernels of the engine (batching, packing, attention masks) are not hashed: they are held to the naive
 path by equivalence tests, and the library versions cover the libraries underneath.
 """
@@ -30,6 +31,8 @@ from importlib import metadata
 from pathlib import Path
 
 PACKAGE = __name__.split(".")[0]
+# The libraries whose version can change a token, a pixel or a number (distribution names)
+ENVIRONMENT_PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "jinja2", "gguf", "Pillow")
 # The files of a model folder (top level) that can change a result, and training leftovers that cannot.
 _MODEL_FILE = re.compile(r"(?i)^[^.].*\.(safetensors|bin|pt|pth|gguf|msgpack|h5|json|model|txt|jinja|tiktoken|py)$")
 _NOT_MODEL = re.compile(r"(?i)^(optimizer\.pt|scheduler\.pt|rng_state.*\.pth|training_args\.bin|trainer_state\.json|"
@@ -125,8 +128,10 @@ def model_identity(location: str, gguf_file: str | None, revision: str | None) -
 
 
 def environment(dtype: str, device: str) -> dict:
-    """Python, torch and transformers versions, dtype and device type: results from two environments never mix in
-    one run (Python too: the code hash is built from its syntax trees)."""
+    """Python and the versions of the libraries that turn examples into tokens and numbers (torch, transformers,
+    tokenizers, datasets, jinja2 for chat templates, gguf for converted models, Pillow for images), dtype and
+    device type: results from two environments never mix in one run (Python too: the code hash is built from its
+    syntax trees). A library not installed is None."""
     def version(pkg):
         try:
             return metadata.version(pkg)
@@ -137,8 +142,8 @@ def environment(dtype: str, device: str) -> dict:
         import torch  # only the device type needs it; `auto` means cuda if it is available
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return {"python": platform.python_version(), "torch": version("torch"),
-            "transformers": version("transformers"), "dtype": dtype, "device_type": device.split(":")[0]}
+    return {"python": platform.python_version(), **{pkg: version(pkg) for pkg in ENVIRONMENT_PACKAGES},
+            "dtype": dtype, "device_type": device.split(":")[0]}
 
 
 # --------------------------------------------------------------------------------------------------- code hash

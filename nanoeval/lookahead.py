@@ -3,22 +3,30 @@
 A task's cases are small (an MMLU subject of a quick check has 3-4 questions); scored one case at a time, each
 drains the batcher before the next starts. So when a case starts, the runner looks ahead: the same task's cases
 that this process will run next (pytest's selection after -k/--lf/shards; under xdist, only what the controller
-has already sent to this worker), up to `engine.lookahead` examples not yet in their journals. Each one's `score`
-runs once against a recorder that keeps its requests and answers with placeholders (those records are thrown
-away), then the engine scores all the requests in one length-sorted pass (`Engine.prescore`) and keeps each result
-until that case asks for it. Every case still loads, scores and journals its own examples chunk by chunk, so
-resume, -k, --lf, shards and -n behave as without it: a process killed during a look-ahead loses only scores that no
-journal holds yet, and the rerun scores them again. A request the look-ahead did not see is scored when asked.
-Generation requests are not scored ahead (a task whose `score` generates is left alone); if scoring ahead fails,
-the task's cases score their own requests, so an error shows in the case whose request caused it.
+has already sent to this worker), up to `engine.lookahead` examples not yet in their journals. Each example's
+`score` runs once against a recorder that keeps its requests and answers with placeholders (those records are
+thrown away), then the engine scores all the requests in one length-sorted pass (`Engine.prescore`). After each
+batch, every example whose requests are all answered is scored for real (its benchmark's `score` on the engine,
+answered from the kept results: the records the case itself would write) and appended at once to its own case's
+journal, with its position in the case (`_seq`) and the usual fsync. So an interrupt or a kill at any moment keeps
+everything scored so far, and the rerun scores only the rest. Each case then runs as without look-ahead: it finds
+those examples journaled, scores what is left (nothing, usually) and writes its completion line; resume, -k, --lf,
+shards and -n are unchanged. A request the look-ahead did not see is scored when asked. Generation requests are
+not scored ahead (a task whose `score` generates is left alone); if scoring ahead fails, what it journaled stays
+and the task's cases score the rest themselves, so an error shows in the case whose request caused it.
+
+Also here, shared with the runner's case loop: a case's examples, its chunk size and the scoring of one chunk.
 """
 from __future__ import annotations
 
+import math
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nanoeval.benchmark import CaseData
 from nanoeval.config import TaskConfig
-from nanoeval.journal import read_journal
+from nanoeval.journal import JournalWriter, read_journal
 
 
 class _Generates(Exception):
@@ -45,65 +53,143 @@ def case_examples(cfg: TaskConfig, data: CaseData) -> list:
     return data.examples[: cfg.dataset.limit] if cfg.dataset.limit else data.examples
 
 
-def chunks(todo: list, size: int) -> list[list]:
-    return [todo[i: i + size] for i in range(0, len(todo), size)]
-
-
 def chunk_size(bench, engine) -> int:
     """Examples per journal append: what a crash can lose (larger on a GPU, so batches fill the token budget)."""
     return bench.chunk or (32 if engine.device == "cpu" else 1024)
 
 
+def score_chunk(engine, score, batch: list, key: str) -> tuple[list[dict], list[dict]]:
+    """A chunk's records (`score(batch)`) and its counters line, when a counter moved (prompts truncated,
+    generations cut): counted on this thread (a served engine counts per thread). A non-finite log-likelihood
+    fails the case."""
+    engine.counts = {k: 0 for k in engine.counts}
+    records = score(batch)
+    for r in records:
+        if any(not math.isfinite(x) for x in r.get("lls", [])):
+            raise FloatingPointError(f"{key}: example {r['id']}: the model returned a non-finite log-likelihood "
+                                     f"{r['lls']} (expected finite numbers; check dtype/weights)")
+    counts = {k: v for k, v in engine.counts.items() if v}
+    return records, [{"_counts": counts}] if counts else []
+
+
+@dataclass
+class _Queued:
+    """A case in a look-ahead: its examples not yet journaled (position in the case, example), how many of each
+    one's requests are not answered yet, and its journal (opened at its first record: a torn tail is cut then)."""
+    id: str
+    journal: Path
+    data: CaseData
+    valid_bytes: int
+    done: int                                # records in its journal
+    total: int                               # its examples
+    todo: list[tuple[int, object]]
+    left: list[int] = field(default_factory=list)
+    writer: JournalWriter | None = None
+
+
 class Lookahead:
-    """One per process: which cases were scored ahead, and their loaded data (handed to the case when it runs)."""
+    """One per process: which cases were scored ahead, their loaded data (handed to the case when it runs), and
+    what was journaled ahead of each (its completion line counts it)."""
 
     def __init__(self):
         self.seen: set[tuple[str, str]] = set()      # (task, case) whose requests went to Engine.prescore
         self.data: dict[tuple[str, str], CaseData] = {}
         self.off: set[str] = set()                   # tasks not looked ahead: they generate, or a look-ahead failed
+        self.journaled: dict[tuple[str, str], list[int]] = {}  # (task, case) -> [examples, requests] scored ahead
 
     def load(self, bench, cfg: TaskConfig, case_id: str, root: Path) -> CaseData:
         """The case's data: what the look-ahead loaded for it, or a fresh load."""
         return self.data.pop((cfg.name, case_id), None) or bench.load(cfg, case_id, root)
 
+    def taken(self, cfg: TaskConfig, case_id: str) -> tuple[int, int]:
+        """(examples, requests) of the case journaled ahead in this process, once (its completion line says it)."""
+        return tuple(self.journaled.pop((cfg.name, case_id), (0, 0)))
+
     def prepare(self, bench, cfg: TaskConfig, root: Path, engine, data: CaseData,
-                cases: list[tuple[str, Path]]) -> None:
+                cases: list[tuple[str, Path]], progress=None) -> int:
         """Before cases[0] (whose data is loaded) scores: unless it was seen in an earlier look-ahead, gather its
-        requests and those of the queued cases after it (id, journal), up to the engine's look-ahead window, and
-        score them together. Nothing is scored ahead for a case alone (it journals chunk by chunk, as without
-        look-ahead). A queued case whose data or requests fail is left to fail in its own run."""
+        requests and those of the queued cases after it (id, journal), up to the engine's look-ahead window, score
+        them together and journal each example as soon as its requests are answered (`progress`, of cases[0]:
+        its journaled examples, and all those journaled ahead). Nothing is scored ahead for a case alone (it
+        journals chunk by chunk, as without look-ahead). A queued case whose data or requests fail is left to fail
+        in its own run; a finished one is passed over. Returns how many examples it journaled."""
         window = engine.lookahead
         if not window or cfg.name in self.off or (cfg.name, cases[0][0]) in self.seen:
-            return
-        requests, n, gathered = [], 0, []
+            return 0
+        queued: list[_Queued] = []
+        requests, owner = [], []  # per request: (its case in `queued`, its example in that case's todo)
         for i, (cid, journal) in enumerate(cases):
-            if n >= window or (cfg.name, cid) in self.seen:
+            if sum(len(q.todo) for q in queued) >= window or (cfg.name, cid) in self.seen:
                 break
             try:
                 d = data if i == 0 else self.data.get((cfg.name, cid)) or bench.load(cfg, cid, root)
-                done = {r["id"] for r in read_journal(journal).records}
-                todo = [e for e in case_examples(cfg, d) if e.id not in done]
+                examples, j = case_examples(cfg, d), read_journal(journal)
+                if len({e.id for e in examples}) < len(examples):
+                    raise ValueError("repeated example ids")  # its own run names the id
+                done = {r["id"] for r in j.records}
+                todo = [(pos, e) for pos, e in enumerate(examples) if e.id not in done and j.complete is None]
                 if i == 0 and not todo:
-                    return  # a finished case: the rerun of a complete run looks ahead for nothing
-                rec = _Recorder()
-                for batch in chunks(todo, chunk_size(bench, engine)):
-                    bench.score(rec, cfg, batch, d.context)
+                    return 0  # a finished case: the rerun of a complete run looks ahead for nothing
+                q, rec = _Queued(cid, journal, d, j.valid_bytes, len(j.records), len(examples), todo), _Recorder()
+                for k, (_, e) in enumerate(todo):  # one example at a time: which requests are whose
+                    before = len(rec.requests)
+                    bench.score(rec, cfg, [e], d.context)
+                    q.left.append(len(rec.requests) - before)
+                    owner += [(len(queued), k)] * q.left[-1]
             except _Generates:
                 self.off.add(cfg.name)
-                return
+                return 0
             except Exception:  # noqa: BLE001 - that case reports it when it runs
+                del owner[len(requests):]
                 break
-            gathered.append((cid, d))
-            requests += rec.requests
-            n += len(todo)
-        if len(gathered) < 2:
-            return
+            if todo:
+                queued.append(q)
+                requests += rec.requests
+        if len(queued) < 2:
+            return 0
+        started, scored = time.time(), 0
+
+        def answered(indices: list[int]) -> None:
+            """After a batch: journal the examples whose requests are all answered now, per case, in one append."""
+            nonlocal scored
+            ready: dict[int, list[int]] = {}
+            for r in indices:
+                c, k = owner[r]
+                queued[c].left[k] -= 1
+                if not queued[c].left[k]:
+                    ready.setdefault(c, []).append(k)
+            for c, ks in ready.items():
+                scored += self._journal(queued[c], sorted(ks), bench, cfg, engine)
+            if progress is not None and ready:
+                progress(queued[0].done, queued[0].total, scored, time.time() - started)
+
         try:
-            engine.prescore(requests)
-        except Exception:  # noqa: BLE001 - each case scores its own requests, and the error shows in its own case
+            engine.prescore(requests, answered)
+        except Exception:  # noqa: BLE001 - each case scores the rest itself, and the error shows in its own case
             self.off.add(cfg.name)
-            return
-        for cid, d in gathered:
-            self.seen.add((cfg.name, cid))
-            if cid != cases[0][0]:
-                self.data[cfg.name, cid] = d
+            return scored
+        finally:
+            for q in queued:
+                if q.writer is not None:
+                    q.writer.close()
+        for q in queued:
+            self.seen.add((cfg.name, q.id))
+            if q.id != cases[0][0]:
+                self.data[cfg.name, q.id] = q.data
+        return scored
+
+    def _journal(self, q: _Queued, ks: list[int], bench, cfg: TaskConfig, engine) -> int:
+        """Score examples `ks` of q's todo on the engine (answered from the kept results: the same records as in
+        the case's own run) and append them to its journal, each with its position in the case."""
+        part = [q.todo[k] for k in ks]
+        before = engine.ahead_used
+        records, counts = score_chunk(engine, lambda batch: bench.score(engine, cfg, batch, q.data.context),
+                                      [e for _, e in part], f"{cfg.name}:{q.id}")
+        if q.writer is None:
+            q.writer = JournalWriter(q.journal, keep_bytes=q.valid_bytes)
+        q.writer.append([{**r, "_seq": pos} for r, (pos, _) in zip(records, part)] + counts)
+        q.done += len(records)
+        stats = self.journaled.setdefault((cfg.name, q.id), [0, 0])
+        stats[0] += len(records)
+        stats[1] += engine.ahead_used - before
+        return len(records)

@@ -1,9 +1,12 @@
 """Test-only fault injection, a pytest plugin the tests load with `-p tests.fault_injection` (never product code).
 
     NANOEVAL_FAULT_FAIL=task:case   that case raises before scoring
-    NANOEVAL_FAULT_EXIT=task:case   the process dies (os._exit) right after that case's first journal write
-    NANOEVAL_FAULT_PAUSE=task:case  after that case's first journal write, create $NANOEVAL_FAULT_PAUSE_FILE and
-                                    sleep (a test then interrupts the run at a known point)
+    NANOEVAL_FAULT_EXIT=task:case   the process dies (os._exit) right after the first write into that case's
+                                    journal (by the case itself or by a look-ahead that scored it ahead)
+    NANOEVAL_FAULT_PAUSE=task:case  after the first write into that case's journal (as above), create
+                                    $NANOEVAL_FAULT_PAUSE_FILE and sleep (a test then interrupts the run there)
+    NANOEVAL_FAULT_AHEAD_SIGNAL=K:SIG  the process sends itself signal SIG (INT: what Ctrl-C sends; KILL) right
+                                    after the K-th batch the engine scores inside a look-ahead (Engine.prescore)
     NANOEVAL_FAULT_SLOW=seconds     every journal write (one per scored chunk) first sleeps this long
     NANOEVAL_FAULT_PLAIN_EVERY=s    plain progress lines every s seconds instead of every 15
     NANOEVAL_FAULT_AHEAD_LOG=file   each look-ahead appends a JSON line {"worker", "cases"} (the cases it scored)
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -49,10 +53,16 @@ def pytest_configure(config):
                                         "cases": sorted(c for _, c in self.seen - before)}) + "\n")
 
         Lookahead.prepare = logged_prepare
+    for var, then in (("NANOEVAL_FAULT_EXIT", _exit), ("NANOEVAL_FAULT_PAUSE", _pause)):
+        if os.environ.get(var):
+            _after_first_write(os.environ[var].partition(":")[2], then)
+    if os.environ.get("NANOEVAL_FAULT_AHEAD_SIGNAL"):
+        k, _, name = os.environ["NANOEVAL_FAULT_AHEAD_SIGNAL"].partition(":")
+        _signal_in_lookahead(int(k), getattr(signal, f"SIG{name}"))
     if os.environ.get("NANOEVAL_FAULT_PRESCORE"):
         from nanoeval.engine import Engine
 
-        def failing_prescore(self, requests):
+        def failing_prescore(self, requests, answered=None):
             raise RuntimeError("injected failure while scoring ahead (NANOEVAL_FAULT_PRESCORE)")
 
         Engine.prescore = failing_prescore
@@ -63,25 +73,57 @@ def pytest_runtest_call(item):
     key = getattr(item.funcargs.get("case"), "key", None)
     if key and os.environ.get("NANOEVAL_FAULT_FAIL") == key:
         raise RuntimeError(f"injected failure in {key} (NANOEVAL_FAULT_FAIL)")
-    if key and os.environ.get("NANOEVAL_FAULT_EXIT") == key:
-        from nanoeval.journal import JournalWriter
-
-        append = JournalWriter.append
-
-        def append_then_die(self, objs):
-            append(self, objs)
-            os._exit(3)
-
-        JournalWriter.append = append_then_die
-    if key and os.environ.get("NANOEVAL_FAULT_PAUSE") == key:
-        from nanoeval.journal import JournalWriter
-
-        append = JournalWriter.append
-
-        def append_then_pause(self, objs):
-            append(self, objs)
-            Path(os.environ["NANOEVAL_FAULT_PAUSE_FILE"]).touch()
-            time.sleep(300)
-
-        JournalWriter.append = append_then_pause
     return (yield)
+
+
+def _exit() -> None:
+    os._exit(3)
+
+
+def _pause() -> None:
+    Path(os.environ["NANOEVAL_FAULT_PAUSE_FILE"]).touch()
+    time.sleep(300)
+
+
+def _after_first_write(case: str, then) -> None:
+    """`then()` right after the first append into the journal of `case` (journals/<case>.jsonl)."""
+    from nanoeval.journal import JournalWriter
+
+    append = JournalWriter.append
+
+    def append_then(self, objs):
+        append(self, objs)
+        if Path(self.f.name).stem == case:
+            then()
+
+    JournalWriter.append = append_then
+
+
+def _signal_in_lookahead(k: int, sig: int) -> None:
+    """Count the batches run while Engine.prescore scores ahead; after the k-th, signal this process. SIGINT gets
+    Python's own handler first, as in a terminal (a shell's background job would inherit SIGINT ignored)."""
+    from nanoeval.engine import Engine
+    from nanoeval.engine.batching import Batcher
+
+    prescore, run, state = Engine.prescore, Batcher.run, {"inside": False, "batches": 0}
+
+    def watched_prescore(self, *args, **kwargs):
+        state["inside"] = True
+        try:
+            return prescore(self, *args, **kwargs)
+        finally:
+            state["inside"] = False
+
+    def counted_run(self, lengths, fn, *args, **kwargs):
+        def counted(rows):
+            fn(rows)
+            if state["inside"]:
+                state["batches"] += 1
+                if state["batches"] == k:
+                    os.kill(os.getpid(), sig)
+                    time.sleep(5)  # the signal lands here (SIGINT: KeyboardInterrupt)
+        return run(self, lengths, counted, *args, **kwargs)
+
+    if sig == signal.SIGINT:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    Engine.prescore, Batcher.run = watched_prescore, counted_run

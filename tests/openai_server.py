@@ -3,11 +3,14 @@ cannot: prompt log-probabilities). Log-probabilities come from a plain `AutoMode
 from NanoEval's engine, so the backend's numbers are checked against an independent computation.
 
     python tests/openai_server.py --model DIR [--name NAME] [--port 0] [--fault SPEC] [--log FILE] [--api-key K]
+                                  [--root ROOT] [--created T]
 
-GET /v1/models lists NAME (with `root`: DIR, as vLLM does). POST /v1/completions takes `prompt` as a string, a
-list of strings, token ids or a list of token-id lists; with `echo: true` and `logprobs` each choice carries the
-prompt's tokens and their log-probabilities (the first token's is null), then `max_tokens` greedy tokens. Every
-response is validated against `openai.types.Completion` before it is sent. Prints `port N` once listening.
+GET /v1/models lists NAME with `root` (--root, default DIR, as vLLM does; "" leaves it out) and `created`
+(--created: a time, default 0; `now`: the time of each request, as vLLM's ModelCard; "" leaves it out).
+POST /v1/completions takes `prompt` as a string, a list of strings, token ids or a list of token-id lists; with
+`echo: true` and `logprobs` each choice carries the prompt's tokens and their log-probabilities (the first token's
+is null), then `max_tokens` greedy tokens. Every response is validated against `openai.types.Completion` before
+it is sent. Prints `port N` once listening.
 
 Faults (--fault, the tests' own switch), on /v1/completions only:
   429xK      the first K requests get 429 Too Many Requests, then normal answers
@@ -15,6 +18,10 @@ Faults (--fault, the tests' own switch), on /v1/completions only:
   400        every request gets 400 (vLLM's error body)
   sleep:S    each request waits S seconds before answering
   die-after:K  answers K requests, then the process exits on the next one (a server killed mid-run)
+Broken answers (a 200 that is not the API's format), chosen by the base URL: http://127.0.0.1:PORT/MODE/v1
+(no shared state, so one server serves every mode). MODE is one of BROKEN's keys (`models-*` break GET
+/v1/models, the others every POST: completions and chat/completions), or spoils a real completions answer:
+`positive-logprob` (every log-probability made positive), `duplicate-index` (every choice's index 0).
 --log FILE gets one JSON line per completions request: {"status": ..., "prompts": n, "in_flight": requests being
 answered when it arrived, itself included}.
 """
@@ -28,6 +35,22 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+HTML = "<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body><h1>Proxy: sign in</h1></body></html>"
+# MODE -> (Content-Type, body): answers sent as they are, without running the model
+BROKEN = {
+    "html": ("text/html", HTML), "text": ("text/plain", "upstream ok"),
+    "json-list": ("application/json", [{"index": 0, "text": " A", "finish_reason": "stop"}]),
+    "choices-string": ("application/json", {"id": "cmpl-1", "object": "text_completion", "choices": " A"}),
+    "message-null": ("application/json", {"id": "chat-1", "object": "chat.completion", "choices": [
+        {"index": 0, "message": None, "finish_reason": "stop"}]}),
+    "no-text": ("application/json", {"id": "cmpl-1", "object": "text_completion", "choices": [
+        {"index": 0, "finish_reason": "stop"}]}),
+    "models-html": ("text/html", HTML),
+    "models-list": ("application/json", [{"id": "tiny-served", "object": "model"}]),
+    "models-no-data": ("application/json", {"object": "list", "models": ["tiny-served"]}),
+}
+SPOILED = ("positive-logprob", "duplicate-index")
+
 
 def main() -> None:
     p = argparse.ArgumentParser()
@@ -37,6 +60,8 @@ def main() -> None:
     p.add_argument("--fault", default="")
     p.add_argument("--log")
     p.add_argument("--api-key")
+    p.add_argument("--root")
+    p.add_argument("--created", default="0")
     args = p.parse_args()
 
     import torch
@@ -76,11 +101,12 @@ def main() -> None:
         def log_message(self, *a):  # quiet
             pass
 
-        def send(self, status: int, body: dict, headers: dict | None = None) -> None:
+        def send(self, status: int, body: dict | list | str, headers: dict | None = None,
+                 content_type: str = "application/json") -> None:
             self.finished()  # before the client can see the answer (and send its next request)
-            data = json.dumps(body).encode()
+            data = (body if isinstance(body, str) else json.dumps(body)).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
@@ -94,13 +120,29 @@ def main() -> None:
                 return False
             return True
 
+        def route(self) -> tuple[str, str]:
+            """(MODE, path from /v1 on): a base URL http://host:port/MODE/v1 picks a broken answer."""
+            path = self.path.rstrip("/")
+            mode, _, rest = path.lstrip("/").partition("/")
+            return ("", path) if mode == "v1" else (mode, "/" + rest)
+
         def do_GET(self):
             if not self.authorized():
                 return
-            if self.path.rstrip("/") == "/v1/models":
-                self.send(200, {"object": "list", "data": [{"id": name, "object": "model", "created": 0,
-                                                            "owned_by": "vllm", "root": args.model,
-                                                            "max_model_len": 512}]})
+            mode, path = self.route()
+            if mode and mode not in BROKEN and mode not in SPOILED:
+                self.send(404, {"object": "error", "message": f"no mode {mode}", "code": 404})
+            elif path == "/v1/models" and mode in BROKEN and mode.startswith("models-"):
+                content_type, body = BROKEN[mode]
+                self.send(200, body, content_type=content_type)
+            elif path == "/v1/models":
+                entry = {"id": name, "object": "model", "owned_by": "vllm", "max_model_len": 512}
+                root = args.model if args.root is None else args.root
+                if root:
+                    entry["root"] = root
+                if args.created:
+                    entry["created"] = int(time.time()) if args.created == "now" else int(args.created)
+                self.send(200, {"object": "list", "data": [entry]})
             else:
                 self.send(404, {"object": "error", "message": f"no route {self.path}", "code": 404})
 
@@ -124,7 +166,13 @@ def main() -> None:
 
         def complete(self):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-            if self.path.rstrip("/") != "/v1/completions":
+            mode, path = self.route()
+            if mode and mode not in BROKEN and mode not in SPOILED:
+                return self.send(404, {"object": "error", "message": f"no mode {mode}", "code": 404})
+            if mode in BROKEN and not mode.startswith("models-"):
+                content_type, broken = BROKEN[mode]
+                return self.send(200, broken, content_type=content_type)
+            if path != "/v1/completions":
                 return self.send(404, {"object": "error", "message": f"no route {self.path}", "code": 404})
             with lock:
                 seen["n"] += 1
@@ -151,6 +199,12 @@ def main() -> None:
             out = {"id": f"cmpl-{n}", "object": "text_completion", "created": int(time.time()), "model": name,
                    "choices": [{"index": i, **c} for i, c in enumerate(choices)]}
             Completion.model_validate(typed(out))  # vLLM's documented format, as the openai package types it
+            for c in out["choices"]:
+                if mode == "positive-logprob" and c.get("logprobs"):
+                    c["logprobs"]["token_logprobs"] = [None if x is None else abs(x) + 0.5
+                                                       for x in c["logprobs"]["token_logprobs"]]
+                if mode == "duplicate-index":
+                    c["index"] = 0
             self.send(200, out)
 
         def fault(self, n: int) -> int | None:

@@ -1,6 +1,7 @@
 """Cross-case batching (nanoeval/lookahead.py), end to end through `pytest evals/`: the same artifacts as case by
 case, single-process and under -n 2; only the selected cases are scored ahead (-k); a run killed in the middle of a
-look-ahead resumes to the uninterrupted result; a look-ahead that fails changes nothing. The engine-level equivalence is in tests/test_engine.py."""
+look-ahead keeps what it journaled and resumes to the uninterrupted result (tests/test_interrupt.py: at any batch);
+a look-ahead that fails changes nothing. The engine-level equivalence is in tests/test_engine.py."""
 from __future__ import annotations
 
 import json
@@ -77,15 +78,14 @@ def test_a_run_killed_in_the_middle_of_a_lookahead_resumes(run_evals, tiny_lm, t
     ref = run_evals(mmlu_tiny_config(tiny_lm, tmp_path / "ref", engine={"lookahead": 0}))
     assert ref.ret == 0
     cfg, log = mmlu_tiny_config(tiny_lm, tmp_path / "run"), tmp_path / "ahead.jsonl"
-    # the process dies right after astronomy's first journal write: the look-ahead had scored all three subjects
+    # the process dies right after astronomy's first journal write, made by the first case's look-ahead (of all
+    # three subjects), which journals each example as soon as it is scored (tests/test_interrupt.py: at any batch)
     killed = run_evals(cfg, "-p", "tests.fault_injection",
                        env={"NANOEVAL_FAULT_EXIT": "mmlu:astronomy", "NANOEVAL_FAULT_AHEAD_LOG": str(log)})
     assert killed.ret == 3
-    assert [e["cases"] for e in ahead_log(log)] == [sorted(SUBJECTS)]
+    assert not ahead_log(log), "the look-ahead never ended"
     journals = {s: read_journal(journal_path(tmp_path / "run", s)) for s in SUBJECTS}
-    assert journals["astronomy"].records and journals["astronomy"].complete is None
-    lost = [s for s, j in journals.items() if not j.records]
-    assert lost, "a case scored ahead but not yet run must have nothing in its journal"
+    assert journals["astronomy"].records and not any(j.complete for j in journals.values())
     rerun = run_evals(cfg)
     assert rerun.ret == 0, rerun.stdout.str()
     got, want = read_jsonl(tmp_path / "run" / "predictions.jsonl"), read_jsonl(tmp_path / "ref" / "predictions.jsonl")

@@ -16,7 +16,8 @@ continuations. The fast path (each part can be switched off in `engine:`, and is
     every request that reaches a sliding attention window (Mistral, Gemma 2/3), which the fast paths' own
     masks would not narrow.
 Tokenization follows lm-evaluation-harness: context and continuation are tokenized jointly and the continuation
-is the tail; trailing spaces of the context move to the continuation; over-long inputs are left-truncated (counted).
+is the tail; trailing spaces of the context move to the continuation; a text that already starts with the BOS token
+(a chat template that writes it) gets no second one; over-long inputs are left-truncated (counted).
 Generation pads on the left.
 """
 from __future__ import annotations

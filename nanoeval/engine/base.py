@@ -13,7 +13,7 @@ class EngineBase:
     naive)` -> (scores per request, truncated or not per request)."""
 
     def _init_ahead(self) -> None:
-        self.ahead: dict[tuple, tuple[list[float], bool]] = {}  # prescore(): request -> (scores, truncated)
+        self.ahead: dict[tuple, list[tuple[list[float], bool]]] = {}  # prescore(): request -> [(scores, truncated)]
         self.ahead_used = 0  # requests answered from `ahead` (the runner notes them per case)
         self._ahead_lock = threading.Lock()
 
@@ -22,15 +22,25 @@ class EngineBase:
         return self.encode_many([text])[0]
 
     def encode_many(self, texts: list[str]) -> list[list[int]]:
-        """Token ids (one batched call: fast tokenizers work in parallel); special tokens as the tokenizer adds
-        them by default, unless model.add_bos_token says."""
+        """Token ids (batched calls: fast tokenizers work in parallel); special tokens as the tokenizer adds
+        them by default, unless model.add_bos_token says. A text that already starts with the BOS token (a chat
+        template that writes `{{ bos_token }}`) gets no special tokens at all, so never a second BOS: lm-eval's
+        `has_bos_prefix` check (HFLM.tok_encode / tok_batch_encode)."""
         if not texts:
             return []
-        if self.cfg.add_bos_token is None:
-            return self.tokenizer(texts)["input_ids"]
-        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        bos = self.tokenizer.bos_token_id
-        return [[bos] + x for x in ids] if self.cfg.add_bos_token and bos is not None else ids
+        bos, bos_text = self.tokenizer.bos_token_id, self.tokenizer.bos_token
+        has_bos = [bool(bos_text) and t.startswith(bos_text) for t in texts]
+        default = self.cfg.add_bos_token is None  # the tokenizer's own special tokens
+        ids: list = [None] * len(texts)
+        for special in (True, False):
+            idx = [i for i, h in enumerate(has_bos) if (default and not h) == special]
+            if idx:
+                got = self.tokenizer([texts[i] for i in idx], add_special_tokens=special)["input_ids"]
+                for i, x in zip(idx, got):
+                    ids[i] = x
+        if self.cfg.add_bos_token and bos is not None:
+            ids = [x if h else [bos] + x for x, h in zip(ids, has_bos)]
+        return ids
 
     def encode_request(self, req: LLRequest) -> tuple[list[int], list[list[int]]]:
         return self.encode_requests([req])[0]
@@ -38,7 +48,8 @@ class EngineBase:
     def encode_requests(self, requests: list[LLRequest]) -> list[tuple[list[int], list[list[int]]]]:
         """Context tokens and each continuation's tokens: the tail of the joint tokenization of context and
         continuation. Trailing spaces of the context move to the continuation ("Answer: "+"A" is scored as
-        "Answer:"+" A"); an empty context is scored after a single BOS/EOS token, as lm-eval does."""
+        "Answer:"+" A"); an empty context is scored after a single BOS/EOS token, as lm-eval does. A continuation
+        longer than max_length alone is refused (ValueError), as lm-eval refuses it."""
         ctxs, moved = [], []
         for req in requests:
             ctx = self.prompt_text(GenRequest(req.context))
@@ -47,18 +58,25 @@ class EngineBase:
             moved.append(ctx[-n:] if n else "")
         ctx_ids = self.encode_many(ctxs)
         wholes = self.encode_many([c + m + k for c, m, req in zip(ctxs, moved, requests) for k in req.continuations])
-        conts_alone = self.encode_many([m + k for c, m, req in zip(ctxs, moved, requests) if not c
-                                        for k in req.continuations])
+        alone = [m + k for c, m, req in zip(ctxs, moved, requests) if not c for k in req.continuations]
+        conts_alone = self.tokenizer(alone, add_special_tokens=False)["input_ids"] if alone else []
+        # lm-eval's prefix_token_id: the BOS token, else EOS (`is not None`: a BOS id of 0 is a BOS)
+        start = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id
         out, w, a = [], 0, 0
-        start = [self.tokenizer.bos_token_id or self.tokenizer.eos_token_id]
         for ctx, ids, req in zip(ctxs, ctx_ids, requests):
             k = len(req.continuations)
             if ctx:
                 out.append((ids, [x[len(ids):] for x in wholes[w: w + k]]))
-            else:
-                out.append((start, conts_alone[a: a + k]))
+            else:  # a continuation that starts with the start token has it as its context (lm-eval): the same
+                out.append(([start], [x[1:] if x[:1] == [start] else x for x in conts_alone[a: a + k]]))
                 a += k
             w += k
+            for text, cont in zip(req.continuations, out[-1][1]):
+                # lm-eval asserts this too: the continuation alone must fit the model's input (max_length + 1
+                # tokens, its first predicted from one context token); a longer one cannot be scored
+                if self.max_length and len(cont) > self.max_length:
+                    raise ValueError(f"a continuation of {len(cont)} tokens ({text[:40]!r}...) is longer than the "
+                                     f"model's max_length ({self.max_length}): it cannot be scored")
         return out
 
     # ------------------------------------------------------------------------------------------------ scoring
@@ -66,7 +84,7 @@ class EngineBase:
         """Summed log-probability of each continuation given its context, per request (loglik.py). Requests
         scored ahead (`prescore`) are answered from what was kept, each once; the rest are scored now."""
         with self._ahead_lock:  # a served engine's cases score on several threads
-            kept = [self.ahead.pop(_key(r), None) if not naive else None for r in requests]
+            kept = [_take(self.ahead, _key(r)) if not naive else None for r in requests]
             self.ahead_used += sum(k is not None for k in kept)
         fresh = iter(zip(*self._loglikelihoods([r for r, k in zip(requests, kept) if k is None], naive)))
         out = []
@@ -76,12 +94,20 @@ class EngineBase:
             out.append(lls)
         return out
 
-    def prescore(self, requests: list[LLRequest]) -> None:
-        """Score requests now, across cases, and keep each result until `loglikelihoods` is asked for it: the
-        runner hands over the requests of the cases queued on this process, so the batcher sorts them all by
-        length together instead of draining after each small case."""
-        for r, lls, cut in zip(requests, *self._loglikelihoods(requests)):
-            self.ahead[_key(r)] = (lls, cut)
+    def prescore(self, requests: list[LLRequest], answered=None) -> None:
+        """Score requests now, across cases, and keep each result until `loglikelihoods` is asked for it (a request
+        given twice is kept twice): the runner hands over the requests of the cases queued on this process, so the
+        batcher sorts them all by length together instead of draining after each small case. After each batch,
+        `answered(indices)` gets the requests whose results it completed, so their examples can be journaled at
+        once (lookahead.py): a kill keeps everything scored so far."""
+        def keep(finished: list[tuple[int, list[float], bool]]) -> None:
+            with self._ahead_lock:
+                for i, lls, cut in finished:
+                    self.ahead.setdefault(_key(requests[i]), []).append((lls, cut))
+            if answered is not None:
+                answered([i for i, _, _ in finished])
+
+        self._loglikelihoods(requests, done=keep)
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
@@ -97,6 +123,16 @@ class EngineBase:
         messages = [{"role": "user", "content": content if self.processor else req.text}]
         template = self.processor if self.processor is not None else self.tokenizer
         return template.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def _take(kept: dict, key: tuple):
+    """One kept result for `key` (the oldest), or None."""
+    results = kept.get(key)
+    if not results:
+        return None
+    if len(results) == 1:
+        del kept[key]
+    return results.pop(0)
 
 
 def _key(req: LLRequest) -> tuple:

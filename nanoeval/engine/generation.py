@@ -15,8 +15,12 @@ def generate(engine, requests: list[GenRequest], max_new_tokens: int) -> list[st
     eos = {tok.eos_token_id, *(eos if isinstance(eos, list) else [eos])} - {None}
     texts = [engine.prompt_text(r) for r in requests]
     per_image = getattr(engine.processor, "image_seq_len", 256) if engine.processor else 0
-    lengths = {i: len(engine.encode(t)) + per_image * len(r.images) + max_new_tokens
-               for i, (t, r) in enumerate(zip(texts, requests))}
+    encoded = engine.encode_many(texts)
+    lengths = {i: len(e) + per_image * len(r.images) + max_new_tokens
+               for i, (e, r) in enumerate(zip(encoded, requests))}
+    keep = max(1, engine.max_length - max_new_tokens)  # room for the new tokens, and at least one
+    if engine.processor is None:  # counted here, once per request: an out-of-memory retry runs a batch again
+        engine.counts["truncated_prompts"] += sum(len(e) > keep for e in encoded)
     out: list[str] = [""] * len(requests)
 
     def run(rows):
@@ -28,10 +32,7 @@ def generate(engine, requests: list[GenRequest], max_new_tokens: int) -> list[st
             if "pixel_values" in inputs:
                 inputs["pixel_values"] = inputs["pixel_values"].to(engine.model.dtype)
         else:
-            enc = [engine.encode(texts[i]) for i in batch]
-            keep = max(1, engine.max_length - max_new_tokens)  # room for the new tokens, and at least one
-            engine.counts["truncated_prompts"] += sum(len(e) > keep for e in enc)
-            enc = [e[-keep:] for e in enc]
+            enc = [encoded[i][-keep:] for i in batch]
             width = max(len(e) for e in enc)
             inputs = {"input_ids": torch.tensor([[pad_id] * (width - len(e)) + e for e in enc], device=engine.device),
                       "attention_mask": torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in enc],

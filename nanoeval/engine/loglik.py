@@ -41,6 +41,35 @@ class _Unit:
         return _Unit(self.ctx[n:], self.conts, self.start + n)
 
 
+class _Scores(dict):
+    """(request, continuation) -> log-likelihood, filled batch by batch. With `done`, each request is handed over
+    as soon as its last continuation is scored: done([(request, its scores, truncated or not), ...]), once per
+    batch (once per request: a batch retried after CUDA out-of-memory hands nothing over twice), so a look-ahead
+    journals its examples while the rest is still being scored. `cut` is final before any batch runs."""
+
+    def __init__(self, requests: list[LLRequest], cut: list[bool], done=None):
+        super().__init__()
+        self.sizes, self.cut, self.done = [len(r.continuations) for r in requests], cut, done
+        self.left = list(self.sizes)
+
+    def __setitem__(self, key: tuple[int, int], value: float) -> None:
+        self.update([(key, value)])
+
+    def update(self, pairs) -> None:
+        pairs = dict(pairs)
+        fresh = [key for key in pairs if key not in self]
+        super().update(pairs)
+        if self.done is None:
+            return
+        finished = []
+        for i, _ in fresh:
+            self.left[i] -= 1
+            if not self.left[i]:
+                finished.append(i)
+        if finished:
+            self.done([(i, [self[i, k] for k in range(self.sizes[i])], self.cut[i]) for i in finished])
+
+
 def tree_mask(owner, branch, prefix, attn_impl: str, dtype):
     """[rows, 1, query, key]: a token sees earlier tokens of its own unit's context and of its own branch
     (padding sees padding: no empty rows). Cached prefix positions come first: `prefix` of them all visible (an
@@ -92,18 +121,19 @@ class LogLikelihoods:
         # sliding window; so a sequence that reaches the window goes the naive path, where transformers does.
         self.window = sliding_window(engine.model.config)
 
-    def __call__(self, requests: list[LLRequest], naive: bool = False) -> tuple[list[list[float]], list[bool]]:
+    def __call__(self, requests: list[LLRequest], naive: bool = False,
+                 done=None) -> tuple[list[list[float]], list[bool]]:
         """Summed log-probability of each continuation given its context, per request, and whether the request's
-        prompt was left-truncated to fit the model."""
+        prompt was left-truncated to fit the model. `done`: see _Scores."""
         import torch
 
         with torch.inference_mode():
-            return self._score(requests, naive)
+            return self._score(requests, naive, done)
 
-    def _score(self, requests: list[LLRequest], naive: bool) -> tuple[list[list[float]], list[bool]]:
+    def _score(self, requests: list[LLRequest], naive: bool, done=None) -> tuple[list[list[float]], list[bool]]:
         encoded = self.e.encode_requests(requests)
         cut = [False] * len(requests)
-        scores: dict[tuple[int, int], float] = {}  # (request, continuation) -> log-likelihood
+        scores = _Scores(requests, cut, done)  # (request, continuation) -> log-likelihood
         units: dict[tuple[int, int], _Unit] = {}   # (request, first continuation) -> a context and continuations
         rest = []
         for i, (ctx, conts) in enumerate(encoded):

@@ -13,16 +13,24 @@ list replicas, taken in turn). Retries are ours: 429, 5xx, timeouts and lost con
 (0.5 s, 1 s, 2 s, ... at most 30 s, or the server's Retry-After) up to model.max_retries; any other 4xx fails at
 once. A request that still fails raises ServerError with the server's message. The runner keeps `concurrency`
 requests in flight (one example per call, on threads; runner.py) and journals each answer as it arrives.
+Answers are read as JSON and checked here, not through the client's types (which accept anything and fail later
+with an AttributeError, or turn a missing `text` into ""): a 200 answer that is not the API's format (a proxy's
+HTML page, a JSON list, `choices` that is not a list of objects, a missing `text` or `message`, choice indices
+that are not one per prompt, a positive log-probability) is a one-line task error naming the URL: every request
+would get one, so the task stops once.
 """
 from __future__ import annotations
 
 import base64
 import io
 import itertools
+import json
+import math
 import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -37,8 +45,19 @@ NO_PROMPT_LOGPROBS = ("the server cannot score log-likelihoods: its /v1/completi
                       "use scoring.strategy: gen_letter")
 
 
+# `created` within this many seconds of the answer's own Date is the time of the request (vLLM, SGLang: the
+# ModelCard's default), not when the model was made: it says nothing of the weights and changes every second
+CREATED_IS_NOW_SECONDS = 120
+# a log-probability is at most 0; a server computing it as logit - logsumexp may round a certain token to a hair above
+LOGPROB_ROUNDING = 1e-6
+
+
 class ServerError(RuntimeError):
     """A request the server would not answer (after the retries it deserves): one line, with the server's words."""
+
+
+class BadAnswer(ValueError):
+    """What is wrong with a 200 answer that is not the API's format (the caller adds the URL)."""
 
 
 def setting(cfg: ModelConfig, key: str):
@@ -67,28 +86,139 @@ def make_client(cfg: ModelConfig, url: str):
 
 
 def served_identity(cfg: ModelConfig) -> dict:
-    """What the fingerprint knows of a served model: the backend and the name (and `root`, the weights' path or
-    hub id, where the server reports it, as vLLM does) the server lists at /v1/models. Every replica must list
-    model.name. Raises ServerError naming the URL."""
+    """What the fingerprint knows of a served model, from its entry at /v1/models (the first replica's; every
+    replica must list model.name): the name; `root`, the weights' path or hub id (vLLM), and `parent`, a LoRA
+    adapter's base model, where reported; `created` where it is a fixed time (not the time of the request, as vLLM
+    and SGLang report it). Raises ServerError naming the URL."""
     import openai
 
     entry = None
     for url in base_urls(cfg):
         client = make_client(cfg, url)
         try:
-            listed = {m.id: m for m in client.with_options(max_retries=2, timeout=min(30.0, setting(
-                cfg, "timeout"))).models.list()}
+            raw = client.with_options(max_retries=2, timeout=min(30.0, setting(cfg, "timeout"))
+                                      ).models.with_raw_response.list()
+            listed = _models(_json_object(raw))
         except openai.APIError as e:
             raise ServerError(f"model.base_url: {url}/models: {_message(e)}") from None
+        except BadAnswer as e:
+            raise ServerError(f"model.base_url: {url}/models: {e}") from None
         finally:
             client.close()
         if cfg.name not in listed:
             raise ServerError(f"model.name: {cfg.name!r} is not served at {url} (its /v1/models lists: "
                               f"{', '.join(sorted(listed)) or 'nothing'})")
-        entry = entry or listed[cfg.name]
-    root = (entry.model_extra or {}).get("root")
-    return {"kind": "served", "backend": "openai", "served_model": cfg.name, "root": root if root != cfg.name
-            else None}
+        entry = entry or {**listed[cfg.name], "date": raw.headers.get("date")}
+    root, parent = (entry.get(k) if isinstance(entry.get(k), str) and entry.get(k) != cfg.name else None
+                    for k in ("root", "parent"))
+    return {"kind": "served", "backend": "openai", "served_model": cfg.name, "root": root, "parent": parent,
+            "created": _fixed_created(entry.get("created"), entry["date"])}
+
+
+def _models(body: dict) -> dict[str, dict]:
+    """/v1/models' entries by id."""
+    data = body.get("data", ...)
+    if not isinstance(data, list) or not all(isinstance(m, dict) and isinstance(m.get("id"), str) for m in data):
+        raise BadAnswer(f"`data` is {_kind(data)}, expected a list of models, each with an `id`")
+    return {m["id"]: m for m in data}
+
+
+def _fixed_created(created, date: str | None) -> int | None:
+    """`created` if it says when the model was made: a positive time (seconds, or milliseconds) that is not within
+    CREATED_IS_NOW_SECONDS of the answer's Date header (the server's clock; ours without one)."""
+    if type(created) not in (int, float) or not math.isfinite(created) or created <= 0:
+        return None  # 0: not known (transformers serve for a local folder)
+    try:
+        now = parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError):
+        now = time.time()
+    seconds = created / 1000 if created > 1e11 else created  # 1e11 s is the year 5138
+    return None if abs(seconds - now) <= CREATED_IS_NOW_SECONDS else int(created)
+
+
+def _kind(value) -> str:
+    """A JSON value in a few words, for an error line."""
+    if value is ...:
+        return "missing"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return f"a string ({value[:40]!r})"
+    return {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}.get(
+        type(value), type(value).__name__)
+
+
+def _json_object(raw) -> dict:
+    """The JSON object of a 200 answer (the client's raw response)."""
+    try:
+        body = json.loads(raw.content)
+    except ValueError:
+        text = " ".join(raw.text.split())
+        raise BadAnswer(f"the answer is not JSON (Content-Type {raw.headers.get('content-type') or 'none'}: "
+                        f"{text[:80]!r})") from None
+    if not isinstance(body, dict):
+        raise BadAnswer(f"the answer is {_kind(body)}, expected a JSON object")
+    return body
+
+
+def _choices(body: dict, n: int) -> list[dict]:
+    """The answer's `choices`: one object per prompt, in the prompts' order (`index` 0..n-1, each once; a single
+    choice may leave it out)."""
+    choices = body.get("choices", ...)
+    if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+        raise BadAnswer(f"`choices` is {_kind(choices)}, expected a list of objects")
+    if not choices:
+        raise BadAnswer("the answer has no choices")
+    if n == 1 and len(choices) == 1 and "index" not in choices[0]:
+        return choices
+    index = [c.get("index") for c in choices]
+    if not all(type(i) is int for i in index) or sorted(index) != list(range(n)):
+        raise BadAnswer(f"choice indices {index[:8]}{' ...' if len(index) > 8 else ''}: expected one choice per "
+                        f"prompt, indices 0..{n - 1} each once")
+    return sorted(choices, key=lambda c: c["index"])
+
+
+def _completion_text(body: dict) -> tuple[str, str | None]:
+    """A completion's text and finish_reason (a missing or null `text` is a broken answer, never an empty one)."""
+    choice = _choices(body, 1)[0]
+    if not isinstance(choice.get("text"), str):
+        raise BadAnswer(f"`choices[0].text` is {_kind(choice.get('text', ...))}, expected a string")
+    return choice["text"], choice.get("finish_reason")
+
+
+def _chat_text(body: dict) -> tuple[str, str | None]:
+    """A chat answer's message content and finish_reason; null content (the model wrote nothing outside a
+    reasoning field; transformers serve then leaves the key out) is ''."""
+    choice = _choices(body, 1)[0]
+    message = choice.get("message", ...)
+    if not isinstance(message, dict):
+        raise BadAnswer(f"`choices[0].message` is {_kind(message)}, expected an object")
+    content = message.get("content")
+    if content is not None and not isinstance(content, str):
+        raise BadAnswer(f"`choices[0].message.content` is {_kind(content)}, expected a string or null")
+    return content or "", choice.get("finish_reason")
+
+
+def _echoes_logprobs(body: dict) -> bool:
+    """Does the answer echo any prompt log-probability?"""
+    lp = _choices(body, 1)[0].get("logprobs")
+    tokens = lp.get("token_logprobs") if isinstance(lp, dict) else None
+    return isinstance(tokens, list) and any(x is not None for x in tokens)
+
+
+def _scored_logprobs(choice: dict, i: int, prompt_len: int, n: int) -> list[float]:
+    """The echoed log-probabilities of a prompt's last `n` tokens."""
+    lp = choice.get("logprobs")
+    tokens = lp.get("token_logprobs") if isinstance(lp, dict) else None
+    if not isinstance(tokens, list) or len(tokens) < prompt_len or any(
+            x is None for x in tokens[prompt_len - n: prompt_len]):
+        raise BadAnswer(NO_PROMPT_LOGPROBS)
+    for j in range(prompt_len - n, prompt_len):
+        x = tokens[j]
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or math.isnan(x) or x > LOGPROB_ROUNDING:
+            raise BadAnswer(f"`choices[{i}].logprobs.token_logprobs[{j}]` is {x!r}: a log-probability is a number "
+                            "<= 0")
+    return tokens[prompt_len - n: prompt_len]
 
 
 def _message(e: Exception) -> str:
@@ -139,7 +269,7 @@ class ServedEngine(EngineBase):
             self.tokenizer = AutoTokenizer.from_pretrained(model_location(cfg, root), gguf_file=cfg.gguf_file,
                                                            revision=cfg.revision)
         self.max_length = cfg.max_length
-        self.lookahead = engine.lookahead or 0  # off by default: answers scored ahead are not journaled yet
+        self.lookahead = engine.lookahead or 0  # off by default: the runner's threads keep a server busy already
         self._init_ahead()
         self._local = threading.local()
         self._probe_lock, self._probed = threading.Lock(), None  # None: not asked yet
@@ -171,18 +301,19 @@ class ServedEngine(EngineBase):
             c.close()
 
     # ------------------------------------------------------------------------------------------------ requests
-    def _call(self, send, what: str):
-        """send(client) with the retries a request deserves; ServerError with the server's message otherwise."""
+    def _call(self, send, what: str, read):
+        """send(client) (a raw response) with the retries a request deserves, ServerError with the server's message
+        otherwise; then read(the answer's JSON object). An answer that is not the API's format (BadAnswer) is a
+        TaskError naming the URL: not retried, the task's other cases skipped."""
         import openai
+
+        from nanoeval.runner import TaskError
 
         for attempt in itertools.count():
             with self._turn_lock:
                 client = self.clients[next(self._turn)]
             try:
-                resp = send(client)
-                if not resp.choices:
-                    raise ServerError(f"{_url(client, what)}: the answer has no choices")
-                return resp
+                raw = send(client)
             except openai.APIStatusError as e:
                 if (e.status_code != 429 and e.status_code < 500) or attempt >= self.max_retries:
                     raise ServerError(self._failed(client, what, e, attempt)) from None
@@ -191,8 +322,13 @@ class ServedEngine(EngineBase):
                 if attempt >= self.max_retries:
                     raise ServerError(self._failed(client, what, e, attempt)) from None
                 wait = None
-            except openai.APIError as e:  # e.g. an answer that is not the API's format
+            except openai.APIError as e:
                 raise ServerError(self._failed(client, what, e, attempt)) from None
+            else:
+                try:
+                    return read(_json_object(raw))
+                except BadAnswer as e:
+                    raise TaskError(f"{_url(client, what)}: {e}") from None
             time.sleep(min(MAX_BACKOFF_SECONDS, wait if wait is not None else BACKOFF_SECONDS * 2 ** attempt))
 
     def _failed(self, client, what: str, e: Exception, attempt: int) -> str:
@@ -215,23 +351,31 @@ class ServedEngine(EngineBase):
         if not chat:
             if req.images:
                 raise ValueError("images need the chat endpoint (model.chat_template: true)")
-            resp = self._call(lambda c: c.completions.create(prompt=req.text, **common), "completions")
-            choice, text = resp.choices[0], resp.choices[0].text
+            text, finish = self._call(lambda c: c.completions.with_raw_response.create(prompt=req.text, **common),
+                                      "completions", _completion_text)
         else:  # a text-only turn is a plain string, as the local engine gives a text-only model's template
             content = [{"type": "text", "text": req.text}] + [
                 {"type": "image_url", "image_url": {"url": data_url(im)}} for im in req.images]
             messages = [{"role": "user", "content": content if req.images else req.text}]
-            resp = self._call(lambda c: c.chat.completions.create(messages=messages, **common), "chat/completions")
-            choice, text = resp.choices[0], resp.choices[0].message.content
-        self.counts["hit_max_new_tokens"] += choice.finish_reason == "length"
-        return text or ""
+            text, finish = self._call(lambda c: c.chat.completions.with_raw_response.create(
+                messages=messages, **common), "chat/completions", _chat_text)
+        self.counts["hit_max_new_tokens"] += finish == "length"
+        return text
 
     # ------------------------------------------------------------------------------------------------ log-likelihoods
-    def _loglikelihoods(self, requests: list[LLRequest], naive: bool = False):
+    def _loglikelihoods(self, requests: list[LLRequest], naive: bool = False, done=None):
+        """With `done` (a look-ahead), requests go in rounds of `concurrency`, each round's answers handed over
+        before the next starts (loglik._Scores's contract), so they are journaled as they come."""
         if not requests:
             return [], []
         self._check_prompt_logprobs()
-        out = self._map(self._loglikelihood_one, self.encode_requests(requests))
+        encoded, out = self.encode_requests(requests), []
+        step = len(encoded) if done is None else self.concurrency
+        for start in range(0, len(encoded), step):
+            answers = self._map(self._loglikelihood_one, encoded[start: start + step])
+            if done is not None:
+                done([(start + k, lls, cut) for k, (lls, cut) in enumerate(answers)])
+            out += answers
         return [lls for lls, _ in out], [cut for _, cut in out]
 
     def _loglikelihood_one(self, encoded: tuple[list[int], list[list[int]]]) -> tuple[list[float], bool]:
@@ -242,19 +386,14 @@ class ServedEngine(EngineBase):
         keep = self.max_length + 1 if self.max_length else 10 ** 9
         prompts = [(ctx + c)[-keep:] for c in conts]
         cut = any(len(ctx) + len(c) > keep for c in conts)
-        resp = self._call(lambda cl: cl.completions.create(model=self.cfg.name, prompt=prompts, echo=True, logprobs=1,
-                                                           max_tokens=1, temperature=0), "completions")
-        choices = sorted(resp.choices, key=lambda ch: ch.index)
-        lls = []
-        for prompt, cont, choice in zip(prompts, conts, choices):
-            lp = choice.logprobs.token_logprobs if choice.logprobs is not None else None
-            n = min(len(cont), len(prompt) - 1)  # a continuation after at least one token of context
-            if not lp or len(lp) < len(prompt) or any(x is None for x in lp[len(prompt) - n: len(prompt)]):
-                raise ServerError(f"{_url(self.clients[0], 'completions')}: {NO_PROMPT_LOGPROBS}")
-            lls.append(float(sum(lp[len(prompt) - n: len(prompt)])))
-        if len(lls) != len(conts):
-            raise ServerError(f"{_url(self.clients[0], 'completions')}: {len(choices)} choices for {len(conts)} "
-                              "prompts (expected one per prompt)")
+
+        def read(body: dict) -> list[float]:  # a continuation follows at least one token of context
+            return [float(sum(_scored_logprobs(choice, i, len(prompt), min(len(cont), len(prompt) - 1))))
+                    for i, (prompt, cont, choice) in enumerate(zip(prompts, conts, _choices(body, len(prompts))))]
+
+        lls = self._call(lambda cl: cl.completions.with_raw_response.create(
+            model=self.cfg.name, prompt=prompts, echo=True, logprobs=1, max_tokens=1, temperature=0), "completions",
+            read)
         return lls, cut  # counted by `loglikelihoods`, in the chunk whose records use the scores
 
     def _check_prompt_logprobs(self) -> None:
@@ -266,12 +405,9 @@ class ServedEngine(EngineBase):
             if self._probed is True:
                 return
             if self._probed is None:  # once known, every case of the task would hit it: reported once
-                resp = self._call(lambda c: c.completions.create(model=self.cfg.name, prompt="Hello world", echo=True,
-                                                                 logprobs=1, max_tokens=1, temperature=0),
-                                  "completions")
-                lp = resp.choices[0].logprobs
-                self._probed = lp is not None and bool(lp.token_logprobs) and \
-                    any(x is not None for x in lp.token_logprobs)
+                self._probed = self._call(lambda c: c.completions.with_raw_response.create(
+                    model=self.cfg.name, prompt="Hello world", echo=True, logprobs=1, max_tokens=1, temperature=0),
+                    "completions", _echoes_logprobs)
             if not self._probed:
                 raise TaskError(f"{_url(self.clients[0], 'completions')}: {NO_PROMPT_LOGPROBS}")
 
