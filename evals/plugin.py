@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import html
 import json
 import os
 import shutil
 import tempfile
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,6 +144,13 @@ class Case:
             pytest.fail(f"gate min_per_subject: {self.key}: acc {acc:.4f} < {threshold}", pytrace=False)
 
 
+def case_test_id(task: str, case_id: str, tasks: int) -> str:
+    """A case's pytest id (`task:case` when the run has several tasks), in printable ASCII: other characters and
+    `%` `\\` become their UTF-8 %XX, so pytest writes the id into node ids as it is (it would escape them)."""
+    text = f"{task}:{case_id}" if tasks > 1 else case_id
+    return "".join(c if " " <= c <= "~" and c not in "%\\" else urllib.parse.quote(c, safe="") for c in text)
+
+
 def _case_of(item) -> Case | None:
     cs = getattr(item, "callspec", None)
     c = cs.params.get("case") if cs else None
@@ -193,6 +202,9 @@ class NanoEvalPlugin:
         self.notices: list[str] = []              # e.g. interrupted; rerun to resume
         self.collected: dict[str, list[str]] = {}  # task -> its cases selected in this session
         self.not_run: set[str] = set()            # node ids skipped for their task's error (--lf)
+        # (module, pytest id) -> (task, case) of every case of the run (controller): how reports name their case
+        self.case_ids = {(f"test_{t.task}.py", case_test_id(t.name, c, len(session.tasks))): (t.name, c)
+                         for t in session.tasks for c in session.infos.get(t.name, {}).get("cases", [])}
         if _is_worker(config):
             self._setup_worker()
         elif getattr(config.option, "numprocesses", None):  # xdist: workers report progress through files
@@ -235,6 +247,9 @@ class NanoEvalPlugin:
             if msg:
                 print(msg, flush=True)
 
+    def pytest_unconfigure(self, config):
+        self.s.release()  # the report dirs' locks (taken in open_session): free for a next run in this process
+
     # ----------------------------------------------------------------------------------- parametrization
     def pytest_generate_tests(self, metafunc):
         if "case" not in metafunc.fixturenames:
@@ -249,7 +264,7 @@ class NanoEvalPlugin:
         for t in tasks:
             for case_id in bench.cases(t, self.s.root):
                 params.append(Case(t, case_id, self.s.dirs[t.name], self.s.root))
-                ids.append(f"{t.name}:{case_id}" if len(self.s.tasks) > 1 else case_id)
+                ids.append(case_test_id(t.name, case_id, len(self.s.tasks)))
         metafunc.parametrize("case", params, ids=ids, indirect=True)
 
     def pytest_collection_modifyitems(self, session, config, items):
@@ -291,10 +306,8 @@ class NanoEvalPlugin:
         """xdist, on the controller (which collects nothing itself): the cases this session runs."""
         if self.collected:
             return
-        for k in filter(None, (self._case_key(i) for i in ids)):
-            task, _, case = k.partition(":")
-            if task in self.s.infos and case in self.s.infos[task]["cases"]:  # not other modules' placeholders
-                self.collected.setdefault(task, []).append(case)
+        for task, case in filter(None, map(self._case_at, ids)):
+            self.collected.setdefault(task, []).append(case)
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_testnodedown(self, node, error):
@@ -417,14 +430,13 @@ class NanoEvalPlugin:
         if self.progress.display is not None:
             self.progress.display.erase()
 
-    def _case_key(self, nodeid: str) -> str | None:
-        """'task:case' from a node id like evals/test_mmlu.py::test_mmlu[anatomy] (or [mmlu:anatomy] in suites)."""
-        if "[" not in nodeid or not nodeid.endswith("]"):
+    def _case_at(self, nodeid: str) -> tuple[str, str] | None:
+        """(task, case) of a node id like evals/test_mmlu.py::test_mmlu[anatomy]: its module and id looked up among
+        the ids this run gives its cases (`case_test_id`), never parsed (a task name or subject may hold ':')."""
+        path, _, name = nodeid.partition("::")
+        if "[" not in name or not name.endswith("]"):
             return None
-        param = nodeid[nodeid.index("[") + 1: -1]
-        if len(self.s.tasks) == 1:
-            return f"{self.s.tasks[0].name}:{param}"
-        return param if ":" in param else None
+        return self.case_ids.get((Path(path).name, name[name.index("[") + 1: -1]))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report):
@@ -437,9 +449,10 @@ class NanoEvalPlugin:
             # the gate reports come after every case: count them in the terminal's progress from the start
             self.gate_reports = sum(has_gates(t) for t in self.s.tasks)
             session.testscollected += self.gate_reports
-        key = None if "::gates[" in report.nodeid else self._case_key(report.nodeid)
-        if key is None:
+        found = None if "::gates[" in report.nodeid else self._case_at(report.nodeid)
+        if found is None:
             return
+        key = f"{found[0]}:{found[1]}"  # its Case.key
         self.selected.add(key)
         if report.skipped and "not run: the task's error is reported once" in str(report.longrepr):
             self.not_run.add(report.nodeid)
@@ -599,7 +612,12 @@ def pytest_html_results_table_header(cells):
 
 
 def pytest_html_results_table_row(report, cells):
-    """Each case's value of its task's headline metric (the task's own headline, computed on the case's records)."""
+    """Each case's value of its task's headline metric (the task's own headline, computed on the case's records).
+    The test id (a subject from data, a task name) as text: pytest-html 4 puts it into the cell unescaped and its
+    page sets the cell through innerHTML."""
+    test_id = report.nodeid if report.when == "call" else f"{report.nodeid}::{report.when}"  # as pytest-html has it
+    raw = f'<td class="col-testId">{test_id}</td>'
+    cells[:] = [f'<td class="col-testId">{html.escape(test_id)}</td>' if c == raw else c for c in cells]
     info = dict(getattr(report, "user_properties", [])).get("nanoeval") or {}
     value = info.get("headline_value")
     cells.insert(2, "<td></td>" if value is None else f"<td>{info['headline']} {value:.4f}</td>")

@@ -48,6 +48,8 @@ class Metrics:
     counts: dict[str, int] = field(default_factory=dict)  # benchmark-specific counts for summary.json
     correct_key: str = "correct"                         # the record key holding the headline's correctness
     notes: list[tuple[str, str]] = field(default_factory=list)  # (flag for tables, sentence) a reader must see
+    n: dict[str, int] = field(default_factory=dict)      # examples behind a metric (an MMLU category's own);
+    #                                                    a metric not named here stands on all the task's records
 
 
 @dataclass
@@ -130,4 +132,6 @@ class Benchmark:
     #                                                    largest first, in an order that needs no data
     rescore: Rescorer | None = None
     chunk: int | None = None                             # examples per journal append (None: the runner's)
+    id_column: str | None = None                         # the data column of example ids, checked unique across
+    #                                                    the split before the model loads (None: `load` builds ids)
     dataset_from_options: Callable[[Options], dict] = lambda options: {}  # hub config chosen by an option

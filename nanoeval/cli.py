@@ -19,7 +19,6 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 
@@ -78,7 +77,14 @@ def rescore(args) -> int:
     for subject, v in metrics.per_subject.items():
         print(f"  {subject:<40} {100 * v['acc']:6.2f}%  n={v['n']}")
     if args.out:
+        from nanoeval.journal import ReportDirBusy, lock_report_dir
+
         out = Path(args.out)
+        try:  # held until the command exits: a run writing the same folder is refused
+            lock = lock_report_dir(out, "nanoeval rescore")  # noqa: F841
+        except (ReportDirBusy, OSError) as e:
+            print(f"nanoeval rescore: --out: {e}", file=sys.stderr)
+            return 2
         scores = reporting.assemble(metrics, records, task=bench.name, name=path.stem)
         full = RescoreSummary(**vars(scores), source=str(path), recipe=rs.describe(options, args.seed),
                               model={"id": "(saved responses)"}, cases={"done": [], "missing": [], "complete": True})
@@ -111,7 +117,13 @@ def merge(args) -> int:
     """Check the shards, then build the merged dir next to --out and move it into place only when all is done."""
     import tempfile
 
+    from nanoeval.journal import ReportDirBusy
+
     out = Path(args.out)
+    try:  # held until the command exits: a run (or merge) writing --out now is refused, nothing touched
+        locks = _lock_report_dirs(out)  # noqa: F841
+    except (ReportDirBusy, OSError) as e:
+        return _fail(f"nanoeval merge: --out: {e}")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.merging-", dir=out.parent))
     try:
@@ -123,7 +135,7 @@ def merge(args) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if out.exists():  # the old output goes aside only now, like a fingerprint change in a report dir
-        from nanoeval.journal import PREVIOUS
+        from nanoeval.journal import LOCK_FILE, PREVIOUS, previous_dir
 
         if not out.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -131,13 +143,15 @@ def merge(args) -> int:
         old = out.with_name(f".{out.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
         out.rename(old)
         tmp.rename(out)
-        previous = [p for p in old.iterdir() if p.name != PREVIOUS]
+        if (old / PREVIOUS).is_dir():  # the runs it had moved aside stay, as they were
+            (old / PREVIOUS).rename(out / PREVIOUS)
+        previous = [p for p in old.iterdir() if p.name not in (PREVIOUS, LOCK_FILE)]
         if previous:
-            dest = out / PREVIOUS / time.strftime("%Y%m%d-%H%M%S")
-            dest.mkdir(parents=True)
+            dest = previous_dir(out)
             for p in previous:
                 shutil.move(str(p), dest / p.name)
-        shutil.rmtree(old, ignore_errors=True)
+        (old / LOCK_FILE).unlink(missing_ok=True)
+        old.rmdir()  # empty now: nothing earlier is ever deleted
     else:
         tmp.rename(out)
     for line in lines:
@@ -145,9 +159,20 @@ def merge(args) -> int:
     return 0
 
 
+def _lock_report_dirs(out: Path) -> list:
+    """Lock the report dirs --out already holds (itself, or the task dirs of a suite dir: those with a run.json or
+    a lock file), so no `pytest evals/` run writes them while the merge replaces them."""
+    from nanoeval.journal import LOCK_FILE, PREVIOUS, lock_report_dir
+
+    if not out.is_dir():
+        return []
+    dirs = [out, *(p for p in sorted(out.iterdir()) if p.is_dir() and p.name != PREVIOUS)]
+    return [lock_report_dir(d, "nanoeval merge") for d in dirs if (d / "run.json").exists() or (d / LOCK_FILE).exists()]
+
+
 def _merge_into(args, out: Path) -> list[str]:
     from nanoeval.config import ConfigError, task_from_dict
-    from nanoeval.journal import JOURNALS, journal_path, prepare_report_dir, read_journal
+    from nanoeval.journal import JOURNALS, inside, journal_path, prepare_report_dir, read_journal
     from nanoeval.reporting import write_suite
     from nanoeval.runner import build_task_artifacts
 
@@ -194,7 +219,10 @@ def _merge_into(args, out: Path) -> list[str]:
         except ConfigError as e:
             raise MergeError(f"{per_dir[next(iter(runs))][task] / 'run.json'}: {e}; rerun its shards with this "
                              "version") from None
-        tdir = out / task if suite_mode else out
+        try:  # a task name is a folder of a suite dir: one that climbs out (an edited run.json) is refused
+            tdir = inside(out, task) if suite_mode else out
+        except ValueError as e:
+            raise MergeError(f"{per_dir[next(iter(runs))][task] / 'run.json'}: task: {e}") from None
         final = Path(args.out).resolve() / task if suite_mode else Path(args.out).resolve()  # what summary.json says
         prepare_report_dir(tdir, {k: v for k, v in first.items() if k != "task"}, task, fresh=False)
         (tdir / JOURNALS).mkdir(parents=True, exist_ok=True)
@@ -214,6 +242,11 @@ def _merge_into(args, out: Path) -> list[str]:
     if suite_mode:
         write_suite(out / "suite_summary.json", summaries[tasks[0]].suite or Path(args.out).name, summaries)
     return lines
+
+
+# LaTeX's special characters in labels and task names, as text (one pass: an escape is never escaped again)
+LATEX = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                       "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"})
 
 
 def table(args) -> int:
@@ -246,11 +279,12 @@ def table(args) -> int:
         if v is None:
             return "-"
         n = (s.get("counts") or {}).get("examples")
-        return f"{100 * v:.1f}" + (f" {pm} {100 * se:.1f}" if se is not None else "") + \
-            (f" (n={n})" if n is not None else "")
+        ci = (s.get("ci95") or {}).get(s["headline"])  # where the stderr says nothing (0 %, 100 %, one example)
+        spread = f" {pm} {100 * se:.1f}" if se else f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else ""
+        return f"{100 * v:.1f}{spread}" + (f" (n={n})" if n is not None else "")
 
     if args.latex:
-        esc = lambda text: text.replace("_", "\\_")  # noqa: E731
+        esc = lambda text: text.translate(LATEX)  # noqa: E731
         print("\\begin{tabular}{l" + "c" * len(columns) + "}")
         print("\\toprule")
         print(" & ".join(["Checkpoint"] + [f"{esc(c)} ({esc(heads[c])})" for c in columns]) + " \\\\")

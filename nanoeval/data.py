@@ -258,18 +258,43 @@ def parse_rows(ds: DatasetConfig, split: str, root: Path, parse, keep=None, subj
     it is left out and listed (summary.json counts it)."""
     rows, address = load_rows(ds, split, root), row_addresses(ds, split, root)
     indices = range(len(rows)) if subject is None else subject_index(ds, split, root, normalize).get(subject, [])
-    out, skipped = [], []
+    out, skipped, seen = [], [], {}
     for i in indices:
         row, where = rows[i], address(i)
         if keep is not None and not keep(i, row, where):
             continue
         try:
-            out.append(parse(row, where, len(out) + len(skipped)))
+            item = parse(row, where, len(out) + len(skipped))
         except DataError as e:
             if ds.on_bad_row == "error":
                 raise
             skipped.append({"row": i, "error": str(e)})
+            continue
+        if item.id in seen:  # never skipped: a repeated id is one example counted twice, or lost on resume
+            raise DataLoadError(_repeated(item.id, where, seen[item.id]))
+        seen[item.id] = where
+        out.append(item)
     return out, skipped
+
+
+def _repeated(value, where: str, first: str) -> str:
+    return f"{where}: id {value!r} repeated (first at {first}); example ids must be unique (resume and paired " \
+           "gates match examples by id): remove or renumber the repeated row"
+
+
+def repeated_id(ds: DatasetConfig, split: str, root: Path, column: str) -> str | None:
+    """Why the ids of a split (our column `column`, e.g. HellaSwag's `ind`) are not unique: the first repeated one
+    with both rows' addresses (`file:line`); None if they are. A row without the column is left to `parse`."""
+    rows, address, seen = load_rows(ds, split, root), row_addresses(ds, split, root), {}
+    for i, row in enumerate(rows):
+        try:
+            value = str(get(row, ds, column, address(i)))
+        except DataError:
+            continue
+        if value in seen:
+            return _repeated(value, address(i), seen[value])
+        seen[value] = address(i)
+    return None
 
 
 def subject_index(ds: DatasetConfig, split: str, root: Path, normalize) -> dict[str, list[int]]:

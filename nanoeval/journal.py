@@ -1,23 +1,29 @@
 """Case journals: the source of truth. One JSONL file per case, appended per batch, flushed and fsynced.
 
-Lines are records (plain JSON dicts, one per example; from a served model in the order answers arrived, each with
-its position `_seq`, which reading sorts by and drops), after a chunk's records a `{"_counts": {...}}` line with the
+Lines are records (plain JSON dicts, one per example, each with its position in the case `_seq`, which reading sorts
+by and drops: a look-ahead and a served model journal examples in the order they are scored), after a chunk's records a `{"_counts": {...}}` line with the
 engine's counters for that chunk when any is non-zero (prompts truncated, generations cut at max_new_tokens), and,
 last, one `{"_complete": {...}}` line with the case's timing and model metadata. A torn last line (a crash mid-write) is dropped on reading. The report dir's
-`run.json` holds the fingerprint the journals belong to; a different fingerprint moves the old run aside.
+`run.json` holds the fingerprint the journals belong to; a different fingerprint moves the old run aside. A run holds
+the report dir's lock file (`lock_report_dir`) for its life, so two runs never write one dir; an example id journaled
+twice is an error naming both lines, never a record counted twice.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import socket
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
 RUN_FILE = "run.json"
 JOURNALS = "journals"
 PREVIOUS = "previous"
+LOCK_FILE = ".nanoeval.lock"   # held (flock) by the run that writes the report dir; never moved aside
 
 
 @dataclass
@@ -27,10 +33,29 @@ class Journal:
     torn: bool = False                    # a torn last line was dropped
     valid_bytes: int = 0                  # length of the journal without the torn line
     counts: dict = field(default_factory=dict)  # the `_counts` lines, summed
+    lines: dict = field(default_factory=dict)   # record id -> its 1-based line in the journal (for messages)
 
 
 def journal_path(report_dir: Path, case_id: str) -> Path:
-    return report_dir / JOURNALS / f"{case_id}.jsonl"
+    """A case's journal: its id (a subject from the user's data, say) made one safe file name of `journals/`."""
+    return inside(report_dir, JOURNALS, f"{file_name(case_id)}.jsonl")
+
+
+def file_name(name: str) -> str:
+    """`name` as one file name, reversibly (urllib.parse.unquote reads it back): letters and digits of any script,
+    `_`, `.` and `-` stay, every other character (`/`, `%`, `<`, a space) becomes its UTF-8 %XX. Case ids of
+    benchmarks (`anatomy`, `shard0of4`) keep their names."""
+    return "".join(c if c.isalnum() or c in "_.-" else urllib.parse.quote(c, safe="") for c in name)
+
+
+def inside(report_dir: Path, *parts: str) -> Path:
+    """`report_dir / parts`, or a ValueError if that is not inside `report_dir` (a `..`, an absolute part): every
+    path the harness builds under a report dir from a name it did not write itself goes through here."""
+    path = report_dir.joinpath(*parts)
+    base, full = os.path.abspath(report_dir), os.path.abspath(path)
+    if full == base or os.path.commonpath([base, full]) != base:
+        raise ValueError(f"{path}: not inside {report_dir} (a name from data or run.json may not climb out)")
+    return path
 
 
 def read_journal(path: Path) -> Journal:
@@ -38,8 +63,9 @@ def read_journal(path: Path) -> Journal:
     if not path.exists():
         return j
     data = path.read_bytes()
-    pos = 0
+    pos = number = 0
     while pos < len(data):
+        number += 1
         end = data.find(b"\n", pos)
         line = data[pos:] if end < 0 else data[pos:end]
         try:
@@ -56,11 +82,16 @@ def read_journal(path: Path) -> Journal:
         elif "_counts" in obj:
             for k, v in obj["_counts"].items():
                 j.counts[k] = j.counts.get(k, 0) + v
-        else:
+        else:  # an id twice (two runs in one dir, a merge gone wrong) would count one example twice
+            if obj.get("id") in j.lines:
+                raise ValueError(f"{path}:{number}: example id {obj['id']!r} is journaled twice (first at line "
+                                 f"{j.lines[obj['id']]}); each example is journaled once (two runs in one report "
+                                 "dir?): remove one of the two lines, or the journal, and rerun")
+            j.lines[obj.get("id")] = number
             j.records.append(obj)
         pos = end + 1
         j.valid_bytes = pos
-    if any("_seq" in r for r in j.records):  # journaled as answers arrived (a served model): the examples' order
+    if any("_seq" in r for r in j.records):  # journaled as scored (look-ahead, served model): the examples' order
         j.records.sort(key=lambda r: r.get("_seq", -1))
         for r in j.records:
             r.pop("_seq", None)
@@ -88,7 +119,7 @@ class JournalWriter:
 
 
 PART_NAMES = {"config": "config settings", "data": "data files", "model": "model files (weights, tokenizer, "
-              "chat template)", "code": "recipe code", "environment": "environment (torch, transformers, dtype, "
+              "chat template)", "code": "recipe code", "environment": "environment (library versions, dtype, "
               "device)"}
 
 
@@ -108,14 +139,9 @@ def prepare_report_dir(report_dir: Path, info: dict, task: str, fresh: bool) -> 
                 assert isinstance(old, dict)
             except (OSError, json.JSONDecodeError, AssertionError):
                 old = {"fingerprint": "unreadable"}
-        leftovers = [p for p in report_dir.iterdir() if p.name != PREVIOUS]
+        leftovers = [p for p in report_dir.iterdir() if p.name not in (PREVIOUS, LOCK_FILE)]
         if leftovers and (fresh or old.get("fingerprint") != fingerprint):
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            dest = report_dir / PREVIOUS / stamp
-            n = 1
-            while dest.exists():
-                dest, n = report_dir / PREVIOUS / f"{stamp}-{n}", n + 1
-            dest.mkdir(parents=True)
+            dest = previous_dir(report_dir)
             for p in leftovers:
                 shutil.move(str(p), dest / p.name)
             parts, old_parts = info.get("fingerprint_parts", {}), old.get("fingerprint_parts") or {}
@@ -127,6 +153,52 @@ def prepare_report_dir(report_dir: Path, info: dict, task: str, fresh: bool) -> 
     report_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(run_file, json.dumps({"task": task, **info}, indent=1) + "\n")
     return message
+
+
+def previous_dir(report_dir: Path) -> Path:
+    """A new, empty `previous/<date>` folder of `report_dir` for a run moved aside (`-1`, `-2` ... within one
+    second): nothing moved there earlier is ever replaced."""
+    stamp, n = time.strftime("%Y%m%d-%H%M%S"), 0
+    while True:
+        dest = report_dir / PREVIOUS / (f"{stamp}-{n}" if n else stamp)
+        try:
+            dest.mkdir(parents=True)
+            return dest
+        except FileExistsError:
+            n += 1
+
+
+class ReportDirBusy(RuntimeError):
+    """Another live process holds the report dir's lock."""
+
+
+def lock_report_dir(report_dir: Path, what: str = "pytest evals/"):
+    """Hold `report_dir` for this process's life: an exclusive `flock` on its lock file, which names the holder
+    (pid, host, start time, `what`). The OS drops the lock when its process dies, so the lock file of a dead run is
+    simply taken over. Returns the open file (keep it: closing it releases the lock); another live holder is a
+    ReportDirBusy naming it, with nothing in the dir written or moved."""
+    if report_dir.exists() and not report_dir.is_dir():
+        raise NotADirectoryError(f"report dir {report_dir} exists and is a file (expected a folder)")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    f = open(report_dir / LOCK_FILE, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        try:
+            h = json.loads(f.read())
+            holder = f"{h['what']}: pid {h['pid']} on {h['host']}, started {h['started']}"
+        except (ValueError, TypeError, KeyError):
+            holder = "its pid not yet written"
+        f.close()
+        raise ReportDirBusy(f"report dir {report_dir} is in use by another run ({holder}); wait for it to end, "
+                            "or give this run another report_dir") from None
+    f.seek(0)
+    f.truncate()
+    f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "what": what,
+                        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}) + "\n")
+    f.flush()
+    return f
 
 
 def write_atomic(path: Path, text: str | bytes) -> None:

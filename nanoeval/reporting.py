@@ -15,8 +15,8 @@ from pathlib import Path
 
 from nanoeval import __version__
 from nanoeval.benchmark import Metrics
-from nanoeval.journal import write_atomic
-from nanoeval.scoring import clean
+from nanoeval.journal import inside, write_atomic
+from nanoeval.scoring import clean, wilson
 from nanoeval.summary import RescoreSummary, Scores, SuiteEntry, SuiteSummary, TaskSummary
 
 
@@ -42,8 +42,11 @@ def dumps(obj) -> str:
 
 def assemble(m: Metrics, records: list[dict], *, task: str, name: str, skipped_rows: list[dict] = (),
              extra_counts: dict | None = None, flags: list[str] = (), warnings: list[str] = ()) -> Scores:
-    """The metric part of summary.json: the benchmark's metrics (from `summarize`) and counts of the records."""
-    return Scores(task=task, name=name, headline=m.headline, metrics=m.metrics, stderr=m.stderr,
+    """The metric part of summary.json: the benchmark's metrics (from `summarize`), each with its n and Wilson
+    interval (metrics are proportions), and counts of the records."""
+    n = {k: m.n.get(k, len(records)) for k in m.metrics}
+    return Scores(task=task, name=name, headline=m.headline, metrics=m.metrics, stderr=m.stderr, n=n,
+                  ci95={k: wilson(v, n[k]) for k, v in m.metrics.items()},
                   per_subject=m.per_subject, chance=m.chance, plot_by=m.plot_by,
                   counts={"examples": len(records), "skipped_rows": len(skipped_rows), **m.counts,
                           **(extra_counts or {})},
@@ -57,22 +60,25 @@ def write_task(report_dir: Path, records: list[dict], summary: TaskSummary | Res
              ("predictions.jsonl", "summary.json", "metrics.csv", "accuracy.png")}
     summary.artifacts = paths
     preds = "".join(json.dumps(clean(r), sort_keys=True, ensure_ascii=False) + "\n" for r in records)
-    write_atomic(report_dir / "predictions.jsonl", preds)
-    write_atomic(report_dir / "metrics.csv", metrics_csv(summary))
-    write_atomic(report_dir / "accuracy.png", plot_png(summary))
+    write_atomic(inside(report_dir, "predictions.jsonl"), preds)
+    write_atomic(inside(report_dir, "metrics.csv"), metrics_csv(summary))
+    write_atomic(inside(report_dir, "accuracy.png"), plot_png(summary))
     write_summary(report_dir, summary)  # last: its presence means the set is complete
     return paths
 
 
 def write_summary(report_dir: Path, summary: TaskSummary | RescoreSummary) -> None:
-    write_atomic(report_dir / "summary.json", dumps(summary.to_dict()))
+    write_atomic(inside(report_dir, "summary.json"), dumps(summary.to_dict()))
 
 
 def _value(s: Scores) -> str:
-    v, se = s.metrics.get(s.headline), s.stderr.get(s.headline)
-    if v is None:
+    """The headline ± its stderr; where that is 0 or undefined (0 % or 100 %, one example), its 95 % interval."""
+    v, se, ci = s.metrics.get(s.headline), s.stderr.get(s.headline), s.ci95.get(s.headline)
+    if v is None or v != v:
         return "-"
-    return f"{v:.4f} ± {se:.4f}" if se is not None and se == se else f"{v:.4f}"
+    if se is not None and se == se and se > 0:
+        return f"{v:.4f} ± {se:.4f}"
+    return f"{v:.4f} (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else f"{v:.4f}"
 
 
 def suite_table(summaries: dict[str, TaskSummary], gate_results: list) -> list[str]:
@@ -137,19 +143,24 @@ def html_summary(summaries: dict[str, TaskSummary], gate_results: list, failures
 
 
 def metrics_csv(summary: Scores) -> str:
-    """One row per subject (or shard), then the aggregate rows."""
+    """One row per subject (or shard), then the aggregate rows; each row with its own n, its stderr and the
+    Wilson 95 % interval of its value over that n."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["row", "metric", "n", "value", "stderr"])
+    w.writerow(["row", "metric", "n", "value", "stderr", "ci95_lo", "ci95_hi"])
+
+    def row(name: str, metric: str, n: int, value, se) -> None:
+        lo, hi = wilson(value, n) or (None, None)
+        w.writerow([name, metric, n, _fmt(value), _fmt(se), _fmt(lo), _fmt(hi)])
+
     for subject, v in summary.per_subject.items():
         for metric in [k for k in v if k not in ("n",) and not k.endswith("stderr")]:
             se = v.get("stderr") if metric == "acc" else v.get(f"{metric}_stderr")  # each metric its own
-            w.writerow([subject, metric, v["n"], _fmt(v[metric]), _fmt(se)])
-    n = summary.counts["examples"]
+            row(subject, metric, v["n"], v[metric], se)
     for metric, value in summary.metrics.items():
         if value is None or value != value:  # e.g. an MMLU category with no subject in this run: left out
             continue
-        w.writerow(["all", metric, n, _fmt(value), _fmt(summary.stderr.get(metric))])
+        row("all", metric, summary.n.get(metric, summary.counts["examples"]), value, summary.stderr.get(metric))
     return buf.getvalue()
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import threading
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from nanoeval import reporting
 from nanoeval.benchmark import Benchmark, Metrics
 from nanoeval.config import ConfigError, TaskConfig, task_to_dict
 from nanoeval.journal import JournalWriter, journal_path, read_journal
-from nanoeval.lookahead import Lookahead, case_examples, chunk_size
+from nanoeval.lookahead import Lookahead, case_examples, chunk_size, score_chunk
 from nanoeval.summary import TaskSummary
 
 WARN_TRUNCATED_SHARE = 0.05      # warn when more than this share of a task's generations hit max_new_tokens
@@ -103,31 +102,45 @@ def run_case(cfg: TaskConfig, case_id: str, root: Path, journal: Path, engine, p
              lookahead: Lookahead | None = None, queued: list[tuple[str, Path]] = ()) -> None:
     """One case of a task, resumed from its journal: the benchmark loads the case's examples (at most
     `dataset.limit`) and scores them in chunks. With a `lookahead`, the requests of this case and of the same
-    task's cases queued after it on this process (id, journal) are first scored together (lookahead.py)."""
+    task's cases queued after it on this process (id, journal) are first scored together, each example journaled
+    as soon as it is scored (lookahead.py); the case then scores what is left."""
     bench = benchmark(cfg)
     data = lookahead.load(bench, cfg, case_id, root) if lookahead else bench.load(cfg, case_id, root)
     started = time.time()  # the case's seconds include the look-ahead it starts
+    ahead = (0, 0)
     if lookahead:
         if progress is not None:  # shown while the look-ahead scores
             progress(len(read_journal(journal).records), len(case_examples(cfg, data)), 0, 0.0)
-        lookahead.prepare(bench, cfg, root, engine, data, [(case_id, journal), *queued])
+        scored = lookahead.prepare(bench, cfg, root, engine, data, [(case_id, journal), *queued], progress)
+        if scored and progress is not None:  # what this process scored in this session goes on counting them
+            shown = progress
+            progress = lambda done, total, now, seconds: shown(done, total, scored + now, seconds)  # noqa: E731
+        ahead = lookahead.taken(cfg, case_id)
     score_examples(journal, f"{cfg.name}:{case_id}", case_examples(cfg, data), lambda batch: bench.score(
                    engine, cfg, batch, data.context), engine, data.skipped, chunk_size(bench, engine), progress,
-                   started)
+                   started, ahead)
 
 
 def score_examples(journal: Path, key: str, examples: list, score, engine, skipped: list[dict] | None,
-                   chunk: int, progress=None, started: float | None = None) -> None:
-    """Score `examples` not yet in the journal, appending records per chunk (what a crash can lose), with the
-    engine's counters of that chunk; then mark the case complete (with how many of its requests were answered
-    from a look-ahead). A case with nothing to score fails."""
+                   chunk: int, progress=None, started: float | None = None,
+                   journaled_ahead: tuple[int, int] = (0, 0)) -> None:
+    """Score `examples` not yet in the journal, appending records per chunk (what a crash can lose), each with
+    its position (`_seq`: journaled ahead or now, the journal reads back in the examples' order), with the
+    engine's counters of that chunk; then mark the case complete: `scored_now` counts its examples scored in this
+    session, `journaled_ahead[0]` of them by a look-ahead, and `scored_ahead` the requests answered from one
+    (`journaled_ahead[1]` and any used now). A case with nothing to score fails."""
     j = read_journal(journal)
     if j.complete is not None:
         return
     if not examples and not j.records:
         why = f"; all {len(skipped)} of its rows were skipped as bad rows" if skipped else ""
         raise EmptyCaseError(f"{key}: no examples to score (the data has no rows for this case{why})")
-    done = {r["id"] for r in j.records}
+    done, ids = {r["id"] for r in j.records}, [e.id for e in examples]
+    if len(set(ids)) < len(ids):  # resume skips journaled ids: a repeated one would be skipped unscored
+        from nanoeval.data import DataLoadError
+
+        raise DataLoadError(f"{key}: example id {next(i for i in ids if ids.count(i) > 1)!r} occurs twice in the "
+                            "case's data; example ids must be unique")
     todo = [(i, e) for i, e in enumerate(examples) if e.id not in done]
     writer = JournalWriter(journal, keep_bytes=j.valid_bytes)
     started, n, ahead = started or time.time(), len(j.records), engine.ahead_used
@@ -135,12 +148,7 @@ def score_examples(journal: Path, key: str, examples: list, score, engine, skipp
         progress(n, len(examples), 0, 0.0)
 
     def scored(batch: list) -> tuple[list[dict], list[dict]]:
-        """A chunk's records and its counters line (on this thread: a served engine counts per thread)."""
-        engine.counts = {k: 0 for k in engine.counts}
-        records = score(batch)
-        _check_finite(records, key)
-        counts = {k: v for k, v in engine.counts.items() if v}
-        return records, [{"_counts": counts}] if counts else []
+        return score_chunk(engine, score, batch, key)
 
     try:
         if hasattr(engine, "concurrency"):  # a served model: `concurrency` requests in flight
@@ -148,15 +156,17 @@ def score_examples(journal: Path, key: str, examples: list, score, engine, skipp
             n += len(todo)
         else:
             for start in range(0, len(todo), chunk):
-                records, counts = scored([e for _, e in todo[start: start + chunk]])
-                writer.append(records + counts)
+                part = todo[start: start + chunk]
+                records, counts = scored([e for _, e in part])
+                writer.append([{**r, "_seq": i} for r, (i, _) in zip(records, part)] + counts)
                 n += len(records)
                 if progress is not None:
                     progress(n, len(examples), start + len(records), time.time() - started)
         finished = time.time()
         complete = {"n": n, "seconds": round(finished - started, 3), "started": round(started, 3),
                     "finished": round(finished, 3), "skipped": skipped or [], "model": engine.meta,
-                    "scored_now": len(todo), "scored_ahead": engine.ahead_used - ahead}
+                    "scored_now": len(todo) + journaled_ahead[0],
+                    "scored_ahead": journaled_ahead[1] + engine.ahead_used - ahead}
         writer.append([{"_complete": complete}])
     finally:
         writer.close()
@@ -205,13 +215,6 @@ def _score_concurrently(writer: JournalWriter, todo: list[tuple[int, object]], s
         raise error
 
 
-def _check_finite(records: list[dict], key: str) -> None:
-    for r in records:
-        if any(not math.isfinite(x) for x in r.get("lls", [])):
-            raise FloatingPointError(f"{key}: example {r['id']}: the model returned a non-finite log-likelihood "
-                                     f"{r['lls']} (expected finite numbers; check dtype/weights)")
-
-
 # ------------------------------------------------------------------------------------------------------ artifacts
 def build_task_artifacts(cfg: TaskConfig, rdir: Path, info: dict, selected: set[str] = frozenset(),
                          session_wall: float | None = None, session_start: float | None = None,
@@ -221,11 +224,18 @@ def build_task_artifacts(cfg: TaskConfig, rdir: Path, info: dict, selected: set[
     summary.json names, when the files are written elsewhere first (merge)."""
     records, done, missing, completes, per_case = [], [], [], [], {}
     counts = {"truncated_prompts": 0, "hit_max_new_tokens": 0}
+    where: dict = {}  # example id -> its journal line: artifacts count each distinct id once, or refuse
     for case_id in info["cases"]:
-        j = read_journal(journal_path(rdir, case_id))
+        path = journal_path(rdir, case_id)
+        j = read_journal(path)
         if j.complete is None:
             missing.append(case_id)
             continue
+        for r in j.records:
+            if r["id"] in where:
+                raise ValueError(f"{path}:{j.lines[r['id']]}: example id {r['id']!r} also in {where[r['id']]}; "
+                                 "ids must be unique within a task (does the data repeat it?)")
+            where[r["id"]] = f"{path}:{j.lines[r['id']]}"
         done.append(case_id)
         completes.append(j.complete)
         records.extend(j.records)
@@ -296,7 +306,7 @@ def finish_task(cfg: TaskConfig, rdir: Path, info: dict, baseline: Path | None, 
 
 def _warnings(metrics: Metrics, counts: dict, generations: int, cfg: TaskConfig) -> tuple[list[str], list[str]]:
     """What a reader of the number must know (short flags for tables, full sentences): generations cut at
-    max_new_tokens, and the benchmark's own notes (e.g. answers that are mostly the parser's fallback)."""
+    max_new_tokens, and the benchmark's own notes (e.g. responses the parser could not read, fallback_summary)."""
     flags, out = [], []
     cut = counts["hit_max_new_tokens"]
     if generations and cut > WARN_TRUNCATED_SHARE * generations:

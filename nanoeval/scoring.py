@@ -37,12 +37,58 @@ def by_subject(records: list[dict], key: str = "correct") -> dict[str, dict]:
 
 
 def macro(per_subject: dict[str, dict]) -> tuple[float, float]:
-    """Mean of per-subject accuracies; its standard error treats subjects as independent samples."""
-    accs = [v["acc"] for v in per_subject.values()]
-    if not accs:
+    """Mean of per-subject accuracies (0/1 outcomes) and its standard error, subjects as independent samples:
+    sqrt(sum of each subject's variance of its mean) / subjects.
+
+    A subject's variance is its own (sample variance / n, as lm-eval's stderr) when its examples disagree. A subject
+    of one example has none, and one whose examples all agree estimates 0, an error its few examples did not earn
+    (40 one-example subjects at 50 % would read `0.5000 ± 0.0000`); such a subject contributes the binomial variance
+    p(1 - p) / n of its mean at the task's pooled accuracy p (all examples of all subjects), the best estimate of its
+    outcome's spread there is. Only a task at 0 % or 100 % then has a zero, and its Wilson interval (`wilson`)
+    says how little that means."""
+    subjects = list(per_subject.values())
+    if not subjects:
         return float("nan"), float("nan")
-    ses = [v["stderr"] for v in per_subject.values() if not math.isnan(v["stderr"])]
-    return sum(accs) / len(accs), math.sqrt(sum(se * se for se in ses)) / len(accs)
+    pooled = sum(v["acc"] * v["n"] for v in subjects) / sum(v["n"] for v in subjects)
+    var = [v["stderr"] ** 2 if v["n"] > 1 and v["stderr"] > 0 else pooled * (1 - pooled) / v["n"]
+           for v in subjects]
+    return sum(v["acc"] for v in subjects) / len(subjects), math.sqrt(sum(var)) / len(subjects)
+
+
+def wilson(p: float | None, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """The Wilson score 95 % interval of a proportion `p` over `n` examples (None without either). Unlike p ± z se
+    it never collapses to a point: `dataset.limit: 1` at 100 % is [0.207, 1], not 1 ± 0."""
+    if p is None or p != p or not n:
+        return None
+    d = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / d
+    half = z / d * math.sqrt(max(0.0, p * (1 - p)) / n + z * z / (4 * n * n))
+    return max(0.0, center - half), min(1.0, center + half)
+
+
+# ------------------------------------------------------------------------ generations the parser could not read
+WARN_FALLBACK_SHARE = 0.05  # flag a generative task when more than this share of its responses had no readable answer
+
+
+def fallback_summary(records: list[dict], fallback: tuple[str, str] | None) -> tuple[dict[str, int],
+                                                                                      list[tuple[str, str]]]:
+    """Responses the parser could not read (records with `parse_failed`: generative strategies only), counted and
+    flagged the same way for every benchmark: `counts.fallback_rows` for summary.json and, when more than
+    WARN_FALLBACK_SHARE of the responses, a note (`FALLBACK n%` for the tables, a sentence for the warnings).
+    `fallback`: (what was scored instead, what the accuracy then mostly is), e.g. ("counted those rows wrong",
+    "zeros"); None when it is not known (no sentence, the count only)."""
+    parsed = [r for r in records if "parse_failed" in r]
+    if not parsed:
+        return {}, []
+    failed = sum(bool(r["parse_failed"]) for r in parsed)
+    share = 100 * failed / len(parsed)
+    if fallback is None or failed <= WARN_FALLBACK_SHARE * len(parsed):
+        return {"fallback_rows": failed}, []
+    instead, mostly = fallback
+    return {"fallback_rows": failed}, [(
+        f"FALLBACK {share:.0f}%",
+        f"fallback on {share:.0f} % of rows ({failed} of {len(parsed)} responses): the parser found no answer letter "
+        f"and {instead}" + (f", so this accuracy is mostly {mostly}" if 2 * failed >= len(parsed) else ""))]
 
 
 def clean(obj):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from nanoeval.config import (ConfigError, SuiteConfig, TaskConfig, check_report_dirs, load_suite, load_task,
                              report_dir)
-from nanoeval.data import DataError, scan_local
+from nanoeval.data import DataError, repeated_id, scan_local
+from nanoeval.journal import ReportDirBusy, lock_report_dir
 from nanoeval.pool import ModelPool
 from nanoeval.runner import benchmark, check_model, task_info
 
@@ -27,6 +28,13 @@ class Session:
     commits: dict[str, str | None] = field(default_factory=dict)  # model key -> resolved hub commit
     sizes: dict[str, dict[str, int]] = field(default_factory=dict)  # task -> expected examples per case
     started: float = field(default_factory=time.time)
+    locks: list = field(default_factory=list)                 # the report dirs' lock files, held (controller only)
+
+    def release(self) -> None:
+        """Let go of the report dirs (the OS does it anyway when the process ends)."""
+        for f in self.locks:
+            f.close()
+        self.locks = []
 
 
 def _abs(path: str, root: Path) -> Path:
@@ -75,11 +83,21 @@ def open_session(root: Path, config: str | None, suite: str | None, shard: str |
                 if why := benchmark(t).check_cases(t, root):
                     pre = f"tasks[{tasks.index(t)}]." if suite_cfg is not None else ""
                     raise ConfigError(f"{t.source}: {pre}{why}")
+                bench = benchmark(t)  # ids are unique or refused: resume and paired gates match examples by id
+                if bench.id_column and t.dataset.data_files and \
+                        (why := repeated_id(t.dataset, t.dataset.split, root, bench.id_column)):
+                    raise ConfigError(f"{t.source}: {why}")
                 s.infos[t.name] = task_info(t, root, model)
                 s.sizes[t.name] = benchmark(t).case_sizes(t, root)
             except (DataError, OSError) as e:
                 raise ConfigError(f"{t.source}: {e}") from None
             s.commits[ModelPool.key(t)] = s.infos[t.name]["model_identity"].get("commit")
+        for t in tasks:  # last, once all is checked: one run per report dir, nothing written before
+            try:
+                s.locks.append(lock_report_dir(dirs[t.name]))
+            except (ReportDirBusy, OSError) as e:
+                s.release()
+                raise ConfigError(f"{t.source}: report_dir: {e}") from None
     return s
 
 

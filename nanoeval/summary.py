@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 2  # 2: flags, warnings, gates in suites, timing split into session / task / case seconds
+SCHEMA_VERSION = 3  # 2: flags, warnings, gates in suites, timing split into session / task / case seconds;
+#                    3: n and ci95 per metric, counts.fallback_rows for every generative benchmark
 
 
 @dataclass
@@ -20,6 +21,9 @@ class Scores:
     headline: str
     metrics: dict[str, float | None]
     stderr: dict[str, float | None]
+    n: dict[str, int]               # examples behind each metric (an MMLU category: its own)
+    ci95: dict[str, list[float] | None]  # Wilson 95 % interval of each metric over its n (never a point, even at
+    #                                 0 % or 100 %, where the stderr is 0)
     per_subject: dict[str, dict]
     chance: float | None
     plot_by: str                    # accuracy.png: "subject" or "metrics"
@@ -75,6 +79,7 @@ class SuiteEntry:
     headline: str
     metrics: dict
     stderr: dict
+    ci95: dict
     counts: dict
     flags: list[str]
     warnings: list[str]

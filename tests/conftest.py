@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import datasets  # noqa: F401 - before pytester snapshots sys.modules: a re-import clashes in pyarrow's registry
 import pytest
 import yaml
 

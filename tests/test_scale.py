@@ -58,10 +58,12 @@ def test_killed_worker_is_an_error_not_silent_partial_results(run_evals, tiny_lm
     result = run_evals(cfg, "-n", "2", "-p", "tests.fault_injection", suite=True,
                        env={"NANOEVAL_FAULT_EXIT": "mmlu:astronomy"})
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["nanoeval ERROR: mmlu: 1 case(s) did not complete (failed, or a crashed worker): "
-                                 "astronomy; their journals are kept and a rerun continues them"])
+    # the worker dies at astronomy's first journal write, in astronomy's own run or in the look-ahead of the case
+    # before it on that worker (then that case is cut short too)
+    result.stdout.fnmatch_lines(["nanoeval ERROR: mmlu: * case(s) did not complete (failed, or a crashed worker): "
+                                 "*astronomy*; their journals are kept and a rerun continues them"])
     summary = json.loads((tmp_path / "s" / "mmlu" / "summary.json").read_text())
-    assert summary["cases"]["not_completed"] == ["astronomy"] and not summary["cases"]["complete"]
+    assert "astronomy" in summary["cases"]["not_completed"] and not summary["cases"]["complete"]
     # the rerun continues the crashed case from its journal and completes the task
     result = run_evals(cfg, suite=True)
     assert result.ret == 0

@@ -190,9 +190,11 @@ def test_environment_is_part_of_the_fingerprint(run_evals, tiny_lm, tmp_path, mo
 
     import platform
 
-    assert summary_of(out)["environment"] == {"torch": metadata.version("torch"), "dtype": "float32",
-                                              "transformers": metadata.version("transformers"), "device_type": "cpu",
-                                              "python": platform.python_version()}
+    assert summary_of(out)["environment"] == {
+        "torch": metadata.version("torch"), "dtype": "float32", "transformers": metadata.version("transformers"),
+        "device_type": "cpu", "python": platform.python_version(), "tokenizers": metadata.version("tokenizers"),
+        "datasets": metadata.version("datasets"), "jinja2": metadata.version("jinja2"),
+        "gguf": metadata.version("gguf"), "Pillow": metadata.version("Pillow")}
     from nanoeval import identity, runner
 
     cfg = load_task(_write(tmp_path / "c.yaml", mmlu_tiny_config(tiny_lm, out)))
@@ -210,7 +212,7 @@ def test_environment_is_part_of_the_fingerprint(run_evals, tiny_lm, tmp_path, mo
     run_json["fingerprint"] = "0" * 16
     (out / "run.json").write_text(json.dumps(run_json))
     result = run_evals(mmlu_tiny_config(tiny_lm, out))
-    result.stdout.fnmatch_lines(["nanoeval: mmlu: fingerprint changed (environment (torch, transformers, dtype, "
+    result.stdout.fnmatch_lines(["nanoeval: mmlu: fingerprint changed (environment (library versions, dtype, "
                                  "device): * -> *); previous run moved to *"])
 
 

@@ -96,4 +96,5 @@ BENCHMARK = Benchmark(
     options=ShardOptions, strategies=("rank_ll",),
     dataset={"path": "Rowan/hellaswag", "split": "validation", "fewshot_split": "train"},
     cases=shard_cases, load=load, score=score, summarize=summarize, recipe=recipe, check_cases=check_shards,
+    id_column="ind",  # unique, checked before the model loads
     case_sizes=lambda cfg, root: shard_sizes(cfg, root, FULL_SIZE))

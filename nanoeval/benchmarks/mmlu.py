@@ -33,7 +33,7 @@ from nanoeval.config import TaskConfig
 from nanoeval.data import (DataError, answer_index, dataset_label, get, parse_rows, snake, subject_cases,
                            subject_index, subject_sizes, unknown_subjects)
 from nanoeval.engine import GenRequest, LLRequest
-from nanoeval.scoring import LETTERS, accuracy, by_subject, first_letter, macro, mean_stderr
+from nanoeval.scoring import LETTERS, accuracy, by_subject, fallback_summary, first_letter, macro, mean_stderr
 
 
 # ------------------------------------------------------------------------------------ the prompt (lm-eval default)
@@ -208,13 +208,16 @@ def score(engine, cfg: TaskConfig, batch: list[Question], shots: list[Question])
 
 def summarize(records: list[dict], cfg: TaskConfig) -> Metrics:
     per = by_subject(records)
-    metrics, stderr = {}, {}
+    metrics, stderr, n = {}, {}, {}
     metrics["acc_macro"], stderr["acc_macro"] = macro(per)
     metrics["acc_micro"], stderr["acc_micro"] = accuracy(records)
     for cat in _GROUPS:
         cat_records = [float(r["correct"]) for r in records if CATEGORY.get(r["subject"]) == cat]
         metrics[f"acc_{cat}"], stderr[f"acc_{cat}"] = mean_stderr(cat_records)
-    return Metrics("acc_macro", metrics, stderr, per, chance=0.25)
+        n[f"acc_{cat}"] = len(cat_records)
+    # gen_letter: a response without a standalone letter is counted wrong, and said so
+    counts, notes = fallback_summary(records, ("counted those rows wrong", "zeros"))
+    return Metrics("acc_macro", metrics, stderr, per, chance=0.25, counts=counts, notes=notes, n=n)
 
 
 BENCHMARK = Benchmark(

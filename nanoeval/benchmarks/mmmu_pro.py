@@ -27,14 +27,13 @@ from nanoeval.benchmark import Benchmark, CaseData, Metrics, Options, Record, Re
 from nanoeval.config import TaskConfig
 from nanoeval.data import DataError, dataset_label, get, parse_rows, subject_cases, subject_sizes, unknown_subjects
 from nanoeval.engine import GenRequest
-from nanoeval.scoring import accuracy, by_subject, option_letters
+from nanoeval.scoring import accuracy, by_subject, fallback_summary, option_letters
 
 SUBJECTS = sorted("""Accounting Agriculture Architecture_and_Engineering Art Art_Theory Basic_Medical_Science Biology
     Chemistry Clinical_Medicine Computer_Science Design Diagnostics_and_Laboratory_Medicine Economics Electronics
     Energy_and_Power Finance Geography History Literature Manage Marketing Materials Math Mechanical_Engineering
     Music Pharmacy Physics Psychology Public_Health Sociology""".split())  # 30
 SETTINGS = ("standard (10 options)", "standard (4 options)", "vision")
-WARN_FALLBACK_SHARE = 0.5  # mark a task whose parser fell back to a seeded letter (or a wrong answer) this often
 
 # ------------------------------------------------------------------------------ the prompt (official prompts.yaml)
 INSTRUCTIONS = {
@@ -237,14 +236,12 @@ def summarize(records: list[dict], cfg: TaskConfig | None = None) -> Metrics:
     per = by_subject(records)
     for subject, fb in by_subject(records, "parse_failed").items():
         per[subject].update(fallback_rate=fb["acc"], fallback_rate_stderr=fb["stderr"])
-    rate, notes = metrics["fallback_rate"], []
-    if cfg is not None and rate == rate and rate >= WARN_FALLBACK_SHARE:
-        scored = "scored a seeded random letter, so this accuracy is mostly chance" \
-            if cfg.scoring.fallback == "seeded" else "counted those rows wrong, so this accuracy is mostly zeros"
-        notes.append((f"FALLBACK {100 * rate:.0f}%",
-                      f"fallback on {100 * rate:.0f} % of rows: the parser found no answer letter and {scored}"))
+    # cfg is None under `nanoeval rescore`, whose fallback is its own option: the count only
+    fallback = None if cfg is None else ("scored a seeded random letter", "chance") \
+        if cfg.scoring.fallback == "seeded" else ("counted those rows wrong", "zeros")
+    counts, notes = fallback_summary(records, fallback)
     return Metrics("acc", metrics, stderr, per, notes=notes, counts={
-        "fallback_rows": sum(r["parse_failed"] for r in records),
+        **counts,  # fallback_rows
         "nested_options_rows": sum(r["nested_options"] for r in records),
         "gold_out_of_range_rows": sum(r["gold_out_of_range"] for r in records)})
 
@@ -268,7 +265,7 @@ BENCHMARK = Benchmark(
     dataset={"path": "MMMU/MMMU_Pro", "name": "standard (10 options)", "split": "test"},
     dataset_from_options=lambda options: {"name": options.setting},  # the hub config is the setting
     cases=cases, load=load, score=score, summarize=summarize, recipe=recipe, case_sizes=case_sizes,
-    check_cases=check_cases, chunk=8,
+    check_cases=check_cases, chunk=8, id_column="id",
     rescore=Rescorer(
         needs=("id", "response", "options", "answer"), score=rescore_row,
         options={"fallback": {"choices": ["seeded", "count_wrong"], "default": "seeded"}},
