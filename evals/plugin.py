@@ -544,10 +544,11 @@ class NanoEvalPlugin:
             self.failures.append(f"{message}; {len(missing)} of {len(selected)} cases not run (fix it and rerun: "
                                  "finished cases are kept)")
         elif interrupted:
-            if missing:
+            if missing:  # what the unfinished cases' journals hold is kept too (the look-ahead journals as it scores)
+                kept = sum(len(read_journal(journal_path(self.s.dirs[t.name], c)).records) for c in missing)
                 self.notices.append(f"{t.name}: interrupted; rerun to resume ({len(selected) - len(missing)} of "
-                                    f"{len(selected)} cases done; a rerun keeps finished cases and continues a "
-                                    "partial one after its last record)")
+                                    f"{len(selected)} cases done, {kept} examples of unfinished cases journaled; a "
+                                    "rerun keeps them and scores only what is missing)")
         elif missing:
             self.failures.append(f"{t.name}: {len(missing)} case(s) did not complete (failed, or a crashed worker): "
                                  f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; their journals "

@@ -38,7 +38,8 @@ def test_an_interrupt_in_the_middle_of_a_lookahead_keeps_every_example_scored(ru
     out = killed.stdout.str()
     if sig == "INT":  # what Ctrl-C does: pytest stops, the plugin says what is kept
         assert killed.ret == 2, out
-        assert "nanoeval: mmlu: interrupted; rerun to resume (0 of 3 cases done" in out, out
+        assert f"nanoeval: mmlu: interrupted; rerun to resume (0 of 3 cases done, {K} examples of unfinished cases " \
+            "journaled; a rerun keeps them and scores only what is missing)" in out, out
     else:
         assert killed.ret == -signal.SIGKILL, out
     kept = journals(tmp_path / "run")
