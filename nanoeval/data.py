@@ -266,14 +266,17 @@ def parse_rows(ds: DatasetConfig, split: str, root: Path, parse, keep=None, subj
         try:
             item = parse(row, where, len(out) + len(skipped) + len(bad))
         except DataError as e:
-            (bad if ds.on_bad_row == "error" else skipped).append({"row": i, "error": str(e)})
+            if ds.on_bad_row == "error":
+                bad.append(e)
+            else:
+                skipped.append({"row": i, "error": str(e)})
             continue
         if item.id in seen:  # never skipped: a repeated id is one example counted twice, or lost on resume
             raise DataLoadError(_repeated(item.id, where, seen[item.id]))
         seen[item.id] = where
         out.append(item)
     if bad:  # every bad row of the case at once: one fix-and-rerun round, not one per row
-        raise DataError(bad_rows_message([b["error"] for b in bad]))
+        raise DataError(bad_rows_message([str(e) for e in bad])) from bad[0]  # --tb: the first row's own trace
     return out, skipped
 
 
