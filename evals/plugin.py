@@ -125,8 +125,11 @@ class Case:
         scored = (j.complete or {}).get("scored_now", 0)
         m = benchmark(self.cfg).summarize(j.records, self.cfg) if j.records else None
         headline = m.metrics.get(m.headline) if m else None
+        label = m.headline if m else None
+        if m and len(m.per_subject) == 1 and label.endswith("_macro"):  # a macro mean over one subject is its mean
+            label = label.removesuffix("_macro")
         info = {"task": self.cfg.name, "case": self.id, "n": len(j.records), "counts": j.counts,
-                "headline": m.headline if m else None,
+                "headline": label,
                 "headline_value": None if headline is None or headline != headline else headline,
                 "acc": correct / len(j.records) if j.records else None, "seconds": seconds,
                 "examples_per_second": round(scored / seconds, 2) if seconds and scored else None,

@@ -121,6 +121,9 @@ def test_html_title_contrast_and_a_single_subject_plot(run_evals, tiny_lm, tmp_p
     assert "table.nanoeval td, table.nanoeval th {padding: 3px 12px; color: #222" in text
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert list(summary["per_subject"]) == ["anatomy"]
+    # a subject's row in the results table: its accuracy, not a macro mean over one subject
+    cells = next(cells for test_id, cells in _rows_in_html(page).items() if "test_mmlu[" in test_id)
+    assert f"<td>acc {summary['per_subject']['anatomy']['acc']:.4f}</td>" in cells, cells
 
 
 def _plot_labels(summary) -> list[str]:
