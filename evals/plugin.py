@@ -27,7 +27,7 @@ import pytest
 
 from nanoeval import devices, progress, reporting
 from nanoeval.config import ConfigError, TaskConfig, suite_dir
-from nanoeval.data import DataLoadError
+from nanoeval.data import DataError, DataLoadError
 from nanoeval.engine.served import ServerError
 from nanoeval.gates import GateResult
 from nanoeval.journal import journal_path, prepare_report_dir, read_journal
@@ -114,22 +114,26 @@ class Case:
         run_case(self.cfg, self.id, self.root, self.journal, engine, advanced, plugin.lookahead,
                  [(c.id, c.journal) for c in queued_after(self.node) if c.cfg.name == self.cfg.name])
         j = read_journal(self.journal)
-        self.report(j)
+        self.report(j, plugin.s.started)
         self.check_subject_gate(j)
 
-    def report(self, j) -> None:
-        """Counts for the test report (plain JSON types: they cross xdist's transport)."""
+    def report(self, j, since: float) -> None:
+        """Counts for the test report (plain JSON types: they cross xdist's transport). `resumed`: the case was
+        complete before this session (`since`): its completion line, seconds and examples/s are an earlier run's."""
         correct = sum(bool(r.get("correct")) for r in j.records)
         seconds = (j.complete or {}).get("seconds")
         scored = (j.complete or {}).get("scored_now", 0)
         m = benchmark(self.cfg).summarize(j.records, self.cfg) if j.records else None
         headline = m.metrics.get(m.headline) if m else None
+        label = m.headline if m else None
+        if m and len(m.per_subject) == 1 and label.endswith("_macro"):  # a macro mean over one subject is its mean
+            label = label.removesuffix("_macro")
         info = {"task": self.cfg.name, "case": self.id, "n": len(j.records), "counts": j.counts,
-                "headline": m.headline if m else None,
+                "headline": label,
                 "headline_value": None if headline is None or headline != headline else headline,
                 "acc": correct / len(j.records) if j.records else None, "seconds": seconds,
                 "examples_per_second": round(scored / seconds, 2) if seconds and scored else None,
-                "resumed": scored == 0, "journal": str(self.journal),
+                "resumed": (j.complete or {}).get("started", since) < since, "journal": str(self.journal),
                 "predictions": str(self.report_dir / "predictions.jsonl")}
         self.node.user_properties.append(("nanoeval", json.loads(json.dumps(info))))
 
@@ -341,12 +345,15 @@ class NanoEvalPlugin:
     # ---------------------------------------------------------------------- errors that every case would hit
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item, call):
-        """A task-wide error is reported once, in one line (unless --tb asks for the trace)."""
+        """A task-wide error is reported once, in one line; a case's bad data rows are one line too (unless --tb
+        asks for the trace)."""
         report = yield
         c = _case_of(item)
         error = call.excinfo.value if call.excinfo is not None else None
         if c is not None and isinstance(error, ServerError) and item.config.option.tbstyle == "auto":
             report.longrepr = str(error)  # the server's own words, one line: the trace says nothing more
+        if c is not None and type(error) is DataError and item.config.option.tbstyle == "auto":
+            report.longrepr = str(error)  # bad rows of this case, named by file:line: like a config error
         if c is None or not isinstance(error, (TaskError, DataLoadError)) or not report.failed:
             return report
         message = str(error)
@@ -599,6 +606,13 @@ class NanoEvalPlugin:
 
     # -------------------------------------------------------------------------------------------- HTML report
     @pytest.hookimpl(optionalhook=True)
+    def pytest_html_report_title(self, report):
+        """The page's title: what ran (the suite, or the tasks, and their file), not the report's file name."""
+        what = self.s.suite.name if self.s.suite else ", ".join(t.name for t in self.s.tasks)
+        source = self.s.suite.source if self.s.suite else self.s.tasks[0].source if self.s.tasks else ""
+        report.title = f"NanoEval: {what}" + (f" ({Path(source).name})" if source else "")
+
+    @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, prefix, summary, postfix, session):
         if not self.summaries:
             return
@@ -621,5 +635,9 @@ def pytest_html_results_table_row(report, cells):
     cells[:] = [f'<td class="col-testId">{html.escape(test_id)}</td>' if c == raw else c for c in cells]
     info = dict(getattr(report, "user_properties", [])).get("nanoeval") or {}
     value = info.get("headline_value")
+    if info.get("resumed") and info.get("seconds") is not None:  # the case's scoring time, not the resume's ms
+        took = f"{info['seconds']:.2f} s" if info["seconds"] >= 1 else f"{round(info['seconds'] * 1000)} ms"
+        cells[:] = [f'<td class="col-duration">{took} (from journal)</td>'
+                    if c.startswith('<td class="col-duration">') else c for c in cells]
     cells.insert(2, "<td></td>" if value is None else f"<td>{info['headline']} {value:.4f}</td>")
     cells.insert(3, f"<td>{info.get('n', '')}</td>")

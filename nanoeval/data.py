@@ -258,23 +258,35 @@ def parse_rows(ds: DatasetConfig, split: str, root: Path, parse, keep=None, subj
     it is left out and listed (summary.json counts it)."""
     rows, address = load_rows(ds, split, root), row_addresses(ds, split, root)
     indices = range(len(rows)) if subject is None else subject_index(ds, split, root, normalize).get(subject, [])
-    out, skipped, seen = [], [], {}
+    out, skipped, bad, seen = [], [], [], {}
     for i in indices:
         row, where = rows[i], address(i)
         if keep is not None and not keep(i, row, where):
             continue
         try:
-            item = parse(row, where, len(out) + len(skipped))
+            item = parse(row, where, len(out) + len(skipped) + len(bad))
         except DataError as e:
             if ds.on_bad_row == "error":
-                raise
-            skipped.append({"row": i, "error": str(e)})
+                bad.append(e)
+            else:
+                skipped.append({"row": i, "error": str(e)})
             continue
         if item.id in seen:  # never skipped: a repeated id is one example counted twice, or lost on resume
             raise DataLoadError(_repeated(item.id, where, seen[item.id]))
         seen[item.id] = where
         out.append(item)
+    if bad:  # every bad row of the case at once: one fix-and-rerun round, not one per row
+        raise DataError(bad_rows_message([str(e) for e in bad])) from bad[0]  # --tb: the first row's own trace
     return out, skipped
+
+
+def bad_rows_message(errors: list[str], shown: int = 3) -> str:
+    """One line for the bad rows of a case: the row's own message, or how many and the first few."""
+    hint = "fix the rows, or set dataset.on_bad_row: skip"
+    if len(errors) == 1:
+        return f"{errors[0]} ({hint})"
+    more = f"; ... and {len(errors) - shown} more" if len(errors) > shown else ""
+    return f"{len(errors)} bad rows: {'; '.join(errors[:shown])}{more} ({hint})"
 
 
 def _repeated(value, where: str, first: str) -> str:

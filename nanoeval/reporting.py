@@ -81,6 +81,12 @@ def _value(s: Scores) -> str:
     return f"{v:.4f} (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else f"{v:.4f}"
 
 
+def notes(s: TaskSummary) -> list[str]:
+    """A task's notes for tables: its flags, then how many of its examples came from earlier journals."""
+    resumed = s.timing.get("examples_resumed")
+    return [*s.flags, *([f"resumed {resumed} of {s.counts['examples']} examples from journals"] if resumed else [])]
+
+
 def suite_table(summaries: dict[str, TaskSummary], gate_results: list) -> list[str]:
     """The compact end-of-run table: task, headline ± stderr, examples, examples/s, cases, gates."""
     rows = [("task", "metric", "value", "examples", "ex/s", "cases", "gates", "notes")]
@@ -89,7 +95,7 @@ def suite_table(summaries: dict[str, TaskSummary], gate_results: list) -> list[s
         eps = s.timing["examples_per_second"]
         cases = "complete" if s.cases["complete"] else f"{len(s.cases['missing'])} missing"
         rows.append((name, s.headline, _value(s), str(s.counts["examples"]),
-                     "-" if eps is None else f"{eps:.1f}", cases, gate, ", ".join(s.flags) or "-"))
+                     "-" if eps is None else f"{eps:.1f}", cases, gate, ", ".join(notes(s)) or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(c.ljust(w) if i in (0, 1, 5, 6, 7) else c.rjust(w)
                       for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
@@ -109,18 +115,21 @@ def html_summary(summaries: dict[str, TaskSummary], gate_results: list, failures
     import html
     import os
 
-    out = ["<h2>NanoEval</h2>", "<style>table.nanoeval td, table.nanoeval th {padding: 3px 12px; "
-           "border-bottom: 1px solid #ddd; text-align: left}</style>", "<table class='nanoeval'><tr><th>task</th><th>metric</th><th>value</th>"
+    # pytest-html's page sets body text to #999: the NanoEval part sets its own dark text
+    out = ["<h2>NanoEval</h2>", "<style>table.nanoeval td, table.nanoeval th {padding: 3px 12px; color: #222; "
+           "border-bottom: 1px solid #ddd; text-align: left} h3.nanoeval {color: #222}</style>", "<table class='nanoeval'><tr><th>task</th><th>metric</th><th>value</th>"
            "<th>examples</th><th>ex/s</th><th>cases</th><th>gates</th><th>notes</th><th>predictions</th></tr>"]
     for name, s in summaries.items():
         eps = s.timing["examples_per_second"]
         cases = "complete" if s.cases["complete"] else f"{len(s.cases['missing'])} missing"
         preds = Path(s.artifacts["predictions.jsonl"])
         link = os.path.relpath(preds, page.parent) if page is not None else preds.as_uri()
+        noted = ", ".join(f"<span style='color:#b00'>{html.escape(n)}</span>" if n in s.flags else html.escape(n)
+                          for n in notes(s))  # flags in red; "resumed ..." plain
         out.append(f"<tr><td>{html.escape(name)}</td><td>{s.headline}</td><td>{_value(s)}</td>"
                    f"<td>{s.counts['examples']}</td><td>{eps if eps is not None else '-'}</td><td>{cases}</td>"
                    f"<td>{_gates(name, gate_results)}</td>"
-                   f"<td style='color:#b00'>{html.escape(', '.join(s.flags))}</td>"
+                   f"<td>{noted}</td>"
                    f"<td><a href='{html.escape(link)}'>predictions.jsonl</a></td></tr>")
     out.append("</table>")
     for name, s in summaries.items():
@@ -138,7 +147,7 @@ def html_summary(summaries: dict[str, TaskSummary], gate_results: list, failures
         png = Path(s.artifacts["accuracy.png"])
         if png.exists():
             data = base64.b64encode(png.read_bytes()).decode()
-            out.append(f"<h3>{html.escape(name)}</h3><img style='max-width:900px' src='data:image/png;base64,{data}'/>")
+            out.append(f"<h3 class='nanoeval'>{html.escape(name)}</h3><img style='max-width:900px' src='data:image/png;base64,{data}'/>")
     return out
 
 
@@ -177,7 +186,7 @@ def plot_png(summary: Scores) -> bytes:
 
     per = summary.per_subject
     headline, name = summary.metrics.get(summary.headline), summary.headline
-    if len(per) > 1 and summary.plot_by != "metrics":
+    if per and summary.plot_by != "metrics":  # one subject too: its bar is named by the subject, not a metric
         items = sorted(per.items(), key=lambda kv: kv[1]["acc"])
         labels = [f"{k} (n={v['n']})" for k, v in items]
         values = [v["acc"] for _, v in items]

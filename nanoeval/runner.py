@@ -255,12 +255,14 @@ def build_task_artifacts(cfg: TaskConfig, rdir: Path, info: dict, selected: set[
     skipped = info["dataset"].get("skipped_lines", []) + [s for c in completes for s in c.get("skipped", [])]
     not_completed = [c for c in missing if f"{cfg.name}:{c}" in selected]
     generations = sum(1 for r in records if "response" in r)
-    flags, warnings = _warnings(metrics, counts, generations, cfg)
+    flags, warnings = _warnings(metrics, counts, generations, cfg, skipped)
     timing = {"session_wall_seconds": None if session_wall is None else round(session_wall, 2),
               "task_wall_seconds": None if span is None else round(span, 2),
               "case_seconds_sum": round(case_seconds, 2),
               "model_load_seconds": completes[0]["model"].get("load_seconds"),
               "examples_scored": scored,
+              # read back from journals written before this session (None: no session, e.g. a merge)
+              "examples_resumed": None if session_start is None else len(records) - scored,
               "examples_per_second": round(scored / case_seconds, 2) if case_seconds and scored else None,
               "examples_per_second_basis": "examples scored / case_seconds_sum over the cases scored in this "
                                            "session (all cases after a merge): scoring throughput per process, "
@@ -304,10 +306,17 @@ def finish_task(cfg: TaskConfig, rdir: Path, info: dict, baseline: Path | None, 
     return summary, results
 
 
-def _warnings(metrics: Metrics, counts: dict, generations: int, cfg: TaskConfig) -> tuple[list[str], list[str]]:
-    """What a reader of the number must know (short flags for tables, full sentences): generations cut at
-    max_new_tokens, and the benchmark's own notes (e.g. responses the parser could not read, fallback_summary)."""
+def _warnings(metrics: Metrics, counts: dict, generations: int, cfg: TaskConfig,
+              skipped: list[dict] = ()) -> tuple[list[str], list[str]]:
+    """What a reader of the number must know (short flags for tables, full sentences): bad rows left out,
+    generations cut at max_new_tokens, and the benchmark's own notes (e.g. responses the parser could not read,
+    fallback_summary)."""
     flags, out = [], []
+    if skipped:
+        first = "; ".join(str(s.get("error", s.get("row"))) for s in skipped[:3])
+        flags.append(f"{len(skipped)} rows skipped")
+        out.append(f"{len(skipped)} bad data rows skipped (dataset.on_bad_row: skip), not counted in the metrics: "
+                   f"{first}{' ...' if len(skipped) > 3 else ''}")
     cut = counts["hit_max_new_tokens"]
     if generations and cut > WARN_TRUNCATED_SHARE * generations:
         flags.append(f"cut {100 * cut / generations:.0f}%")

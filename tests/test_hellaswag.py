@@ -108,7 +108,7 @@ def test_bad_label_names_the_row_or_is_skipped(run_evals, tiny_lm, tmp_path):
     cfg["scoring"]["num_shards"] = 1
     result = run_evals(cfg)
     assert result.ret == 1
-    result.stdout.fnmatch_lines([f"*DataError: {bad}:4: answer 4 out of range*"])
+    result.stdout.fnmatch_lines([f"*{bad}:4: answer 4 out of range*"])
     cfg["dataset"]["on_bad_row"] = "skip"
     assert run_evals(cfg).ret == 0
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())

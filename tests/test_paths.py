@@ -93,7 +93,8 @@ def test_a_case_id_with_html_is_escaped_in_the_html_report(run_evals, tiny_lm, t
         dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
                               "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
         assert f'col-testId">evals/test_mmlu.py::test_mmlu[{html.escape(payload, quote=False)}]<' in dom
-        assert re.search(r"<title[^>]*>([^<]*)</title>", dom).group(1) == "report.html"
+        title = re.search(r"<title[^>]*>([^<]*)</title>", dom).group(1)
+        assert title.startswith("NanoEval: ") and "pwned" not in title
 
 
 def test_four_merges_into_one_out_keep_three_previous_runs(run_evals, tiny_lm, tmp_path):

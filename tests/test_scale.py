@@ -198,7 +198,7 @@ def test_html_report_has_table_gates_and_plots(run_evals, tiny_lm, tmp_path):
     assert "<h2>NanoEval</h2>" in page and "gate PASSED: mmlu min" in page
     assert page.count("data:image/png;base64,") >= 2 and "predictions.jsonl</a>" in page
     assert "<th>Headline</th>" in page and "<th>Examples</th>" in page
-    assert "acc_norm 0." in page and "acc_macro 0." in page  # each case shows its task's headline metric
+    assert "acc_norm 0." in page and "acc 0." in page  # each case: its headline (one subject: its acc, not a macro)
     assert "<th>gates</th>" in page and "<td>pass</td>" in page
     assert "href='s/mmlu/predictions.jsonl'" in page and "file://" not in page.split("<h2>NanoEval</h2>")[1][:4000]
     assert '"lls"' not in page  # predictions are linked, not embedded

@@ -240,7 +240,9 @@ def summarize(records: list[dict], cfg: TaskConfig | None = None) -> Metrics:
     fallback = None if cfg is None else ("scored a seeded random letter", "chance") \
         if cfg.scoring.fallback == "seeded" else ("counted those rows wrong", "zeros")
     counts, notes = fallback_summary(records, fallback)
-    return Metrics("acc", metrics, stderr, per, notes=notes, counts={
+    # a uniform guess among each question's options (MMMU-Pro has up to 10), averaged: the plot's chance line
+    chance = sum(1 / len(r["options"]) for r in records if r["options"]) / len(records) if records else None
+    return Metrics("acc", metrics, stderr, per, chance=chance, notes=notes, counts={
         **counts,  # fallback_rows
         "nested_options_rows": sum(r["nested_options"] for r in records),
         "gold_out_of_range_rows": sum(r["gold_out_of_range"] for r in records)})
