@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
+import yaml
 
+from nanoeval.config import load_task
 from nanoeval.engine.loading import gguf_cache_dir
 from nanoeval.journal import journal_path, read_journal
-from tests.conftest import mmlu_tiny_config, read_jsonl
+from tests.conftest import ROOT, mmlu_tiny_config, read_jsonl
 
 TWO = ["anatomy", "astronomy"]
 
@@ -71,6 +75,28 @@ def test_adding_a_subject_scores_only_it(run_evals, tiny_lm, tmp_path):
     # and a smaller subject list reports only its subjects
     run(run_evals, tiny_lm, rdir, dataset__subjects=["astronomy"], dataset__limit=2)
     assert sorted(summary(rdir)["per_subject"]) == ["astronomy"] and summary(rdir)["counts"]["examples"] == 2
+    # runs of one fingerprint that select differently are not shards of one run: merge refuses them in one line
+    other = tmp_path / "other"
+    run(run_evals, tiny_lm, other, dataset__subjects=TWO, dataset__limit=2)
+    res = subprocess.run([sys.executable, "-m", "nanoeval.cli", "merge", str(rdir), str(other), "--out",
+                          str(tmp_path / "merged")], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode != 0 and "shards select different examples" in res.stderr + res.stdout, res.stderr
+    assert not (tmp_path / "merged").exists()
+
+
+def test_selection_is_not_in_the_config_hash(tmp_path):
+    """limit, subjects and shard counts select examples; a setting that changes a record still changes the hash."""
+    def config_hash(**overrides):
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(mmlu_tiny_config("m", tmp_path / "r", **overrides)))
+        return load_task(path).config_hash()
+
+    base = config_hash()
+    assert config_hash(dataset__limit=2) == config_hash(dataset__subjects=["anatomy"]) == base
+    assert config_hash(scoring={"strategy": "rank_ll", "num_fewshot": 1}) != base
+    hs = {"task": "hellaswag", "dataset": {"data_files": {"validation": "x.jsonl"}}}
+    assert config_hash(**hs, scoring={"num_shards": 2}) == config_hash(**hs, scoring={"num_shards": 4}) == \
+        config_hash(**hs, scoring={"shard_size": 3})
 
 
 def test_a_smaller_limit_reports_only_what_it_selects(run_evals, tiny_lm, tmp_path):
