@@ -251,7 +251,7 @@ def build_task_artifacts(cfg: TaskConfig, rdir: Path, info: dict, selected: set[
         if chosen is None:
             missing.append(case_id)
             continue
-        for r in chosen:
+        for r in j.records:  # every journaled id, selected or not: a stray one is named, never ignored
             if r["id"] in where:
                 raise ValueError(f"{path}:{j.lines[r['id']]}: example id {r['id']!r} also in {where[r['id']]}; "
                                  "ids must be unique within a task (does the data repeat it?)")
