@@ -33,7 +33,7 @@ from nanoeval.gates import GateResult
 from nanoeval.journal import journal_path, prepare_report_dir, read_journal
 from nanoeval.lookahead import Lookahead
 from nanoeval.pool import ModelPool
-from nanoeval.runner import TaskError, benchmark, finish_task, has_gates, run_case
+from nanoeval.runner import TaskError, benchmark, case_records, finish_task, has_gates, run_case
 from nanoeval.session import DEFAULT_SUITE, Session, baseline_path, open_session
 
 EVALS_DIR = Path(__file__).resolve().parent
@@ -114,6 +114,7 @@ class Case:
         run_case(self.cfg, self.id, self.root, self.journal, engine, advanced, plugin.lookahead,
                  [(c.id, c.journal) for c in queued_after(self.node) if c.cfg.name == self.cfg.name])
         j = read_journal(self.journal)
+        j.records = case_records(j, self.cfg)  # what this run's selection selects (the journal may hold more)
         self.report(j, plugin.s.started)
         self.check_subject_gate(j)
 

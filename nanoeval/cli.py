@@ -174,7 +174,7 @@ def _merge_into(args, out: Path) -> list[str]:
     from nanoeval.config import ConfigError, task_from_dict
     from nanoeval.journal import JOURNALS, inside, journal_path, prepare_report_dir, read_journal
     from nanoeval.reporting import write_suite
-    from nanoeval.runner import build_task_artifacts
+    from nanoeval.runner import build_task_artifacts, case_records
 
     inputs = [Path(d) for d in args.dirs]
     for d in inputs:
@@ -202,11 +202,22 @@ def _merge_into(args, out: Path) -> list[str]:
             detail = "; ".join(f"{d}: {r['fingerprint']}" for d, r in runs.items())
             raise MergeError(f"{task}: shards come from different runs ({', '.join(differ) or 'fingerprint'} "
                              f"differ; fingerprints {detail})")
+        selections = {json.dumps([r["cases"], r["config"]["dataset"].get("limit")]) for r in runs.values()}
+        if len(selections) > 1:  # the fingerprint leaves selection out: shards of one run select alike
+            detail = "; ".join(f"{d}: {len(r['cases'])} cases, limit {r['config']['dataset'].get('limit')}"
+                               for d, r in runs.items())
+            raise MergeError(f"{task}: shards select different examples (dataset.subjects, dataset.limit or "
+                             f"num_shards differ: {detail}); rerun them with one config")
         first = next(iter(runs.values()))
+        try:
+            cfg = task_from_dict(first["config"])
+        except ConfigError as e:
+            raise MergeError(f"{per_dir[next(iter(runs))][task] / 'run.json'}: {e}; rerun its shards with this "
+                             "version") from None
         owner: dict[str, Path] = {}
         for d in runs:
-            for case in first["cases"]:
-                if read_journal(journal_path(per_dir[d][task], case)).complete is not None:
+            for case in first["cases"]:  # complete for the selection merged (shards may have run other limits)
+                if case_records(read_journal(journal_path(per_dir[d][task], case)), cfg) is not None:
                     if case in owner:
                         raise MergeError(f"{task}: case {case!r} is complete in two shards: {owner[case]} and {d}")
                     owner[case] = d
@@ -214,11 +225,6 @@ def _merge_into(args, out: Path) -> list[str]:
         if missing:
             raise MergeError(f"{task}: {len(missing)} case(s) complete in no shard (a shard is missing?): "
                              f"{', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
-        try:
-            cfg = task_from_dict(first["config"])
-        except ConfigError as e:
-            raise MergeError(f"{per_dir[next(iter(runs))][task] / 'run.json'}: {e}; rerun its shards with this "
-                             "version") from None
         try:  # a task name is a folder of a suite dir: one that climbs out (an edited run.json) is refused
             tdir = inside(out, task) if suite_mode else out
         except ValueError as e:

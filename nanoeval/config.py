@@ -53,6 +53,10 @@ class ModelConfig:
 
 # how a served model is reached, not what it is: not part of the fingerprint (a run resumes on another port)
 SERVING_KEYS = ("base_url", "api_key_env", "concurrency", "timeout", "max_retries")
+# what selects examples, not what a record is (a record's shots are seeded by its own id): not part of the
+# fingerprint, so a rerun with a larger or other selection keeps every journaled example and scores only the new
+# ones; runner.case_records reports only what the current selection selects
+SELECTION_KEYS = {"dataset": ("subjects", "limit"), "scoring": ("num_shards", "shard_size")}
 
 
 @dataclass(frozen=True)
@@ -111,13 +115,14 @@ class TaskConfig:
     suite: str | None = None
 
     def config_hash(self) -> str:
-        """Hash of the settings that can change a result: model, dataset, scoring, seed (not engine, gates, paths).
-        The run fingerprint adds the model's files, the data files, the recipe code and the environment
-        (nanoeval/identity.py)."""
+        """Hash of the settings that can change a result: model, dataset, scoring, seed (not engine, gates, paths,
+        nor what selects examples: SELECTION_KEYS). The run fingerprint adds the model's files, the data files, the
+        recipe code and the environment (nanoeval/identity.py)."""
         model = {k: v for k, v in dataclasses.asdict(self.model).items() if k not in SERVING_KEYS}
-        payload = {"task": self.task, "model": model,
-                   "dataset": dataclasses.asdict(self.dataset), "scoring": dataclasses.asdict(self.scoring),
-                   "seed": self.seed}
+        dataset, scoring = (
+            {k: v for k, v in dataclasses.asdict(part).items() if k not in SELECTION_KEYS[name]}
+            for name, part in (("dataset", self.dataset), ("scoring", self.scoring)))
+        payload = {"task": self.task, "model": model, "dataset": dataset, "scoring": scoring, "seed": self.seed}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

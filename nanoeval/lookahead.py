@@ -50,7 +50,12 @@ class _Recorder:
 
 def case_examples(cfg: TaskConfig, data: CaseData) -> list:
     """The examples a case scores: all of them, or the first `dataset.limit`."""
-    return data.examples[: cfg.dataset.limit] if cfg.dataset.limit else data.examples
+    return selection(cfg, data.examples)
+
+
+def selection(cfg: TaskConfig, items: list) -> list:
+    """What `dataset.limit` selects of a case's examples (or of their ids, in order): the first `limit`, or all."""
+    return items[: cfg.dataset.limit] if cfg.dataset.limit else items
 
 
 def chunk_size(bench, engine) -> int:
@@ -80,7 +85,7 @@ class _Queued:
     journal: Path
     data: CaseData
     valid_bytes: int
-    done: int                                # records in its journal
+    done: int                                # its examples in its journal
     total: int                               # its examples
     todo: list[tuple[int, object]]
     left: list[int] = field(default_factory=list)
@@ -127,10 +132,12 @@ class Lookahead:
                 if len({e.id for e in examples}) < len(examples):
                     raise ValueError("repeated example ids")  # its own run names the id
                 done = {r["id"] for r in j.records}
-                todo = [(pos, e) for pos, e in enumerate(examples) if e.id not in done and j.complete is None]
+                todo = [(pos, e) for pos, e in enumerate(examples) if e.id not in done]  # complete ones too:
+                # a rerun with a larger dataset.limit scores only the examples it adds
                 if i == 0 and not todo:
                     return 0  # a finished case: the rerun of a complete run looks ahead for nothing
-                q, rec = _Queued(cid, journal, d, j.valid_bytes, len(j.records), len(examples), todo), _Recorder()
+                q = _Queued(cid, journal, d, j.valid_bytes, len(examples) - len(todo), len(examples), todo)
+                rec = _Recorder()
                 for k, (_, e) in enumerate(todo):  # one example at a time: which requests are whose
                     before = len(rec.requests)
                     bench.score(rec, cfg, [e], d.context)

@@ -21,8 +21,8 @@ from pathlib import Path
 from nanoeval import reporting
 from nanoeval.benchmark import Benchmark, Metrics
 from nanoeval.config import ConfigError, TaskConfig, task_to_dict
-from nanoeval.journal import JournalWriter, journal_path, read_journal
-from nanoeval.lookahead import Lookahead, case_examples, chunk_size, score_chunk
+from nanoeval.journal import Journal, JournalWriter, journal_path, read_journal
+from nanoeval.lookahead import Lookahead, case_examples, chunk_size, score_chunk, selection
 from nanoeval.summary import TaskSummary
 
 WARN_TRUNCATED_SHARE = 0.05      # warn when more than this share of a task's generations hit max_new_tokens
@@ -118,20 +118,21 @@ def run_case(cfg: TaskConfig, case_id: str, root: Path, journal: Path, engine, p
         ahead = lookahead.taken(cfg, case_id)
     score_examples(journal, f"{cfg.name}:{case_id}", case_examples(cfg, data), lambda batch: bench.score(
                    engine, cfg, batch, data.context), engine, data.skipped, chunk_size(bench, engine), progress,
-                   started, ahead)
+                   started, ahead, [e.id for e in data.examples])
 
 
 def score_examples(journal: Path, key: str, examples: list, score, engine, skipped: list[dict] | None,
                    chunk: int, progress=None, started: float | None = None,
-                   journaled_ahead: tuple[int, int] = (0, 0)) -> None:
+                   journaled_ahead: tuple[int, int] = (0, 0), example_ids: list | None = None) -> None:
     """Score `examples` not yet in the journal, appending records per chunk (what a crash can lose), each with
     its position (`_seq`: journaled ahead or now, the journal reads back in the examples' order), with the
     engine's counters of that chunk; then mark the case complete: `scored_now` counts its examples scored in this
     session, `journaled_ahead[0]` of them by a look-ahead, and `scored_ahead` the requests answered from one
-    (`journaled_ahead[1]` and any used now). A case with nothing to score fails."""
+    (`journaled_ahead[1]` and any used now); `example_ids`, every example id of the case in order (default: those
+    of `examples`), from which `case_records` reads what a later run's `dataset.limit` selects. A complete case
+    whose selection grew scores the new examples (or finds them journaled ahead) and appends a new completion line
+    (the last one counts); one with nothing new is left as it is. A case with nothing to score fails."""
     j = read_journal(journal)
-    if j.complete is not None:
-        return
     if not examples and not j.records:
         why = f"; all {len(skipped)} of its rows were skipped as bad rows" if skipped else ""
         raise EmptyCaseError(f"{key}: no examples to score (the data has no rows for this case{why})")
@@ -142,8 +143,10 @@ def score_examples(journal: Path, key: str, examples: list, score, engine, skipp
         raise DataLoadError(f"{key}: example id {next(i for i in ids if ids.count(i) > 1)!r} occurs twice in the "
                             "case's data; example ids must be unique")
     todo = [(i, e) for i, e in enumerate(examples) if e.id not in done]
+    if j.complete is not None and not todo and not journaled_ahead[0]:
+        return  # complete for this selection, nothing new (not even journaled ahead): its completion line stands
     writer = JournalWriter(journal, keep_bytes=j.valid_bytes)
-    started, n, ahead = started or time.time(), len(j.records), engine.ahead_used
+    started, n, ahead = started or time.time(), len(examples) - len(todo), engine.ahead_used
     if progress is not None:
         progress(n, len(examples), 0, 0.0)
 
@@ -166,7 +169,8 @@ def score_examples(journal: Path, key: str, examples: list, score, engine, skipp
         complete = {"n": n, "seconds": round(finished - started, 3), "started": round(started, 3),
                     "finished": round(finished, 3), "skipped": skipped or [], "model": engine.meta,
                     "scored_now": len(todo) + journaled_ahead[0],
-                    "scored_ahead": journaled_ahead[1] + engine.ahead_used - ahead}
+                    "scored_ahead": journaled_ahead[1] + engine.ahead_used - ahead,
+                    "example_ids": [e.id for e in examples] if example_ids is None else example_ids}
         writer.append([{"_complete": complete}])
     finally:
         writer.close()
@@ -215,6 +219,21 @@ def _score_concurrently(writer: JournalWriter, todo: list[tuple[int, object]], s
         raise error
 
 
+def case_records(j: Journal, cfg: TaskConfig) -> list[dict] | None:
+    """A case's records that `cfg` selects, in the examples' order: the first `dataset.limit` of the example ids its
+    last completion line lists (a journal may hold more, scored under a larger limit); None while the case is not
+    complete for that selection (never completed, or a larger limit's examples not all scored yet). Records are
+    per example, so reruns with another selection share journals; no data is read."""
+    if j.complete is None:
+        return None
+    ids = j.complete.get("example_ids")
+    if ids is None:  # a journal written before completion lines listed their ids
+        return j.records
+    by_id = {r["id"]: r for r in j.records}
+    chosen = selection(cfg, ids)
+    return [by_id[i] for i in chosen] if all(i in by_id for i in chosen) else None
+
+
 # ------------------------------------------------------------------------------------------------------ artifacts
 def build_task_artifacts(cfg: TaskConfig, rdir: Path, info: dict, selected: set[str] = frozenset(),
                          session_wall: float | None = None, session_start: float | None = None,
@@ -228,18 +247,19 @@ def build_task_artifacts(cfg: TaskConfig, rdir: Path, info: dict, selected: set[
     for case_id in info["cases"]:
         path = journal_path(rdir, case_id)
         j = read_journal(path)
-        if j.complete is None:
+        chosen = case_records(j, cfg)
+        if chosen is None:
             missing.append(case_id)
             continue
-        for r in j.records:
+        for r in j.records:  # every journaled id, selected or not: a stray one is named, never ignored
             if r["id"] in where:
                 raise ValueError(f"{path}:{j.lines[r['id']]}: example id {r['id']!r} also in {where[r['id']]}; "
                                  "ids must be unique within a task (does the data repeat it?)")
             where[r["id"]] = f"{path}:{j.lines[r['id']]}"
         done.append(case_id)
         completes.append(j.complete)
-        records.extend(j.records)
-        per_case[case_id] = {"n": len(j.records), "seconds": j.complete.get("seconds"),
+        records.extend(chosen)
+        per_case[case_id] = {"n": len(chosen), "seconds": j.complete.get("seconds"),
                              **{k: j.counts.get(k, 0) for k in counts}}
         for k in counts:
             counts[k] += j.counts.get(k, 0)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from nanoeval.config import ModelConfig
 from nanoeval.data import package_dir
-from nanoeval.identity import cache_root, hub_commit
+from nanoeval.identity import cache_root, file_digest, hub_commit
 from nanoeval.progress import notice
 
 
@@ -33,15 +33,29 @@ def model_location(cfg: ModelConfig, root: Path) -> str:
     return str(local) if local.exists() else cfg.path
 
 
+def gguf_cache_dir(src: Path) -> Path:
+    """Where a GGUF file's de-quantized folder is cached: keyed by the file's content (its sha256, remembered for the
+    fingerprint: read once) and the transformers and gguf versions that convert it, never by its path, so every
+    clone or copy of the same file, under any name, shares one folder."""
+    from importlib import metadata
+
+    def version(pkg):
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return None
+
+    what = f"{file_digest(src)}|transformers {version('transformers')}|gguf {version('gguf')}"
+    return cache_root() / "gguf" / hashlib.sha256(what.encode()).hexdigest()[:24]
+
+
 def convert_gguf(folder: str, gguf_file: str) -> Path:
     """De-quantize a GGUF file into a plain HF folder once; later runs load the cached folder in a second."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     src = Path(folder) / gguf_file
-    st = src.stat()
-    key = hashlib.sha256(f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
-    out = cache_root() / "gguf" / f"{src.stem}-{key}"
+    out = gguf_cache_dir(src)
     if (out / "config.json").exists():
         return out
     notice(f"de-quantizing {src.name} into a plain HF folder, once (this takes a while: about 40 s for a 135M "
