@@ -144,10 +144,11 @@ class Case:
             pytest.fail(f"gate min_per_subject: {self.key}: acc {acc:.4f} < {threshold}", pytrace=False)
 
 
-def case_test_id(task: str, case_id: str, tasks: int) -> str:
-    """A case's pytest id (`task:case` when the run has several tasks), in printable ASCII: other characters and
-    `%` `\\` become their UTF-8 %XX, so pytest writes the id into node ids as it is (it would escape them)."""
-    text = f"{task}:{case_id}" if tasks > 1 else case_id
+def case_test_id(task: str, case_id: str) -> str:
+    """A case's pytest id, `task:case` always (so --lf and -k never pick another config's cases that share a
+    subject), in printable ASCII: other characters and `%` `\\` become their UTF-8 %XX, so pytest writes the id
+    into node ids as it is (it would escape them)."""
+    text = f"{task}:{case_id}"
     return "".join(c if " " <= c <= "~" and c not in "%\\" else urllib.parse.quote(c, safe="") for c in text)
 
 
@@ -203,7 +204,7 @@ class NanoEvalPlugin:
         self.collected: dict[str, list[str]] = {}  # task -> its cases selected in this session
         self.not_run: set[str] = set()            # node ids skipped for their task's error (--lf)
         # (module, pytest id) -> (task, case) of every case of the run (controller): how reports name their case
-        self.case_ids = {(f"test_{t.task}.py", case_test_id(t.name, c, len(session.tasks))): (t.name, c)
+        self.case_ids = {(f"test_{t.task}.py", case_test_id(t.name, c)): (t.name, c)
                          for t in session.tasks for c in session.infos.get(t.name, {}).get("cases", [])}
         if _is_worker(config):
             self._setup_worker()
@@ -264,7 +265,7 @@ class NanoEvalPlugin:
         for t in tasks:
             for case_id in bench.cases(t, self.s.root):
                 params.append(Case(t, case_id, self.s.dirs[t.name], self.s.root))
-                ids.append(case_test_id(t.name, case_id, len(self.s.tasks)))
+                ids.append(case_test_id(t.name, case_id))
         metafunc.parametrize("case", params, ids=ids, indirect=True)
 
     def pytest_collection_modifyitems(self, session, config, items):
@@ -431,7 +432,7 @@ class NanoEvalPlugin:
             self.progress.display.erase()
 
     def _case_at(self, nodeid: str) -> tuple[str, str] | None:
-        """(task, case) of a node id like evals/test_mmlu.py::test_mmlu[anatomy]: its module and id looked up among
+        """(task, case) of a node id like evals/test_mmlu.py::test_mmlu[mmlu:anatomy]: its module and id looked up among
         the ids this run gives its cases (`case_test_id`), never parsed (a task name or subject may hold ':')."""
         path, _, name = nodeid.partition("::")
         if "[" not in name or not name.endswith("]"):
