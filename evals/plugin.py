@@ -79,7 +79,8 @@ def pytest_configure(config):
             Path(config.rootpath), config.getoption("nanoeval_config") or os.environ.get("NANOEVAL_CONFIG"),
             config.getoption("nanoeval_suite") or os.environ.get("NANOEVAL_SUITE"),
             config.getoption("nanoeval_shard") or os.environ.get("NANOEVAL_SHARD"),
-            config.getoption("nanoeval_fresh"), controller=not _is_worker(config))
+            config.getoption("nanoeval_fresh"), controller=not _is_worker(config),
+            cwd=Path(config.invocation_params.dir))
     except ConfigError as e:
         raise pytest.UsageError(str(e)) from None
     config.pluginmanager.register(NanoEvalPlugin(config, session), PLUGIN)
@@ -240,6 +241,8 @@ class NanoEvalPlugin:
             return
         self.pytest_session = session
         self._start_display()
+        for note in self.s.notes:
+            print(f"nanoeval: {note}", flush=True)
         for t in self.s.tasks:
             try:
                 msg = prepare_report_dir(self.s.dirs[t.name], self.s.infos[t.name], t.name, self.s.fresh)

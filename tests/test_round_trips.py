@@ -2,6 +2,9 @@
 mistake at once, a model folder without a tokenizer and offline hub data found before any model loads."""
 from __future__ import annotations
 
+import yaml
+
+from nanoeval.session import config_file
 from tests.conftest import mmlu_tiny_config
 
 SUBJECTS = ["anatomy", "astronomy", "high_school_geography"]
@@ -23,3 +26,30 @@ def test_lf_on_a_second_config_runs_none_of_the_firsts_failures(run_evals, tiny_
     result = run_evals(first, "--lf", "-v")
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["*::test_mmlu[[]first:anatomy[]] PASSED*", "*1 passed in*"])
+
+
+def test_a_relative_config_path_is_taken_from_the_working_directory(run_evals, pytester, tiny_lm, tmp_path):
+    sub = pytester.path / "my"
+    sub.mkdir()
+    (sub / "mmlu8.yaml").write_text(yaml.safe_dump(mmlu_tiny_config(tiny_lm, tmp_path / "run", name="mmlu8")))
+    pytester._monkeypatch.chdir(sub)  # `cd my; NANOEVAL_CONFIG=mmlu8.yaml pytest ../evals/`
+    result = run_evals("mmlu8.yaml", "--co", "-q")
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["*test_mmlu[[]mmlu8:anatomy[]]*"])
+    result = run_evals("nothere.yaml", "--co", "-q")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([f"ERROR: {sub / 'nothere.yaml'}: file not found (NANOEVAL_CONFIG=nothere.yaml, "
+                                 "taken from the working directory; not in the project root * either)"])
+
+
+def test_a_config_path_only_in_the_project_root_is_used_and_said(tmp_path):
+    root, cwd = tmp_path / "root", tmp_path / "cwd"
+    (root / "suites").mkdir(parents=True)
+    cwd.mkdir()
+    (root / "suites" / "s.yaml").write_text("suite: s\n")
+    path, note = config_file("suites/s.yaml", "NANOEVAL_SUITE", cwd, root)
+    assert path == root / "suites" / "s.yaml"
+    assert note == f"NANOEVAL_SUITE=suites/s.yaml: not in the working directory {cwd}; using {path} (project root)"
+    (cwd / "suites").mkdir()
+    (cwd / "suites" / "s.yaml").write_text("suite: s\n")
+    assert config_file("suites/s.yaml", "NANOEVAL_SUITE", cwd, root) == (cwd / "suites" / "s.yaml", None)
