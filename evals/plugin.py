@@ -81,8 +81,8 @@ def pytest_configure(config):
             config.getoption("nanoeval_shard") or os.environ.get("NANOEVAL_SHARD"),
             config.getoption("nanoeval_fresh"), controller=not _is_worker(config),
             cwd=Path(config.invocation_params.dir))
-    except ConfigError as e:
-        raise pytest.UsageError(str(e)) from None
+    except ConfigError as e:  # one `ERROR:` line per mistake
+        raise pytest.UsageError("\nERROR: ".join(str(e).splitlines())) from None
     config.pluginmanager.register(NanoEvalPlugin(config, session), PLUGIN)
 
 

@@ -2,12 +2,24 @@
 mistake at once, a model folder without a tokenizer and offline hub data found before any model loads."""
 from __future__ import annotations
 
+import dataclasses
+
 import yaml
 
+from nanoeval.benchmarks import BENCHMARKS
+from nanoeval.config import EngineConfig
 from nanoeval.session import config_file
 from tests.conftest import mmlu_tiny_config
 
 SUBJECTS = ["anatomy", "astronomy", "high_school_geography"]
+
+
+def engine_keys() -> list[str]:
+    return [f.name for f in dataclasses.fields(EngineConfig)]
+
+
+def scoring_keys() -> list[str]:
+    return [f.name for f in dataclasses.fields(BENCHMARKS["mmlu"].options)]
 
 
 def test_lf_on_a_second_config_runs_none_of_the_firsts_failures(run_evals, tiny_lm, tmp_path):
@@ -53,3 +65,27 @@ def test_a_config_path_only_in_the_project_root_is_used_and_said(tmp_path):
     (cwd / "suites").mkdir()
     (cwd / "suites" / "s.yaml").write_text("suite: s\n")
     assert config_file("suites/s.yaml", "NANOEVAL_SUITE", cwd, root) == (cwd / "suites" / "s.yaml", None)
+
+
+def test_several_config_mistakes_come_together_with_did_you_mean(run_evals, pytester, tiny_lm, tmp_path):
+    cfg = mmlu_tiny_config(tiny_lm, tmp_path / "run", sed=1, engine={"batchsize": 2})
+    cfg["scoring"]["num_fewshots"] = 2
+    result = run_evals(cfg)
+    assert result.ret == 4
+    src = pytester.path / "config.yaml"
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert errors == [
+        f"ERROR: {src}: sed: unknown key (expected one of: dataset, engine, gates, model, name, report_dir, "
+        "scoring, seed, task); did you mean 'seed'?",
+        f"ERROR: {src}: engine.batchsize: unknown key (expected one of: {', '.join(engine_keys())}); "
+        "did you mean 'batch_size'?",
+        f"ERROR: {src}: scoring.num_fewshots: unknown key (expected one of: {', '.join(scoring_keys())}); "
+        "did you mean 'num_fewshot'?"], result.stderr.str()
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_task_config_given_as_suite_says_use_nanoeval_config(run_evals, tiny_lm, tmp_path):
+    result = run_evals(mmlu_tiny_config(tiny_lm, tmp_path / "run"), suite=True)
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["ERROR: *suite.yaml: top level: this is a task config (it has `task`, no "
+                                 "`suite`/`tasks`); use NANOEVAL_CONFIG"])
