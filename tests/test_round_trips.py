@@ -3,6 +3,7 @@ mistake at once, a model folder without a tokenizer and offline hub data found b
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import yaml
 
@@ -89,3 +90,16 @@ def test_a_task_config_given_as_suite_says_use_nanoeval_config(run_evals, tiny_l
     assert result.ret == 4
     result.stderr.fnmatch_lines(["ERROR: *suite.yaml: top level: this is a task config (it has `task`, no "
                                  "`suite`/`tasks`); use NANOEVAL_CONFIG"])
+
+
+def test_a_model_folder_without_a_tokenizer_is_one_line_before_the_model_loads(run_evals, tiny_lm, tmp_path):
+    weights_only = tmp_path / "weights_only"
+    shutil.copytree(tiny_lm, weights_only)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        (weights_only / f).unlink()
+    result = run_evals(mmlu_tiny_config(weights_only, tmp_path / "run"))
+    assert result.ret == 4
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("ERROR: ") and \
+        f": model.path: {weights_only}: the folder holds no tokenizer (none of tokenizer.json," in errors[0], errors
+    assert "Traceback" not in result.stdout.str() + result.stderr.str() and not (tmp_path / "run").exists()
