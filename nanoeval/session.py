@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nanoeval.config import (ConfigError, SuiteConfig, TaskConfig, check_report_dirs, load_suite, load_task,
                              report_dir)
-from nanoeval.data import DataError, repeated_id, scan_local
+from nanoeval.data import DataError, go_offline, hub_dataset_missing, hub_offline, hub_reachable, repeated_id, scan_local
 from nanoeval.journal import ReportDirBusy, lock_report_dir
 from nanoeval.pool import ModelPool
 from nanoeval.runner import benchmark, check_model, task_info
@@ -82,6 +82,10 @@ def open_session(root: Path, config: str | None, suite: str | None, shard: str |
             (root / DEFAULT_SUITE, None)
         suite_cfg = load_suite(path)
         tasks = suite_cfg.tasks
+    notes = [note] if note else []
+    if controller and any(not t.dataset.data_files for t in tasks) and not hub_offline() and not hub_reachable():
+        go_offline()  # before the workers start: they inherit it
+        notes.append("the Hugging Face hub is unreachable: offline (HF_HUB_OFFLINE=1), only local copies are used")
     dirs = {t.name: report_dir(t, root, suite_cfg) for t in tasks}
     check_report_dirs(tasks, dirs, suite_cfg, root)
     for t in tasks:  # a missing baseline is an error, never a pass
@@ -91,7 +95,9 @@ def open_session(root: Path, config: str | None, suite: str | None, shard: str |
             scan_local(t.dataset, root)
         except DataError as e:
             raise ConfigError(f"{t.source}: {e}") from None
-    s = Session(root, tasks, suite_cfg, dirs, fresh=fresh, shard=parse_shard(shard), notes=[note] if note else [])
+        if why := hub_dataset_missing(t.dataset):
+            raise ConfigError(f"{t.source}: {why}")
+    s = Session(root, tasks, suite_cfg, dirs, fresh=fresh, shard=parse_shard(shard), notes=notes)
     if controller:  # before any model loads: what identifies each task's results, cases that cannot run
         for t in tasks:
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import time
 
 import yaml
 
@@ -103,3 +104,38 @@ def test_a_model_folder_without_a_tokenizer_is_one_line_before_the_model_loads(r
     assert len(errors) == 1 and errors[0].startswith("ERROR: ") and \
         f": model.path: {weights_only}: the folder holds no tokenizer (none of tokenizer.json," in errors[0], errors
     assert "Traceback" not in result.stdout.str() + result.stderr.str() and not (tmp_path / "run").exists()
+
+
+def _hub_config(tiny_lm, report_dir) -> dict:
+    return {"task": "mmlu", "model": {"path": str(tiny_lm)}, "report_dir": str(report_dir),
+            "dataset": {"path": "nanoeval-test/surely-not-cached", "name": "all", "subjects": ["anatomy"]}}
+
+
+HUB_MISSING = ("ERROR: *config.yaml: dataset.path: hub dataset 'nanoeval-test/surely-not-cached (all)' is not in the "
+               "local Hugging Face cache and the hub is offline (*): download it once with network, or point "
+               "dataset.data_files at local json/parquet files")
+
+
+def test_an_offline_hub_dataset_without_a_local_copy_fails_in_one_line_fast(run_evals, tiny_lm, tmp_path):
+    empty_cache = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf" / "hub"),
+                   "HF_DATASETS_CACHE": str(tmp_path / "hf" / "datasets")}
+    start = time.monotonic()
+    result = run_evals(_hub_config(tiny_lm, tmp_path / "run"), env={**empty_cache, "HF_DATASETS_OFFLINE": "1"})
+    assert result.ret == 4 and time.monotonic() - start < 15  # the libraries' retries alone took ~27 s
+    result.stderr.fnmatch_lines([HUB_MISSING])
+    assert len([line for line in result.stderr.lines if line.strip()]) == 1 and not (tmp_path / "run").exists()
+
+
+def test_without_offline_variables_an_unreachable_hub_means_offline(run_evals, pytester, tiny_lm, tmp_path):
+    """As a README command is typed (no HF_*_OFFLINE): a hub that cannot be reached is found in seconds."""
+    for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        pytester._monkeypatch.delenv(k, raising=False)
+    nowhere = {"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf"),
+               "HF_HUB_CACHE": str(tmp_path / "hf" / "hub"), "HF_DATASETS_CACHE": str(tmp_path / "hf" / "datasets")}
+    start = time.monotonic()
+    result = run_evals(_hub_config(tiny_lm, tmp_path / "hub"), env=nowhere)
+    assert result.ret == 4 and time.monotonic() - start < 15
+    result.stderr.fnmatch_lines([HUB_MISSING])
+    # local files need no hub at all: the run works as typed
+    result = run_evals(mmlu_tiny_config(tiny_lm, tmp_path / "local"), "-k", "anatomy", env=nowhere)
+    assert result.ret == 0, result.stdout.str()
