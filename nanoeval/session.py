@@ -8,7 +8,8 @@ from pathlib import Path
 
 from nanoeval.config import (ConfigError, SuiteConfig, TaskConfig, check_report_dirs, load_suite, load_task,
                              report_dir)
-from nanoeval.data import DataError, go_offline, hub_dataset_missing, hub_offline, hub_reachable, repeated_id, scan_local
+from nanoeval.data import (DataError, go_offline, hub_dataset_missing, hub_offline, hub_reachable, repeated_id,
+                           scan_local)
 from nanoeval.journal import ReportDirBusy, lock_report_dir
 from nanoeval.pool import ModelPool
 from nanoeval.runner import benchmark, check_model, task_info
