@@ -286,7 +286,9 @@ def _task(entry: dict, where: str, src: str, inherited: dict) -> TaskConfig:
 
     task = entry.get("task")
     if task not in BENCHMARKS:
-        problems.lines.append(f"{src}: {pre}task: expected one of {', '.join(BENCHMARKS)}, got {_got(task)}")
+        close = difflib.get_close_matches(task, list(BENCHMARKS), 1) if isinstance(task, str) else []
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        problems.lines.append(f"{src}: {pre}task: expected one of {', '.join(BENCHMARKS)}, got {_got(task)}{hint}")
         task = None
 
     def task_name() -> str:
@@ -489,8 +491,6 @@ def load_suite(path: str | Path) -> SuiteConfig:
     if "engine" in data and not isinstance(data["engine"], dict):
         problems.lines.append(f"{src}: engine: expected a mapping, got {_got(data['engine'])}")
     report_dir = problems.attempt(lambda: _check(data.get("report_dir"), str | None, "report_dir", src))
-    if problems.lines and not tasks:
-        problems.raise_any()
     engine = data.get("engine") if isinstance(data.get("engine"), dict) else {}
     inherited = {"model": data.get("model"), "engine": engine, "suite": name}
     if "seed" in data:
