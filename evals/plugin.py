@@ -79,9 +79,10 @@ def pytest_configure(config):
             Path(config.rootpath), config.getoption("nanoeval_config") or os.environ.get("NANOEVAL_CONFIG"),
             config.getoption("nanoeval_suite") or os.environ.get("NANOEVAL_SUITE"),
             config.getoption("nanoeval_shard") or os.environ.get("NANOEVAL_SHARD"),
-            config.getoption("nanoeval_fresh"), controller=not _is_worker(config))
-    except ConfigError as e:
-        raise pytest.UsageError(str(e)) from None
+            config.getoption("nanoeval_fresh"), controller=not _is_worker(config),
+            cwd=Path(config.invocation_params.dir))
+    except ConfigError as e:  # one `ERROR:` line per mistake
+        raise pytest.UsageError("\nERROR: ".join(str(e).splitlines())) from None
     config.pluginmanager.register(NanoEvalPlugin(config, session), PLUGIN)
 
 
@@ -149,10 +150,11 @@ class Case:
             pytest.fail(f"gate min_per_subject: {self.key}: acc {acc:.4f} < {threshold}", pytrace=False)
 
 
-def case_test_id(task: str, case_id: str, tasks: int) -> str:
-    """A case's pytest id (`task:case` when the run has several tasks), in printable ASCII: other characters and
-    `%` `\\` become their UTF-8 %XX, so pytest writes the id into node ids as it is (it would escape them)."""
-    text = f"{task}:{case_id}" if tasks > 1 else case_id
+def case_test_id(task: str, case_id: str) -> str:
+    """A case's pytest id, `task:case` always (so --lf and -k never pick another config's cases that share a
+    subject), in printable ASCII: other characters and `%` `\\` become their UTF-8 %XX, so pytest writes the id
+    into node ids as it is (it would escape them)."""
+    text = f"{task}:{case_id}"
     return "".join(c if " " <= c <= "~" and c not in "%\\" else urllib.parse.quote(c, safe="") for c in text)
 
 
@@ -208,7 +210,7 @@ class NanoEvalPlugin:
         self.collected: dict[str, list[str]] = {}  # task -> its cases selected in this session
         self.not_run: set[str] = set()            # node ids skipped for their task's error (--lf)
         # (module, pytest id) -> (task, case) of every case of the run (controller): how reports name their case
-        self.case_ids = {(f"test_{t.task}.py", case_test_id(t.name, c, len(session.tasks))): (t.name, c)
+        self.case_ids = {(f"test_{t.task}.py", case_test_id(t.name, c)): (t.name, c)
                          for t in session.tasks for c in session.infos.get(t.name, {}).get("cases", [])}
         if _is_worker(config):
             self._setup_worker()
@@ -244,6 +246,8 @@ class NanoEvalPlugin:
             return
         self.pytest_session = session
         self._start_display()
+        for note in self.s.notes:
+            print(f"nanoeval: {note}", flush=True)
         for t in self.s.tasks:
             try:
                 msg = prepare_report_dir(self.s.dirs[t.name], self.s.infos[t.name], t.name, self.s.fresh)
@@ -269,7 +273,7 @@ class NanoEvalPlugin:
         for t in tasks:
             for case_id in bench.cases(t, self.s.root):
                 params.append(Case(t, case_id, self.s.dirs[t.name], self.s.root))
-                ids.append(case_test_id(t.name, case_id, len(self.s.tasks)))
+                ids.append(case_test_id(t.name, case_id))
         metafunc.parametrize("case", params, ids=ids, indirect=True)
 
     def pytest_collection_modifyitems(self, session, config, items):
@@ -439,7 +443,7 @@ class NanoEvalPlugin:
             self.progress.display.erase()
 
     def _case_at(self, nodeid: str) -> tuple[str, str] | None:
-        """(task, case) of a node id like evals/test_mmlu.py::test_mmlu[anatomy]: its module and id looked up among
+        """(task, case) of a node id like evals/test_mmlu.py::test_mmlu[mmlu:anatomy]: its module and id looked up among
         the ids this run gives its cases (`case_test_id`), never parsed (a task name or subject may hold ':')."""
         path, _, name = nodeid.partition("::")
         if "[" not in name or not name.endswith("]"):

@@ -2,11 +2,13 @@
 
 A *task config* (NANOEVAL_CONFIG) names one benchmark run; a *suite* (NANOEVAL_SUITE) holds one `model` block and
 a list of task entries that inherit it. Every schema check happens here, before any file is opened, model loaded
-or output written; a problem raises ConfigError with one line: `<file>: <key.path>: expected ..., got ...`.
+or output written; a problem raises ConfigError with one line: `<file>: <key.path>: expected ..., got ...`, and
+independent mistakes in one file (unknown keys, one per section) come together, one line each.
 """
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import math
@@ -24,7 +26,35 @@ from nanoeval.benchmark import STRATEGIES, OptionError, Options
 
 
 class ConfigError(ValueError):
-    """A bad config: the message names the file, the key path and what was expected."""
+    """A bad config: the message names the file, the key path and what was expected (one line per mistake)."""
+
+
+class _Problems:
+    """Mistakes of one file gathered so they are reported together: `attempt` runs one independent check and keeps
+    its ConfigError lines; `raise_any` raises them all as one ConfigError."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def attempt(self, check, fallback=None):
+        try:
+            return check()
+        except ConfigError as e:
+            self.lines += [line for line in str(e).splitlines() if line not in self.lines]
+            return fallback
+
+    def raise_any(self) -> None:
+        if self.lines:
+            raise ConfigError("\n".join(self.lines))
+
+
+def _unknown_key(src: str, key: str, known) -> str:
+    """An unknown key's line: the valid names, and the closest one when it looks like a typo."""
+    leaf = str(key).rsplit(".", 1)[-1]
+    names = [str(k).rsplit(".", 1)[-1] for k in known]
+    close = difflib.get_close_matches(leaf, names, 1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{src}: {key}: unknown key (expected one of: {', '.join(names)}){hint}"
 
 
 @dataclass(frozen=True)
@@ -195,10 +225,9 @@ def _build(cls, data, where: str, src: str, skip: tuple[str, ...] = (), partial:
         raise ConfigError(f"{src}: {where or 'top level'}: expected a mapping, got {_got(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}
-    for key in data:
-        if key not in fields:
-            raise ConfigError(f"{src}: {where + '.' if where else ''}{key}: unknown key "
-                              f"(expected one of: {', '.join(fields)})")
+    unknown = [_unknown_key(src, f"{where + '.' if where else ''}{key}", fields) for key in data if key not in fields]
+    if unknown:
+        raise ConfigError("\n".join(unknown))
     kwargs = {}
     for name, f in fields.items():
         path = f"{where}.{name}" if where else name
@@ -255,44 +284,42 @@ def _task(entry: dict, where: str, src: str, inherited: dict) -> TaskConfig:
     pre = f"{where}." if where else ""
     if not isinstance(entry, dict):
         raise ConfigError(f"{src}: {where}: expected a mapping, got {_got(entry)}")
-    known = {f.name for f in dataclasses.fields(TaskConfig)} - {"source", "suite"}
-    for key in entry:
-        if key not in known:
-            raise ConfigError(f"{src}: {pre}{key}: unknown key (expected one of: {', '.join(sorted(known))})")
+    known = sorted({f.name for f in dataclasses.fields(TaskConfig)} - {"source", "suite"})
+    problems = _Problems()  # each section is checked on its own: all its mistakes are reported at once
+    problems.lines += [_unknown_key(src, f"{pre}{key}", known) for key in entry if key not in known]
     from nanoeval.benchmarks import BENCHMARKS
 
     task = entry.get("task")
     if task not in BENCHMARKS:
-        raise ConfigError(f"{src}: {pre}task: expected one of {', '.join(BENCHMARKS)}, got {_got(task)}")
-    bench = BENCHMARKS[task]
-    name = _check(entry.get("name", task), str, f"{pre}name", src)
-    if not name or "/" in name or name.startswith("."):
-        raise ConfigError(f"{src}: {pre}name: expected a plain name (no '/'), got {name!r}")
+        close = difflib.get_close_matches(task, list(BENCHMARKS), 1) if isinstance(task, str) else []
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        problems.lines.append(f"{src}: {pre}task: expected one of {', '.join(BENCHMARKS)}, got {_got(task)}{hint}")
+        task = None
 
-    model_raw = entry.get("model", inherited.get("model"))
-    if model_raw is None:
-        raise ConfigError(f"{src}: {pre}model: missing required key")
-    model = _make(ModelConfig, model_raw, f"{pre}model" if "model" in entry else "model", src)
+    def task_name() -> str:
+        name = _check(entry.get("name", task), str, f"{pre}name", src)
+        if not name or "/" in name or name.startswith("."):
+            raise ConfigError(f"{src}: {pre}name: expected a plain name (no '/'), got {name!r}")
+        return name
 
-    ds_raw = dict(entry.get("dataset") or {})
-    if "dataset" in entry and not isinstance(entry["dataset"], dict):
-        raise ConfigError(f"{src}: {pre}dataset: expected a mapping, got {_got(entry['dataset'])}")
-    files_raw = ds_raw.pop("data_files", None)
-    defaults = dict(bench.dataset)
-    if files_raw is not None:  # local files: the hub defaults (id, config name) do not apply
-        defaults.pop("name", None)
-        defaults["path"] = "parquet" if ".parquet" in str(files_raw) else "json"
-    ds_kwargs = {**defaults, **_build(DatasetConfig, ds_raw, f"{pre}dataset", src, partial=True)}
-    ds_kwargs["data_files"] = _data_files(files_raw, ds_kwargs.get("split", "test"), f"{pre}dataset.data_files", src)
-    dataset = DatasetConfig(**ds_kwargs)
+    def model_block() -> ModelConfig:
+        model_raw = entry.get("model", inherited.get("model"))
+        if model_raw is None:
+            raise ConfigError(f"{src}: {pre}model: missing required key")
+        return _make(ModelConfig, model_raw, f"{pre}model" if "model" in entry else "model", src)
 
-    scoring = _options(bench, entry.get("scoring") or {}, f"{pre}scoring", src)
-    if files_raw is None and "name" not in ds_raw:  # e.g. a hub config chosen by a scoring option
-        dataset = dataclasses.replace(dataset, **bench.dataset_from_options(scoring))
-    engine = _make(EngineConfig, {**inherited.get("engine", {}), **(entry.get("engine") or {})}, f"{pre}engine", src)
-    seed = _check(entry.get("seed", inherited.get("seed", 1234)), int, f"{pre}seed", src)
-    report_dir = _check(entry.get("report_dir"), str | None, f"{pre}report_dir", src)
-    gates = _make(GateConfig, entry.get("gates") or {}, f"{pre}gates", src)
+    name = problems.attempt(task_name) if task or "name" in entry else None
+    model = problems.attempt(model_block)
+    engine = problems.attempt(lambda: _make(EngineConfig, {**inherited.get("engine", {}),
+                                                           **(entry.get("engine") or {})}, f"{pre}engine", src))
+    seed = problems.attempt(lambda: _check(entry.get("seed", inherited.get("seed", 1234)), int, f"{pre}seed", src))
+    report_dir = problems.attempt(lambda: _check(entry.get("report_dir"), str | None, f"{pre}report_dir", src))
+    gates = problems.attempt(lambda: _make(GateConfig, entry.get("gates") or {}, f"{pre}gates", src))
+    if task is None:  # the dataset and scoring blocks depend on the benchmark
+        problems.raise_any()
+    parts = problems.attempt(lambda: _task_data(entry, BENCHMARKS[task], pre, src))
+    problems.raise_any()
+    dataset, scoring = parts
     if gates.baseline is None and any(getattr(gates, k) is not None for k in ("max_drop", "max_drop_stderr",
                                                                                 "paired_alpha")):
         raise ConfigError(f"{src}: {pre}gates.baseline: missing (max_drop, max_drop_stderr and paired_alpha "
@@ -301,6 +328,28 @@ def _task(entry: dict, where: str, src: str, inherited: dict) -> TaskConfig:
                      seed=seed, report_dir=report_dir, gates=gates, source=src, suite=inherited.get("suite"))
     _check_values(cfg, pre, src)
     return cfg
+
+
+def _task_data(entry: dict, bench, pre: str, src: str) -> tuple[DatasetConfig, Options]:
+    """A task's `dataset:` and `scoring:` blocks (checked together: the mistakes of both are reported)."""
+    problems = _Problems()
+    ds_raw = dict(entry.get("dataset") or {})
+    if "dataset" in entry and not isinstance(entry["dataset"], dict):
+        raise ConfigError(f"{src}: {pre}dataset: expected a mapping, got {_got(entry['dataset'])}")
+    files_raw = ds_raw.pop("data_files", None)
+    defaults = dict(bench.dataset)
+    if files_raw is not None:  # local files: the hub defaults (id, config name) do not apply
+        defaults.pop("name", None)
+        defaults["path"] = "parquet" if ".parquet" in str(files_raw) else "json"
+    ds_kwargs = problems.attempt(lambda: {**defaults, **_build(DatasetConfig, ds_raw, f"{pre}dataset", src,
+                                                                partial=True)})
+    scoring = problems.attempt(lambda: _options(bench, entry.get("scoring") or {}, f"{pre}scoring", src))
+    problems.raise_any()
+    ds_kwargs["data_files"] = _data_files(files_raw, ds_kwargs.get("split", "test"), f"{pre}dataset.data_files", src)
+    dataset = DatasetConfig(**ds_kwargs)
+    if files_raw is None and "name" not in ds_raw:  # e.g. a hub config chosen by a scoring option
+        dataset = dataclasses.replace(dataset, **bench.dataset_from_options(scoring))
+    return dataset, scoring
 
 
 def _options(bench, raw, where: str, src: str) -> Options:
@@ -431,30 +480,37 @@ def load_task(path: str | Path) -> TaskConfig:
 def load_suite(path: str | Path) -> SuiteConfig:
     data = read_yaml(path)
     src = str(path)
-    known = {"suite", "model", "engine", "seed", "report_dir", "tasks"}
-    for key in data:
-        if key not in known:
-            raise ConfigError(f"{src}: {key}: unknown key (expected one of: {', '.join(sorted(known))})")
+    if "suite" not in data and "tasks" not in data and "task" in data:
+        raise ConfigError(f"{path}: top level: this is a task config (it has `task`, no `suite`/`tasks`); "
+                          "use NANOEVAL_CONFIG")
+    known = ["engine", "model", "report_dir", "seed", "suite", "tasks"]
+    problems = _Problems()  # the suite's keys and every task entry: all mistakes at once
+    problems.lines += [_unknown_key(src, key, known) for key in data if key not in known]
     name = data.get("suite")
     if not isinstance(name, str) or not name or "/" in name:
-        raise ConfigError(f"{src}: suite: expected the suite's name (a string without '/'), got {_got(name)}")
+        problems.lines.append(f"{src}: suite: expected the suite's name (a string without '/'), got {_got(name)}")
     tasks = data.get("tasks")
     if not isinstance(tasks, list) or not tasks:
-        raise ConfigError(f"{src}: tasks: expected a non-empty list of task entries, got {_got(tasks)}")
+        problems.lines.append(f"{src}: tasks: expected a non-empty list of task entries, got {_got(tasks)}")
+        tasks = []
     if "engine" in data and not isinstance(data["engine"], dict):
-        raise ConfigError(f"{src}: engine: expected a mapping, got {_got(data['engine'])}")
-    inherited = {"model": data.get("model"), "engine": data.get("engine") or {}, "suite": name}
+        problems.lines.append(f"{src}: engine: expected a mapping, got {_got(data['engine'])}")
+    report_dir = problems.attempt(lambda: _check(data.get("report_dir"), str | None, "report_dir", src))
+    engine = data.get("engine") if isinstance(data.get("engine"), dict) else {}
+    inherited = {"model": data.get("model"), "engine": engine, "suite": name}
     if "seed" in data:
         inherited["seed"] = data["seed"]
     out, seen = [], {}
     for i, entry in enumerate(tasks):
-        cfg = _task(entry, f"tasks[{i}]", src, inherited)
+        cfg = problems.attempt(lambda: _task(entry, f"tasks[{i}]", src, inherited))
+        if cfg is None:
+            continue
         if cfg.name in seen:
-            raise ConfigError(f"{src}: tasks[{i}].name: {cfg.name!r} is already used by tasks[{seen[cfg.name]}] "
-                              "(task names must be unique within a suite)")
+            problems.lines.append(f"{src}: tasks[{i}].name: {cfg.name!r} is already used by "
+                                  f"tasks[{seen[cfg.name]}] (task names must be unique within a suite)")
         seen[cfg.name] = i
         out.append(cfg)
-    report_dir = _check(data.get("report_dir"), str | None, "report_dir", src)
+    problems.raise_any()
     return SuiteConfig(name=name, tasks=out, report_dir=report_dir, source=src)
 
 

@@ -33,6 +33,58 @@ def dataset_label(ds: DatasetConfig) -> str:
     return ds.path + (f" ({ds.name})" if ds.name else "")
 
 
+_TRUE = {"1", "on", "yes", "true"}
+
+
+def hub_offline() -> bool:
+    """Whether the hub is off limits: HF_HUB_OFFLINE or HF_DATASETS_OFFLINE set (the Makefile sets both), or set by
+    `go_offline` for this process."""
+    return any(os.environ.get(k, "").strip().lower() in _TRUE for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """One TCP connection to the hub's endpoint (HF_ENDPOINT), so a machine without network finds out in seconds,
+    not after the libraries' retries (~27 s per access)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def go_offline() -> None:
+    """Offline mode for this process (and the xdist workers it starts): the environment variables, and the flags of
+    the hub libraries already imported (they read the variables once, at import)."""
+    import sys
+
+    os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
+    if "huggingface_hub.constants" in sys.modules:
+        sys.modules["huggingface_hub.constants"].HF_HUB_OFFLINE = True
+    if "datasets.config" in sys.modules:
+        sys.modules["datasets.config"].HF_HUB_OFFLINE = True
+
+
+def hub_dataset_missing(ds: DatasetConfig) -> str | None:
+    """Offline, a hub dataset with no local copy cannot load: one line naming it and the way out, found before any
+    model loads (else the first case finds it, after the model). None for local files or a cached dataset."""
+    if ds.data_files or not hub_offline():
+        return None
+    from huggingface_hub import constants  # light: the cache folders
+
+    hub = Path(constants.HF_HUB_CACHE) / f"datasets--{ds.path.replace('/', '--')}"
+    prepared = Path(os.environ.get("HF_DATASETS_CACHE") or Path(constants.HF_HOME) / "datasets") / \
+        ds.path.replace("/", "___")
+    if hub.is_dir() or prepared.is_dir():
+        return None
+    return (f"dataset.path: hub dataset {dataset_label(ds)!r} is not in the local Hugging Face cache and the hub is "
+            "offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE set, or no network): download it once with network, or "
+            "point dataset.data_files at local json/parquet files")
+
+
 def package_dir(name: str) -> Path:
     """The folder of an installed package, found without importing it (some asset packages fail to import)."""
     spec = importlib.util.find_spec(name)

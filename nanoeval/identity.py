@@ -35,6 +35,9 @@ PACKAGE = __name__.split(".")[0]
 ENVIRONMENT_PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "jinja2", "gguf", "Pillow")
 # The files of a model folder (top level) that can change a result, and training leftovers that cannot.
 _MODEL_FILE = re.compile(r"(?i)^[^.].*\.(safetensors|bin|pt|pth|gguf|msgpack|h5|json|model|txt|jinja|tiktoken|py)$")
+# any one of these means the folder has a tokenizer (tokenizer_config.json alone: a tokenizer that needs no vocab)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt",
+                   "spiece.model", "sentencepiece.bpe.model", "tokenizer.tiktoken")
 _NOT_MODEL = re.compile(r"(?i)^(optimizer\.pt|scheduler\.pt|rng_state.*\.pth|training_args\.bin|trainer_state\.json|"
                         r"readme.*|license.*|requirements.*\.txt|.*tfevents.*)$")
 
@@ -112,6 +115,10 @@ def model_identity(location: str, gguf_file: str | None, revision: str | None) -
         if not gguf_file and not (folder / "config.json").is_file():
             raise FileNotFoundError(f"{folder}: the folder holds no config.json (expected a Hugging Face model "
                                     "folder, or a GGUF file named by model.gguf_file)")
+        if not gguf_file and not any((folder / f).is_file() for f in TOKENIZER_FILES):
+            # found now, in one line, rather than by transformers after the weights load
+            raise FileNotFoundError(f"{folder}: the folder holds no tokenizer (none of {', '.join(TOKENIZER_FILES)}; "
+                                    "save the tokenizer beside the weights: tokenizer.save_pretrained(folder))")
         ident = {"kind": "files", "files": {str(p.relative_to(folder)): file_digest(p) for p in paths}}
     else:
         commit = hub_commit(location, revision)

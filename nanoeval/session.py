@@ -8,7 +8,8 @@ from pathlib import Path
 
 from nanoeval.config import (ConfigError, SuiteConfig, TaskConfig, check_report_dirs, load_suite, load_task,
                              report_dir)
-from nanoeval.data import DataError, repeated_id, scan_local
+from nanoeval.data import (DataError, go_offline, hub_dataset_missing, hub_offline, hub_reachable, repeated_id,
+                           scan_local)
 from nanoeval.journal import ReportDirBusy, lock_report_dir
 from nanoeval.pool import ModelPool
 from nanoeval.runner import benchmark, check_model, task_info
@@ -29,6 +30,7 @@ class Session:
     sizes: dict[str, dict[str, int]] = field(default_factory=dict)  # task -> expected examples per case
     started: float = field(default_factory=time.time)
     locks: list = field(default_factory=list)                 # the report dirs' lock files, held (controller only)
+    notes: list[str] = field(default_factory=list)            # e.g. which file a relative config path meant
 
     def release(self) -> None:
         """Let go of the report dirs (the OS does it anyway when the process ends)."""
@@ -40,6 +42,18 @@ class Session:
 def _abs(path: str, root: Path) -> Path:
     p = Path(path)
     return p if p.is_absolute() else root / p
+
+
+def config_file(value: str, what: str, cwd: Path, root: Path) -> tuple[Path, str | None]:
+    """A config path as the user typed it: relative to the working directory, as every CLI takes it; the project
+    root only when the working directory has no such file and the root has (a note says so)."""
+    p = Path(value)
+    if p.is_absolute() or (cwd / p).exists():
+        return cwd / p, None
+    if (root / p).is_file():
+        return root / p, f"{what}={value}: not in the working directory {cwd}; using {root / p} (project root)"
+    raise ConfigError(f"{cwd / p}: file not found ({what}={value}, taken from the working directory; "
+                      f"not in the project root {root} either)")
 
 
 def parse_shard(value: str | None) -> tuple[int, int] | None:
@@ -54,18 +68,25 @@ def parse_shard(value: str | None) -> tuple[int, int] | None:
 
 
 def open_session(root: Path, config: str | None, suite: str | None, shard: str | None = None, fresh: bool = False,
-                 controller: bool = True) -> Session:
-    """Load NANOEVAL_CONFIG or NANOEVAL_SUITE (default: the smoke suite) and check everything a config or data file
-    can get wrong, quickest first; on the controller also each task's model, cases and run.json. Any problem is
-    one ConfigError line naming the file and key (or file:line)."""
+                 controller: bool = True, cwd: Path | None = None) -> Session:
+    """Load NANOEVAL_CONFIG or NANOEVAL_SUITE (relative to `cwd`, see config_file; default: the smoke suite) and
+    check everything a config or data file can get wrong, quickest first; on the controller also each task's model,
+    cases and run.json. Any problem is one ConfigError line naming the file and key (or file:line)."""
     if config and suite:
         raise ConfigError("set either NANOEVAL_CONFIG or NANOEVAL_SUITE, not both")
-    suite_cfg = None
+    suite_cfg, note = None, None
     if config:
-        tasks = [load_task(_abs(config, root))]
+        path, note = config_file(config, "NANOEVAL_CONFIG", cwd or root, root)
+        tasks = [load_task(path)]
     else:
-        suite_cfg = load_suite(_abs(suite or DEFAULT_SUITE, root))
+        path, note = config_file(suite, "NANOEVAL_SUITE", cwd or root, root) if suite else \
+            (root / DEFAULT_SUITE, None)
+        suite_cfg = load_suite(path)
         tasks = suite_cfg.tasks
+    notes = [note] if note else []
+    if controller and any(not t.dataset.data_files for t in tasks) and not hub_offline() and not hub_reachable():
+        go_offline()  # before the workers start: they inherit it
+        notes.append("the Hugging Face hub is unreachable: offline (HF_HUB_OFFLINE=1), only local copies are used")
     dirs = {t.name: report_dir(t, root, suite_cfg) for t in tasks}
     check_report_dirs(tasks, dirs, suite_cfg, root)
     for t in tasks:  # a missing baseline is an error, never a pass
@@ -75,7 +96,9 @@ def open_session(root: Path, config: str | None, suite: str | None, shard: str |
             scan_local(t.dataset, root)
         except DataError as e:
             raise ConfigError(f"{t.source}: {e}") from None
-    s = Session(root, tasks, suite_cfg, dirs, fresh=fresh, shard=parse_shard(shard))
+        if why := hub_dataset_missing(t.dataset):
+            raise ConfigError(f"{t.source}: {why}")
+    s = Session(root, tasks, suite_cfg, dirs, fresh=fresh, shard=parse_shard(shard), notes=notes)
     if controller:  # before any model loads: what identifies each task's results, cases that cannot run
         for t in tasks:
             try:

@@ -92,7 +92,7 @@ def test_a_case_id_with_html_is_escaped_in_the_html_report(run_evals, tiny_lm, t
     if browser:  # and as a browser runs the page: app.js builds the rows, the id stays text, nothing executes
         dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
                               "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
-        assert f'col-testId">evals/test_mmlu.py::test_mmlu[{html.escape(payload, quote=False)}]<' in dom
+        assert f'col-testId">evals/test_mmlu.py::test_mmlu[mmlu:{html.escape(payload, quote=False)}]<' in dom
         title = re.search(r"<title[^>]*>([^<]*)</title>", dom).group(1)
         assert title.startswith("NanoEval: ") and "pwned" not in title
 

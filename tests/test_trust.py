@@ -245,7 +245,8 @@ def test_equal_or_nested_report_dirs_are_refused_at_config_time(run_evals, tiny_
 def test_cases_that_would_score_nothing_are_refused_before_the_model_loads(run_evals, tmp_path):
     missing_model = tmp_path / "no_model_needed"  # the data check comes first: this folder is never opened
     missing_model.mkdir()
-    (missing_model / "config.json").write_text("{}")
+    for f in ("config.json", "tokenizer_config.json"):  # what the model check looks for
+        (missing_model / f).write_text("{}")
     hs = {"task": "hellaswag", "model": {"path": str(missing_model)}, "report_dir": str(tmp_path / "h"),
           "dataset": {"data_files": {"validation": str(tmp_path / "five.jsonl")}}, "scoring": {"num_shards": 8}}
     (tmp_path / "five.jsonl").write_text("".join(HELLASWAG.read_text().splitlines(keepends=True)[:5]))
