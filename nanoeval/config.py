@@ -504,6 +504,36 @@ def _under_root(value: str, root: Path, src: str, key: str) -> Path:
     return root / p
 
 
+def model_name(path: str) -> str:
+    """The name a model override adds to report dirs: the model folder's (or hub id's) last part, as a safe file
+    name (nanoeval/journal.py's file_name keeps `step-1000`, turns any other character into %XX)."""
+    from nanoeval.journal import file_name
+
+    return file_name(Path(path.rstrip("/\\")).name or path)
+
+
+def override_model(tasks: list[TaskConfig], suite: SuiteConfig | None, path: str, root: Path,
+                   cwd: Path) -> tuple[list[TaskConfig], SuiteConfig | None]:
+    """`--nanoeval-model PATH` / NANOEVAL_MODEL: every task runs PATH (a folder, taken from the working directory
+    like any command-line path, else a hub id) instead of its YAML's model, and writes to its report dir with
+    `-<model name>` appended, so runs of two checkpoints never share a report dir (nor move each other aside).
+    The YAML's `package`, `gguf_file` and `revision` belonged to its own model and are dropped."""
+    local = (cwd / path) if not Path(path).is_absolute() else Path(path)
+    value = str(local.resolve()) if local.exists() else path
+    tag = model_name(path)
+    out = []
+    for t in tasks:
+        if t.model.backend != "local":
+            raise ConfigError(f"{t.source}: model: --nanoeval-model / NANOEVAL_MODEL replaces a local model's path; "
+                              f"task {t.name!r} uses a served model (backend {t.model.backend})")
+        model = dataclasses.replace(t.model, path=value, package=None, gguf_file=None, revision=None)
+        rdir = f"{report_dir(t, root)}-{tag}" if t.report_dir or suite is None else None  # else: in the suite's dir
+        out.append(dataclasses.replace(t, model=model, report_dir=rdir))
+    if suite is not None:
+        suite = dataclasses.replace(suite, tasks=out, report_dir=f"{suite_dir(suite, root)}-{tag}")
+    return out, suite
+
+
 def task_to_dict(cfg: TaskConfig) -> dict:
     return dataclasses.asdict(cfg)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nanoeval.config import (ConfigError, SuiteConfig, TaskConfig, check_report_dirs, load_suite, load_task,
-                             report_dir)
+                             override_model, report_dir)
 from nanoeval.data import DataError, repeated_id, scan_local
 from nanoeval.journal import ReportDirBusy, lock_report_dir
 from nanoeval.pool import ModelPool
@@ -54,10 +54,11 @@ def parse_shard(value: str | None) -> tuple[int, int] | None:
 
 
 def open_session(root: Path, config: str | None, suite: str | None, shard: str | None = None, fresh: bool = False,
-                 controller: bool = True) -> Session:
+                 controller: bool = True, model: str | None = None, cwd: Path | None = None) -> Session:
     """Load NANOEVAL_CONFIG or NANOEVAL_SUITE (default: the smoke suite) and check everything a config or data file
     can get wrong, quickest first; on the controller also each task's model, cases and run.json. Any problem is
-    one ConfigError line naming the file and key (or file:line)."""
+    one ConfigError line naming the file and key (or file:line). `model` (NANOEVAL_MODEL): every task runs that
+    model instead of its YAML's, in report dirs named for it (config.override_model; `cwd` resolves its path)."""
     if config and suite:
         raise ConfigError("set either NANOEVAL_CONFIG or NANOEVAL_SUITE, not both")
     suite_cfg = None
@@ -66,6 +67,8 @@ def open_session(root: Path, config: str | None, suite: str | None, shard: str |
     else:
         suite_cfg = load_suite(_abs(suite or DEFAULT_SUITE, root))
         tasks = suite_cfg.tasks
+    if model:
+        tasks, suite_cfg = override_model(tasks, suite_cfg, model, root, cwd or Path.cwd())
     dirs = {t.name: report_dir(t, root, suite_cfg) for t in tasks}
     check_report_dirs(tasks, dirs, suite_cfg, root)
     for t in tasks:  # a missing baseline is an error, never a pass
