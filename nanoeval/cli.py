@@ -8,7 +8,8 @@
         Combine the report dirs of `--nanoeval-shard i/N` runs of one task (or suite dirs holding such task dirs)
         into the artifacts a single run would have written. Refuses missing, overlapping or mismatched shards.
     nanoeval benchmarks
-        The benchmarks (`task:` names), their `scoring:` options and defaults.
+        The benchmarks (`task:` names), the data columns each reads, the `scoring:` options each can use and their
+        real defaults.
     nanoeval table A/suite_summary.json B/suite_summary.json ... [--latex] [--label NAME ...]
         A paper-style table: one row per run (checkpoint: the suite and model, or --label), one column per task's
         headline metric ± stderr (n = examples).
@@ -301,14 +302,27 @@ def table(args) -> int:
 
 
 def benchmarks(args) -> int:
-    """Every benchmark of the registry: its `task:` name, what it is, its `scoring:` options with their defaults."""
+    """Every benchmark of the registry: its `task:` name, what it is, the data columns it reads, and the `scoring:`
+    options it can use with their real defaults (a default decided by another option or later says so)."""
+    from nanoeval.benchmark import STRATEGIES
     from nanoeval.benchmarks import BENCHMARKS
 
     for name, b in BENCHMARKS.items():
-        defaults = b.options(strategy=b.strategies[0]).resolve()
+        defaults, shown = b.options(strategy=b.strategies[0]).resolve(), b.options.shown_defaults()
+        generates = [s for s in b.strategies if s != STRATEGIES[0]]  # rank_ll reads no generation option
+        options = []
+        for k in b.options.keys():
+            if k in b.options.generation_only and not generates:
+                continue
+            value = shown.get(k, repr(getattr(defaults, k)))
+            if k in b.options.generation_only and len(b.strategies) > 1:
+                value += f" ({', '.join(generates)} only)"
+            options.append(f"{k}={value}")
         print(f"{name}: {b.doc}")
         print(f"  strategies: {', '.join(b.strategies)}; dataset: {b.dataset.get('path')}")
-        print("  scoring: " + ", ".join(f"{k}={getattr(defaults, k)!r}" for k in b.options.keys()))
+        if b.columns:
+            print(f"  columns: {', '.join(b.columns)} (other names: map them with dataset.columns)")
+        print("  scoring: " + ", ".join(options))
     return 0
 
 

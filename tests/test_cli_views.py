@@ -4,14 +4,17 @@ benchmark."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from nanoeval.benchmarks import BENCHMARKS
-from tests.conftest import ROOT, build_tiny_lm, mmlu_tiny_config, read_jsonl
+from nanoeval.config import load_task
+from tests.conftest import DATA, ROOT, build_tiny_lm, mmlu_tiny_config, read_jsonl
 
 PLACEHOLDERS = len(BENCHMARKS) - 1  # one skipped case for each benchmark the config does not name
 
@@ -56,3 +59,81 @@ def test_a_model_override_that_does_not_exist_is_one_line(run_evals, tiny_lm, tm
     assert result.ret != 0
     result.stderr.fnmatch_lines([f"ERROR: *config.yaml: model.path: *nope*"])
     assert not (tmp_path / "r-nope").exists()
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nanoeval.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+
+
+def listing() -> dict[str, dict[str, str]]:
+    """`nanoeval benchmarks` as {benchmark: {"columns": ..., "scoring": ...}}."""
+    out = cli("benchmarks")
+    assert out.returncode == 0, out.stderr
+    found: dict[str, dict[str, str]] = {}
+    for line in out.stdout.splitlines():
+        if not line.startswith(" "):
+            current = found.setdefault(line.split(":")[0], {})
+        else:
+            key, _, rest = line.strip().partition(": ")
+            current[key] = rest
+    return found
+
+
+def test_benchmarks_shows_real_and_dependent_defaults_and_only_usable_options(tmp_path):
+    from nanoeval.benchmarks.mmmu_pro import MMMUProOptions
+    from nanoeval.shards import num_shards
+
+    shown = listing()
+    assert set(shown) == set(BENCHMARKS)
+    for name in ("hellaswag", "arc"):  # the shard count a config without num_shards really gets
+        p = tmp_path / f"{name}.yaml"
+        p.write_text(f"task: {name}\nmodel: {{path: m}}\n")
+        assert f"num_shards={num_shards(load_task(p), ROOT)}," in shown[name]["scoring"]
+        assert "None," not in shown[name]["scoring"].split("shard_size")[0]
+        assert "max_new_tokens" not in shown[name]["scoring"]  # rank-only: no generation option
+    assert "max_new_tokens=5 (gen_letter only)" in shown["mmlu"]["scoring"]
+    cot = MMMUProOptions(prompt_style="cot").resolve().max_new_tokens
+    assert f"max_new_tokens=50 (direct), {cot} (cot)," in shown["mmmu_pro"]["scoring"] and cot == 1024
+
+
+def benchmark_configs() -> list[dict]:
+    """A config of each benchmark on NanoEval's own test data (MMMU-Pro in both settings)."""
+    def cfg(task, data_files, **scoring):
+        return {"task": task, "model": {"path": "m"}, "dataset": {"data_files": {k: str(DATA / v) for k, v in
+                                                                                  data_files.items()}},
+                "scoring": scoring}
+
+    return [cfg("mmlu", {"test": "mmlu_tiny/test.jsonl", "dev": "mmlu_tiny/dev.jsonl"}, num_fewshot=1),
+            cfg("hellaswag", {"validation": "hellaswag/validation.jsonl"}, num_shards=2),
+            cfg("arc", {"test": "arc/ARC-Easy/test.jsonl"}, num_shards=2),
+            cfg("mmmu_pro", {"test": "mmmu_pro/standard10.parquet"}, strategy="gen_letter",
+                setting="standard (10 options)"),
+            cfg("mmmu_pro", {"test": "mmmu_pro/vision.parquet"}, strategy="gen_letter", setting="vision")]
+
+
+def test_the_columns_listed_are_the_columns_each_parser_reads(tmp_path, monkeypatch):
+    """Every column a benchmark reads through data.get (the names dataset.columns maps) is listed, and no other."""
+    import nanoeval.data
+
+    shown, read = listing(), {name: set() for name in BENCHMARKS}
+    for i, config in enumerate(benchmark_configs()):
+        name = config["task"]
+        bench = BENCHMARKS[name]
+        module = sys.modules[bench.load.__module__]
+
+        def recording(row, ds, column, where, _real=nanoeval.data.get, _name=name):
+            read[_name].add(column)
+            return _real(row, ds, column, where)
+
+        with monkeypatch.context() as m:
+            m.setattr(nanoeval.data, "get", recording)
+            m.setattr(module, "get", recording)
+            p = tmp_path / f"{i}.yaml"
+            p.write_text(yaml.safe_dump(config))
+            cfg = load_task(p)
+            for case in bench.cases(cfg, ROOT):
+                assert bench.load(cfg, case, ROOT).examples
+    for name, bench in BENCHMARKS.items():
+        assert set(bench.columns) == read[name], name
+        assert shown[name]["columns"].startswith(", ".join(bench.columns) + " ")

@@ -92,4 +92,5 @@ BENCHMARK = Benchmark(
     dataset={"path": "allenai/ai2_arc", "name": "ARC-Easy", "split": "test", "fewshot_split": "train"},
     cases=shard_cases, load=load, score=score, summarize=summarize, recipe=recipe, check_cases=check_shards,
     id_column="id",  # unique, checked before the model loads
+    columns=("id", "question", "choices", "answerKey"),
     case_sizes=lambda cfg, root: shard_sizes(cfg, root, FULL_SIZE.get(cfg.dataset.name, FULL_SIZE["ARC-Easy"])))

@@ -97,4 +97,5 @@ BENCHMARK = Benchmark(
     dataset={"path": "Rowan/hellaswag", "split": "validation", "fewshot_split": "train"},
     cases=shard_cases, load=load, score=score, summarize=summarize, recipe=recipe, check_cases=check_shards,
     id_column="ind",  # unique, checked before the model loads
+    columns=("ind", "activity_label", "ctx_a", "ctx_b", "endings", "label"),
     case_sizes=lambda cfg, root: shard_sizes(cfg, root, FULL_SIZE))

@@ -225,4 +225,4 @@ BENCHMARK = Benchmark(
     options=MMLUOptions, strategies=("rank_ll", "gen_letter"),
     dataset={"path": "cais/mmlu", "name": "all", "split": "test", "fewshot_split": "dev"},
     cases=cases, load=load, score=score, summarize=summarize, recipe=recipe, case_sizes=case_sizes,
-    check_cases=check_cases, known_sizes=CASE_SIZES)
+    check_cases=check_cases, known_sizes=CASE_SIZES, columns=("subject", "question", "choices", "answer"))

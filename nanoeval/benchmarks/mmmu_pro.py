@@ -113,6 +113,11 @@ class MMMUProOptions(Options):
     prompt_style: str = "direct"                # direct | cot
     fallback: str = "seeded"                    # seeded | count_wrong: what a response with no answer letter gets
 
+    @classmethod
+    def shown_defaults(cls) -> dict[str, str]:  # max_new_tokens depends on prompt_style: ask resolve for each
+        return {**super().shown_defaults(), "max_new_tokens": ", ".join(
+            f"{cls(prompt_style=p).resolve().max_new_tokens} ({p})" for p in ("direct", "cot"))}
+
     def resolve(self) -> "MMMUProOptions":
         self.choose("setting", SETTINGS, " or ".join(repr(x) for x in SETTINGS))
         self.choose("prompt_style", ("direct", "cot"))
@@ -266,6 +271,8 @@ BENCHMARK = Benchmark(
     dataset_from_options=lambda options: {"name": options.setting},  # the hub config is the setting
     cases=cases, load=load, score=score, summarize=summarize, recipe=recipe, case_sizes=case_sizes,
     check_cases=check_cases, chunk=8, id_column="id",
+    columns=("id", "subject", "question", "options", "answer", "image"),  # image: the vision setting's screenshot;
+    #                                                    the standard setting's image_1..image_7 are read as named
     rescore=Rescorer(
         needs=("id", "response", "options", "answer"), score=rescore_row,
         options={"fallback": {"choices": ["seeded", "count_wrong"], "default": "seeded"}},
