@@ -97,6 +97,14 @@ class GateConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """What predictions.jsonl carries beyond the scores."""
+    prompts: bool = False                     # each record's `prompt`: the text the model was asked, as it saw it
+    #                                           (chat template applied); predictions.jsonl 2x at 0 shots, 4x at 5
+    #                                           shots on tests/data/mmlu_tiny (README), so off by default
+
+
+@dataclass(frozen=True)
 class TaskConfig:
     name: str
     task: str
@@ -107,6 +115,7 @@ class TaskConfig:
     seed: int = 1234
     report_dir: str | None = None
     gates: GateConfig = GateConfig()
+    report: ReportConfig = ReportConfig()
     source: str = ""                          # file it came from (for messages)
     suite: str | None = None
 
@@ -118,6 +127,8 @@ class TaskConfig:
         payload = {"task": self.task, "model": model,
                    "dataset": dataclasses.asdict(self.dataset), "scoring": dataclasses.asdict(self.scoring),
                    "seed": self.seed}
+        if self.report != ReportConfig():  # records with prompts differ from records without: only then hashed,
+            payload["report"] = dataclasses.asdict(self.report)  # so runs that never set it keep their hash
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -288,12 +299,15 @@ def _task(entry: dict, where: str, src: str, inherited: dict) -> TaskConfig:
     seed = _check(entry.get("seed", inherited.get("seed", 1234)), int, f"{pre}seed", src)
     report_dir = _check(entry.get("report_dir"), str | None, f"{pre}report_dir", src)
     gates = _make(GateConfig, entry.get("gates") or {}, f"{pre}gates", src)
+    raw = entry.get("report") or {}  # a suite's `report:` is inherited key by key
+    report = _make(ReportConfig, {**inherited.get("report", {}), **raw} if isinstance(raw, dict) else raw,
+                   f"{pre}report", src)
     if gates.baseline is None and any(getattr(gates, k) is not None for k in ("max_drop", "max_drop_stderr",
                                                                                 "paired_alpha")):
         raise ConfigError(f"{src}: {pre}gates.baseline: missing (max_drop, max_drop_stderr and paired_alpha "
                           "compare with a baseline summary.json or suite_summary.json)")
     cfg = TaskConfig(name=name, task=task, model=model, dataset=dataset, scoring=scoring, engine=engine,
-                     seed=seed, report_dir=report_dir, gates=gates, source=src, suite=inherited.get("suite"))
+                     seed=seed, report_dir=report_dir, gates=gates, report=report, source=src, suite=inherited.get("suite"))
     _check_values(cfg, pre, src)
     return cfg
 
@@ -426,7 +440,7 @@ def load_task(path: str | Path) -> TaskConfig:
 def load_suite(path: str | Path) -> SuiteConfig:
     data = read_yaml(path)
     src = str(path)
-    known = {"suite", "model", "engine", "seed", "report_dir", "tasks"}
+    known = {"suite", "model", "engine", "seed", "report_dir", "report", "tasks"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{src}: {key}: unknown key (expected one of: {', '.join(sorted(known))})")
@@ -438,7 +452,10 @@ def load_suite(path: str | Path) -> SuiteConfig:
         raise ConfigError(f"{src}: tasks: expected a non-empty list of task entries, got {_got(tasks)}")
     if "engine" in data and not isinstance(data["engine"], dict):
         raise ConfigError(f"{src}: engine: expected a mapping, got {_got(data['engine'])}")
-    inherited = {"model": data.get("model"), "engine": data.get("engine") or {}, "suite": name}
+    if "report" in data and not isinstance(data["report"], dict):
+        raise ConfigError(f"{src}: report: expected a mapping, got {_got(data['report'])}")
+    inherited = {"model": data.get("model"), "engine": data.get("engine") or {}, "report": data.get("report") or {},
+                 "suite": name}
     if "seed" in data:
         inherited["seed"] = data["seed"]
     out, seen = [], {}
@@ -543,7 +560,7 @@ def task_from_dict(d: dict) -> TaskConfig:
     from nanoeval.benchmarks import BENCHMARKS
 
     parts = {"model": ModelConfig, "dataset": DatasetConfig, "scoring": BENCHMARKS[d["task"]].options,
-             "engine": EngineConfig, "gates": GateConfig}
+             "engine": EngineConfig, "gates": GateConfig, "report": ReportConfig}
     try:
         return TaskConfig(**{k: parts[k](**v) if k in parts else v for k, v in d.items()})
     except TypeError as e:  # a run.json of another NanoEval version (keys this one does not know)

@@ -137,3 +137,40 @@ def test_the_columns_listed_are_the_columns_each_parser_reads(tmp_path, monkeypa
     for name, bench in BENCHMARKS.items():
         assert set(bench.columns) == read[name], name
         assert shown[name]["columns"].startswith(", ".join(bench.columns) + " ")
+
+
+def test_report_prompts_puts_each_examples_full_prompt_in_predictions(run_evals, tiny_lm, tmp_path):
+    from nanoeval.benchmarks.mmlu import question_text
+
+    out = tmp_path / "r"
+    config = mmlu_tiny_config(tiny_lm, out, scoring={"strategy": "rank_ll", "num_fewshot": 5})
+    run_evals(config).assert_outcomes(passed=3, skipped=PLACEHOLDERS)
+    plain = read_jsonl(out / "predictions.jsonl")
+    assert not any("prompt" in r for r in plain)  # off by default: predictions as they were
+    config["report"] = {"prompts": True}
+    result = run_evals(config)
+    result.assert_outcomes(passed=3, skipped=PLACEHOLDERS)
+    result.stdout.fnmatch_lines(["*fingerprint changed*"])  # records with prompts are other records: re-scored
+    rows = read_jsonl(out / "predictions.jsonl")
+    assert [r["id"] for r in rows] == [r["id"] for r in plain]
+    test_rows = [json.loads(line) for line in (DATA / "mmlu_tiny" / "test.jsonl").read_text().splitlines()]
+    for r in rows:
+        subject = r["subject"]
+        ends = [x for x in test_rows if r["prompt"].endswith(question_text(x["question"], x["choices"]))]
+        assert len(ends) == 1 and ends[0]["subject"] == subject
+        # the whole context the model ranked " A".." D" after: header, 5 solved shots, then this question
+        assert r["prompt"].startswith(f"The following are multiple choice questions (with answers) about "
+                                      f"{subject.replace('_', ' ')}.\n\n")
+        assert r["prompt"].count("\nAnswer:") == 6
+        assert {k: v for k, v in r.items() if k != "prompt"} == \
+            next(p for p in plain if p["id"] == r["id"])  # same scores
+
+
+def test_report_prompts_is_checked_like_any_key(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("task: mmlu\nmodel: {path: m}\nreport: {prompts: yes please}\n")
+    with pytest.raises(ValueError, match=r"c.yaml: report.prompts: expected true or false, got str"):
+        load_task(p)
+    p.write_text("task: mmlu\nmodel: {path: m}\nreport: {prompt: true}\n")
+    with pytest.raises(ValueError, match=r"c.yaml: report.prompt: unknown key \(expected one of: prompts\)"):
+        load_task(p)
