@@ -4,6 +4,7 @@ benchmark."""
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -174,3 +175,27 @@ def test_report_prompts_is_checked_like_any_key(tmp_path):
     p.write_text("task: mmlu\nmodel: {path: m}\nreport: {prompt: true}\n")
     with pytest.raises(ValueError, match=r"c.yaml: report.prompt: unknown key \(expected one of: prompts\)"):
         load_task(p)
+
+
+def test_table_of_one_benchmark_has_a_column_per_run_and_warns_when_examples_differ(run_evals, tiny_lm, second_lm,
+                                                                                    tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    run_evals(mmlu_tiny_config(tiny_lm, a, name="mmlu_a")).assert_outcomes(passed=3, skipped=PLACEHOLDERS)
+    run_evals(mmlu_tiny_config(second_lm, b, name="mmlu_b", dataset__limit=3)).assert_outcomes(
+        passed=3, skipped=PLACEHOLDERS)
+    shutil.copytree(a, c, ignore=shutil.ignore_patterns(".nanoeval.lock"))
+    out = cli("table", str(a / "summary.json"), str(b / "summary.json"))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == f"| mmlu (acc_macro) | {tiny_lm.name} (n=21) | ckpt-b (n=9) |"  # not mmlu_a / mmlu_b columns
+    rows = {line.split(" | ")[0].lstrip("| "): line.strip("| ").split(" | ")[1:] for line in lines[2:]}
+    summaries = [json.loads((d / "summary.json").read_text()) for d in (a, b)]
+    assert [r.split(" ")[0] for r in rows["acc_macro"]] == [f"{100 * s['metrics']['acc_macro']:.1f}" for s in summaries]
+    assert {"acc_micro", "anatomy", "astronomy", "high_school_geography"} <= set(rows)
+    assert all(len(cells) == 2 for cells in rows.values())
+    assert "warning: mmlu: the runs scored different examples" in out.stderr
+    assert "9 examples in all runs, 12 in only some" in out.stderr
+    same = cli("table", str(a / "summary.json"), str(c / "summary.json"))
+    assert same.returncode == 0 and "warning" not in same.stderr
+    assert same.stdout.splitlines()[0] == (f"| mmlu (acc_macro) | {tiny_lm.name} (n=21) [{a}] | "
+                                           f"{tiny_lm.name} (n=21) [{c}] |")
