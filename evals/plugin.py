@@ -47,6 +47,9 @@ def pytest_addoption(parser):
                 help=f"suite YAML (default: $NANOEVAL_SUITE, else {DEFAULT_SUITE})")
     g.addoption("--nanoeval-fresh", action="store_true",
                 help="move the previous run's journals and artifacts aside and start fresh")
+    g.addoption("--nanoeval-model", default=None, metavar="PATH",
+                help="run this model (a folder or hub id) instead of the config's; its name is appended to the "
+                     "report dirs (default: $NANOEVAL_MODEL)")
     g.addoption("--nanoeval-shard", default=None, metavar="i/N",
                 help="run only shard i of N of the cases (0-based; default: $NANOEVAL_SHARD)")
 
@@ -80,6 +83,7 @@ def pytest_configure(config):
             config.getoption("nanoeval_suite") or os.environ.get("NANOEVAL_SUITE"),
             config.getoption("nanoeval_shard") or os.environ.get("NANOEVAL_SHARD"),
             config.getoption("nanoeval_fresh"), controller=not _is_worker(config),
+            model=config.getoption("nanoeval_model") or os.environ.get("NANOEVAL_MODEL"),
             cwd=Path(config.invocation_params.dir))
     except ConfigError as e:  # one `ERROR:` line per mistake
         raise pytest.UsageError("\nERROR: ".join(str(e).splitlines())) from None

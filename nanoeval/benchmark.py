@@ -77,6 +77,13 @@ class Options:
     num_fewshot: int = 0
     max_new_tokens: int | None = None   # generation only; None: 5
     fewshot_hint = ""                   # (not a setting) where else shots can come from, for the missing-split error
+    generation_only = ("max_new_tokens",)  # (not a setting) options only a generation strategy reads
+
+    @classmethod
+    def shown_defaults(cls) -> dict[str, str]:
+        """Defaults `resolve` leaves to be decided elsewhere or by another option, as `nanoeval benchmarks` shows
+        them (the real value, not None); a subclass adds its own."""
+        return {}
 
     def resolve(self) -> "Options":
         if self.max_new_tokens is None:
@@ -135,3 +142,6 @@ class Benchmark:
     id_column: str | None = None                         # the data column of example ids, checked unique across
     #                                                    the split before the model loads (None: `load` builds ids)
     dataset_from_options: Callable[[Options], dict] = lambda options: {}  # hub config chosen by an option
+    columns: tuple[str, ...] = ()                        # the data columns `load` reads (our names; a dataset with
+    #                                                    other names maps them with dataset.columns), for
+    #                                                    `nanoeval benchmarks`; tests/test_cli_views.py checks them

@@ -8,10 +8,13 @@
         Combine the report dirs of `--nanoeval-shard i/N` runs of one task (or suite dirs holding such task dirs)
         into the artifacts a single run would have written. Refuses missing, overlapping or mismatched shards.
     nanoeval benchmarks
-        The benchmarks (`task:` names), their `scoring:` options and defaults.
+        The benchmarks (`task:` names), the data columns each reads, the `scoring:` options each can use and their
+        real defaults.
     nanoeval table A/suite_summary.json B/suite_summary.json ... [--latex] [--label NAME ...]
         A paper-style table: one row per run (checkpoint: the suite and model, or --label), one column per task's
-        headline metric ± stderr (n = examples).
+        headline metric ± stderr (n = examples). Single-task summary.json files of one benchmark: one column per
+        run (its model and example count, or --label), one row per metric and subject. Runs of one task that scored
+        different examples get a warning (counts; ids where predictions.jsonl sits beside each summary).
 """
 from __future__ import annotations
 
@@ -264,30 +267,31 @@ def table(args) -> int:
             data = json.loads(Path(f).read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             return _fail(f"nanoeval table: {f}: cannot read ({e})")
+        single = "tasks" not in data
         tasks = data.get("tasks") or {data.get("name", Path(f).parent.name): data}
         label = data.get("suite") or Path(f).parent.name
         models = {t.get("model", {}).get("id") for t in tasks.values()} - {None}
         runs.append([args.label[i] if args.label else
-                     f"{label} ({', '.join(sorted(models))})" if models else label, tasks, f])
+                     f"{label} ({', '.join(sorted(models))})" if models else label, tasks, f, single])
+    benches = {next(iter(r[1].values())).get("task") for r in runs}
+    if len(runs) > 1 and all(r[3] for r in runs) and len(benches) == 1 and None not in benches:
+        return _one_benchmark(args, runs)  # one column per run, not a diagonal of differently named tasks
     labels = [r[0] for r in runs]
     for r in runs:  # two runs of one suite with one model: tell them apart by where they were written
         if labels.count(r[0]) > 1:
             r[0] = f"{r[0]} [{Path(r[2]).parent}]"
-    runs = [(label, tasks) for label, tasks, _ in runs]
-    columns = list(dict.fromkeys(t for _, tasks in runs for t in tasks))
+    columns = list(dict.fromkeys(t for _, tasks, _, _ in runs for t in tasks))
+    for c in columns:  # a column compares like with like: say where its runs saw different examples
+        _warn_examples(c, [(r[0], r[1][c], _task_dir(r, c)) for r in runs if c in r[1]])
+    runs = [(label, tasks) for label, tasks, _, _ in runs]
     heads = {c: next(tasks[c]["headline"] for _, tasks in runs if c in tasks) for c in columns}
 
     def cell(tasks, c, pm):
         if c not in tasks:
             return "-"
         s = tasks[c]
-        v, se = s["metrics"][s["headline"]], s["stderr"].get(s["headline"])
-        if v is None:
-            return "-"
-        n = (s.get("counts") or {}).get("examples")
-        ci = (s.get("ci95") or {}).get(s["headline"])  # where the stderr says nothing (0 %, 100 %, one example)
-        spread = f" {pm} {100 * se:.1f}" if se else f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else ""
-        return f"{100 * v:.1f}{spread}" + (f" (n={n})" if n is not None else "")
+        n, text = (s.get("counts") or {}).get("examples"), _cell(s, s["headline"], pm)
+        return text + (f" (n={n})" if n is not None and text != "-" else "")
 
     if args.latex:
         esc = lambda text: text.translate(LATEX)  # noqa: E731
@@ -306,15 +310,111 @@ def table(args) -> int:
     return 0
 
 
+def _cell(s: dict, metric: str, pm: str) -> str:
+    """`metric` of summary `s` in percent, ± its stderr, or its 95 % interval where the stderr says nothing
+    (0 %, 100 %, one example); "-" where the run has no value."""
+    v = (s.get("metrics") or {}).get(metric)
+    if v is None:
+        return "-"
+    se, ci = (s.get("stderr") or {}).get(metric), (s.get("ci95") or {}).get(metric)
+    spread = f" {pm} {100 * se:.1f}" if se else f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else ""
+    return f"{100 * v:.1f}{spread}"
+
+
+def _task_dir(run: list, task: str) -> Path:
+    """The report dir of `task` in a run read from `run[2]` (a summary.json beside it, or a suite's summary)."""
+    return Path(run[2]).parent if run[3] else Path(run[2]).parent / task
+
+
+def _warn_examples(what: str, entries: list[tuple[str, dict, Path]]) -> None:
+    """Warn (stderr) when the runs of one column scored different examples: their counts, and where every run's
+    predictions.jsonl sits beside its summary, how many ids all runs share."""
+    if len(entries) < 2:
+        return
+    counts = [(label, (s.get("counts") or {}).get("examples")) for label, s, _ in entries]
+    ids = []
+    for _, _, d in entries:
+        try:
+            ids.append({json.loads(line)["id"] for line in (d / "predictions.jsonl").read_text().splitlines()
+                        if line.strip()})
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+            ids = None
+            break
+    if ids is not None and all(x == ids[0] for x in ids[1:]):
+        return  # the same examples, whatever else differs
+    if ids is None and len({n for _, n in counts}) == 1:
+        return  # the same count and no ids to compare: nothing to say
+    detail = ", ".join(f"{label}: {n} examples" for label, n in counts)
+    if ids is not None:
+        common = set.intersection(*ids)
+        detail += f"; {len(common)} examples in all runs, {len(set.union(*ids)) - len(common)} in only some"
+    print(f"nanoeval table: warning: {what}: the runs scored different examples ({detail}); their numbers are "
+          "not directly comparable", file=sys.stderr)
+
+
+def _one_benchmark(args, runs: list) -> int:
+    """Single-task summaries of one benchmark: one row per metric (then per subject), one column per run, labelled
+    by its model and example count."""
+    summaries = [next(iter(tasks.values())) for _, tasks, _, _ in runs]
+    names = []
+    for i, ((label, tasks, f, _), s) in enumerate(zip(runs, summaries)):
+        model = str((s.get("model") or {}).get("id") or "?")
+        model = Path(model).name if Path(model).is_absolute() else model  # a local folder: its name
+        n = (s.get("counts") or {}).get("examples")
+        names.append(f"{args.label[i] if args.label else model} (n={n})")
+    names = [f"{name} [{Path(run[2]).parent}]" if names.count(name) > 1 else name  # two runs of one model:
+             for name, run in zip(names, runs)]                                    # where they were written
+    _warn_examples(summaries[0].get("task", ""), [(nm, s, _task_dir(r, "")) for nm, s, r in zip(names, summaries, runs)])
+    head = summaries[0]["headline"]
+    metrics = [head] + [m for m in dict.fromkeys(k for s in summaries for k in s.get("metrics") or {})
+                        if m != head and any((s.get("metrics") or {}).get(m) is not None for s in summaries)]
+    subjects = list(dict.fromkeys(k for s in summaries for k in s.get("per_subject") or {}))
+    rows = [(m, [_cell(s, m, "{pm}") for s in summaries]) for m in metrics]
+    if len(subjects) > 1:  # one subject's row would repeat the headline
+        for subject in subjects:
+            per = [(s.get("per_subject") or {}).get(subject) for s in summaries]
+            rows.append((subject, [_cell({"metrics": {"acc": p["acc"]}, "stderr": {"acc": p.get("stderr")}}, "acc",
+                                         "{pm}") if p else "-" for p in per]))
+    title = f"{summaries[0]['task']} ({head})"
+    if args.latex:
+        esc = lambda text: text.translate(LATEX)  # noqa: E731
+        print("\\begin{tabular}{l" + "c" * len(names) + "}")
+        print("\\toprule")
+        print(" & ".join([esc(title)] + [esc(n) for n in names]) + " \\\\")
+        print("\\midrule")
+        for key, cells in rows:
+            print(" & ".join([esc(key)] + [c.format(pm="$\\pm$") for c in cells]) + " \\\\")
+        print("\\bottomrule\n\\end{tabular}")
+    else:
+        print(f"| {title} | " + " | ".join(names) + " |")
+        print("|---|" + "---|" * len(names))
+        for key, cells in rows:
+            print(f"| {key} | " + " | ".join(c.format(pm="±") for c in cells) + " |")
+    return 0
+
+
 def benchmarks(args) -> int:
-    """Every benchmark of the registry: its `task:` name, what it is, its `scoring:` options with their defaults."""
+    """Every benchmark of the registry: its `task:` name, what it is, the data columns it reads, and the `scoring:`
+    options it can use with their real defaults (a default decided by another option or later says so)."""
+    from nanoeval.benchmark import STRATEGIES
     from nanoeval.benchmarks import BENCHMARKS
 
     for name, b in BENCHMARKS.items():
-        defaults = b.options(strategy=b.strategies[0]).resolve()
+        defaults, shown = b.options(strategy=b.strategies[0]).resolve(), b.options.shown_defaults()
+        generates = [s for s in b.strategies if s != STRATEGIES[0]]  # rank_ll reads no generation option
+        options = []
+        for k in b.options.keys():
+            if k in b.options.generation_only and not generates:
+                continue
+            value = shown.get(k, repr(getattr(defaults, k)))
+            if k in b.options.generation_only and len(b.strategies) > 1:
+                value += f" ({', '.join(generates)} only)"
+            options.append(f"{k}={value}")
         print(f"{name}: {b.doc}")
         print(f"  strategies: {', '.join(b.strategies)}; dataset: {b.dataset.get('path')}")
-        print("  scoring: " + ", ".join(f"{k}={getattr(defaults, k)!r}" for k in b.options.keys()))
+        if b.columns:
+            print(f"  columns: {', '.join(b.columns)} (other names: map them with dataset.columns)")
+        print("  scoring: " + ", ".join(options))
     return 0
 
 

@@ -131,6 +131,14 @@ class GateConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """What predictions.jsonl carries beyond the scores."""
+    prompts: bool = False                     # each record's `prompt`: the text the model was asked, as it saw it
+    #                                           (chat template applied); predictions.jsonl 2x at 0 shots, 4x at 5
+    #                                           shots on tests/data/mmlu_tiny (README), so off by default
+
+
+@dataclass(frozen=True)
 class TaskConfig:
     name: str
     task: str
@@ -141,6 +149,7 @@ class TaskConfig:
     seed: int = 1234
     report_dir: str | None = None
     gates: GateConfig = GateConfig()
+    report: ReportConfig = ReportConfig()
     source: str = ""                          # file it came from (for messages)
     suite: str | None = None
 
@@ -153,6 +162,8 @@ class TaskConfig:
             {k: v for k, v in dataclasses.asdict(part).items() if k not in SELECTION_KEYS[name]}
             for name, part in (("dataset", self.dataset), ("scoring", self.scoring)))
         payload = {"task": self.task, "model": model, "dataset": dataset, "scoring": scoring, "seed": self.seed}
+        if self.report != ReportConfig():  # records with prompts differ from records without: only then hashed,
+            payload["report"] = dataclasses.asdict(self.report)  # so runs that never set it keep their hash
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -315,6 +326,9 @@ def _task(entry: dict, where: str, src: str, inherited: dict) -> TaskConfig:
     seed = problems.attempt(lambda: _check(entry.get("seed", inherited.get("seed", 1234)), int, f"{pre}seed", src))
     report_dir = problems.attempt(lambda: _check(entry.get("report_dir"), str | None, f"{pre}report_dir", src))
     gates = problems.attempt(lambda: _make(GateConfig, entry.get("gates") or {}, f"{pre}gates", src))
+    raw = entry.get("report") or {}  # a suite's `report:` is inherited key by key
+    report = problems.attempt(lambda: _make(ReportConfig, {**inherited.get("report", {}), **raw}
+                                            if isinstance(raw, dict) else raw, f"{pre}report", src))
     if task is None:  # the dataset and scoring blocks depend on the benchmark
         problems.raise_any()
     parts = problems.attempt(lambda: _task_data(entry, BENCHMARKS[task], pre, src))
@@ -325,7 +339,7 @@ def _task(entry: dict, where: str, src: str, inherited: dict) -> TaskConfig:
         raise ConfigError(f"{src}: {pre}gates.baseline: missing (max_drop, max_drop_stderr and paired_alpha "
                           "compare with a baseline summary.json or suite_summary.json)")
     cfg = TaskConfig(name=name, task=task, model=model, dataset=dataset, scoring=scoring, engine=engine,
-                     seed=seed, report_dir=report_dir, gates=gates, source=src, suite=inherited.get("suite"))
+                     seed=seed, report_dir=report_dir, gates=gates, report=report, source=src, suite=inherited.get("suite"))
     _check_values(cfg, pre, src)
     return cfg
 
@@ -483,7 +497,7 @@ def load_suite(path: str | Path) -> SuiteConfig:
     if "suite" not in data and "tasks" not in data and "task" in data:
         raise ConfigError(f"{path}: top level: this is a task config (it has `task`, no `suite`/`tasks`); "
                           "use NANOEVAL_CONFIG")
-    known = ["engine", "model", "report_dir", "seed", "suite", "tasks"]
+    known = ["engine", "model", "report", "report_dir", "seed", "suite", "tasks"]
     problems = _Problems()  # the suite's keys and every task entry: all mistakes at once
     problems.lines += [_unknown_key(src, key, known) for key in data if key not in known]
     name = data.get("suite")
@@ -497,7 +511,10 @@ def load_suite(path: str | Path) -> SuiteConfig:
         problems.lines.append(f"{src}: engine: expected a mapping, got {_got(data['engine'])}")
     report_dir = problems.attempt(lambda: _check(data.get("report_dir"), str | None, "report_dir", src))
     engine = data.get("engine") if isinstance(data.get("engine"), dict) else {}
-    inherited = {"model": data.get("model"), "engine": engine, "suite": name}
+    if "report" in data and not isinstance(data["report"], dict):
+        problems.lines.append(f"{src}: report: expected a mapping, got {_got(data['report'])}")
+    report = data.get("report") if isinstance(data.get("report"), dict) else {}
+    inherited = {"model": data.get("model"), "engine": engine, "report": report, "suite": name}
     if "seed" in data:
         inherited["seed"] = data["seed"]
     out, seen = [], {}
@@ -565,6 +582,36 @@ def _under_root(value: str, root: Path, src: str, key: str) -> Path:
     return root / p
 
 
+def model_name(path: str) -> str:
+    """The name a model override adds to report dirs: the model folder's (or hub id's) last part, as a safe file
+    name (nanoeval/journal.py's file_name keeps `step-1000`, turns any other character into %XX)."""
+    from nanoeval.journal import file_name
+
+    return file_name(Path(path.rstrip("/\\")).name or path)
+
+
+def override_model(tasks: list[TaskConfig], suite: SuiteConfig | None, path: str, root: Path,
+                   cwd: Path) -> tuple[list[TaskConfig], SuiteConfig | None]:
+    """`--nanoeval-model PATH` / NANOEVAL_MODEL: every task runs PATH (a folder, taken from the working directory
+    like any command-line path, else a hub id) instead of its YAML's model, and writes to its report dir with
+    `-<model name>` appended, so runs of two checkpoints never share a report dir (nor move each other aside).
+    The YAML's `package`, `gguf_file` and `revision` belonged to its own model and are dropped."""
+    local = (cwd / path) if not Path(path).is_absolute() else Path(path)
+    value = str(local.resolve()) if local.exists() else path
+    tag = model_name(path)
+    out = []
+    for t in tasks:
+        if t.model.backend != "local":
+            raise ConfigError(f"{t.source}: model: --nanoeval-model / NANOEVAL_MODEL replaces a local model's path; "
+                              f"task {t.name!r} uses a served model (backend {t.model.backend})")
+        model = dataclasses.replace(t.model, path=value, package=None, gguf_file=None, revision=None)
+        rdir = f"{report_dir(t, root)}-{tag}" if t.report_dir or suite is None else None  # else: in the suite's dir
+        out.append(dataclasses.replace(t, model=model, report_dir=rdir))
+    if suite is not None:
+        suite = dataclasses.replace(suite, tasks=out, report_dir=f"{suite_dir(suite, root)}-{tag}")
+    return out, suite
+
+
 def task_to_dict(cfg: TaskConfig) -> dict:
     return dataclasses.asdict(cfg)
 
@@ -574,7 +621,7 @@ def task_from_dict(d: dict) -> TaskConfig:
     from nanoeval.benchmarks import BENCHMARKS
 
     parts = {"model": ModelConfig, "dataset": DatasetConfig, "scoring": BENCHMARKS[d["task"]].options,
-             "engine": EngineConfig, "gates": GateConfig}
+             "engine": EngineConfig, "gates": GateConfig, "report": ReportConfig}
     try:
         return TaskConfig(**{k: parts[k](**v) if k in parts else v for k, v in d.items()})
     except TypeError as e:  # a run.json of another NanoEval version (keys this one does not know)

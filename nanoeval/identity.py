@@ -265,10 +265,10 @@ def benchmark_code_hash(benchmark, backend: str = "local") -> str:
     from nanoeval.runner import run_case
 
     roots = [benchmark.load, benchmark.score, run_case, Engine.prompt_text, Engine.encode_many,
-             Engine.encode_requests, generate, Engine.decode]
+             Engine.encode_requests, generate, Engine.decode, Engine.shown_prompt]  # shown: report.prompts
     if backend == "openai":
         from nanoeval.engine.served import ServedEngine
 
         roots += [ServedEngine._generate_one, ServedEngine._loglikelihoods, ServedEngine._loglikelihood_one,
-                  ServedEngine._check_prompt_logprobs]
+                  ServedEngine._check_prompt_logprobs, ServedEngine.shown_prompt]
     return code_hash(roots)[0]

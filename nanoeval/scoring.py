@@ -120,6 +120,15 @@ def first_letter(response: str, n_choices: int) -> str | None:
 
 
 # ---------------------------------------------------------------------------- choices ranked by log-likelihood
+def with_prompts(engine, cfg, records: list[Record], requests: list) -> list[Record]:
+    """With `report.prompts: true`, each record gets `prompt`: what its request asked the model (the engine's
+    shown_prompt), as lm-eval's --log_samples shows it; `requests` are in the records' order."""
+    if cfg.report.prompts:
+        for record, request in zip(records, requests, strict=True):
+            record["prompt"] = engine.shown_prompt(request)
+    return records
+
+
 def ranked_record(example_id: str, subject: str, gold: int, lls: list[float], texts: list[str]) -> Record:
     """A record for choices ranked by log-likelihood (lm-eval's multiple_choice): `pred` is the argmax of the
     summed log-likelihoods (acc), `pred_norm` of the log-likelihood per character of the choice's text (acc_norm,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nanoeval.config import (ConfigError, SuiteConfig, TaskConfig, check_report_dirs, load_suite, load_task,
-                             report_dir)
+                             override_model, report_dir)
 from nanoeval.data import (DataError, go_offline, hub_dataset_missing, hub_offline, hub_reachable, repeated_id,
                            scan_local)
 from nanoeval.journal import ReportDirBusy, lock_report_dir
@@ -68,10 +68,12 @@ def parse_shard(value: str | None) -> tuple[int, int] | None:
 
 
 def open_session(root: Path, config: str | None, suite: str | None, shard: str | None = None, fresh: bool = False,
-                 controller: bool = True, cwd: Path | None = None) -> Session:
+                 controller: bool = True, model: str | None = None, cwd: Path | None = None) -> Session:
     """Load NANOEVAL_CONFIG or NANOEVAL_SUITE (relative to `cwd`, see config_file; default: the smoke suite) and
     check everything a config or data file can get wrong, quickest first; on the controller also each task's model,
-    cases and run.json. Any problem is one ConfigError line naming the file and key (or file:line)."""
+    cases and run.json. Any problem is one ConfigError line naming the file and key (or file:line). `model`
+    (NANOEVAL_MODEL): every task runs that model instead of its YAML's, in report dirs named for it
+    (config.override_model; `cwd` resolves its path)."""
     if config and suite:
         raise ConfigError("set either NANOEVAL_CONFIG or NANOEVAL_SUITE, not both")
     suite_cfg, note = None, None
@@ -83,6 +85,8 @@ def open_session(root: Path, config: str | None, suite: str | None, shard: str |
             (root / DEFAULT_SUITE, None)
         suite_cfg = load_suite(path)
         tasks = suite_cfg.tasks
+    if model:
+        tasks, suite_cfg = override_model(tasks, suite_cfg, model, root, cwd or Path.cwd())
     notes = [note] if note else []
     if controller and any(not t.dataset.data_files for t in tasks) and not hub_offline() and not hub_reachable():
         go_offline()  # before the workers start: they inherit it

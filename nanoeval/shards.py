@@ -18,6 +18,10 @@ class ShardOptions(Options):
     num_shards: int | None = None     # number of cases (default 8)
     shard_size: int | None = None     # or examples per case
 
+    @classmethod
+    def shown_defaults(cls) -> dict[str, str]:  # what num_shards() below does with None
+        return {**super().shown_defaults(), "num_shards": str(DEFAULT_SHARDS), "shard_size": "None (num_shards decides)"}
+
     def resolve(self) -> "ShardOptions":
         for key in ("num_shards", "shard_size"):
             if getattr(self, key) is not None and getattr(self, key) < 1:

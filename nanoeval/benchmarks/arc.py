@@ -24,7 +24,7 @@ from nanoeval.benchmark import Benchmark, CaseData, Metrics, Record
 from nanoeval.config import TaskConfig
 from nanoeval.data import DataError, get, seeded_sample
 from nanoeval.engine import LLRequest
-from nanoeval.scoring import acc_norm_metrics, ranked_record
+from nanoeval.scoring import acc_norm_metrics, ranked_record, with_prompts
 from nanoeval.shards import ShardOptions, check_shards, load_shard, num_shards, shard_cases, shard_sizes
 
 FULL_SIZE = {"ARC-Easy": 2376, "ARC-Challenge": 1172}   # test rows on the hub: progress estimates only
@@ -68,8 +68,9 @@ def score(engine, cfg: TaskConfig, batch: list[Question], train: list[Question])
         shots = seeded_sample(train, cfg.scoring.num_fewshot, f"{cfg.seed}:{q.id}")
         prefix = "".join(f"{prompt(s.question)} {s.choices[s.answer]}\n\n" for s in shots)
         requests.append(LLRequest(prefix + prompt(q.question), [" " + c for c in q.choices]))
-    return [ranked_record(q.id, q.source, q.answer, lls, q.choices)
-            for q, lls in zip(batch, engine.loglikelihoods(requests))]
+    records = [ranked_record(q.id, q.source, q.answer, lls, q.choices)
+               for q, lls in zip(batch, engine.loglikelihoods(requests))]
+    return with_prompts(engine, cfg, records, requests)
 
 
 def summarize(records: list[dict], cfg: TaskConfig) -> Metrics:
@@ -92,4 +93,5 @@ BENCHMARK = Benchmark(
     dataset={"path": "allenai/ai2_arc", "name": "ARC-Easy", "split": "test", "fewshot_split": "train"},
     cases=shard_cases, load=load, score=score, summarize=summarize, recipe=recipe, check_cases=check_shards,
     id_column="id",  # unique, checked before the model loads
+    columns=("id", "question", "choices", "answerKey"),
     case_sizes=lambda cfg, root: shard_sizes(cfg, root, FULL_SIZE.get(cfg.dataset.name, FULL_SIZE["ARC-Easy"])))

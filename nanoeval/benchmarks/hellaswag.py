@@ -23,7 +23,7 @@ from nanoeval.benchmark import Benchmark, CaseData, Metrics, Record
 from nanoeval.config import TaskConfig
 from nanoeval.data import DataError, answer_index, get, seeded_sample
 from nanoeval.engine import LLRequest
-from nanoeval.scoring import acc_norm_metrics, ranked_record
+from nanoeval.scoring import acc_norm_metrics, ranked_record, with_prompts
 from nanoeval.shards import ShardOptions, check_shards, load_shard, num_shards, shard_cases, shard_sizes
 
 FULL_SIZE = 10042   # rows of the validation split (the hub default): progress estimates only
@@ -83,8 +83,9 @@ def score(engine, cfg: TaskConfig, batch: list[Item], train: list[Item]) -> list
         shots = seeded_sample(train, cfg.scoring.num_fewshot, f"{cfg.seed}:{it.id}")
         prefix = "".join(f"{s.context} {s.endings[s.label]}\n\n" for s in shots)
         requests.append(LLRequest(prefix + it.context, [" " + e for e in it.endings]))
-    return [ranked_record(it.id, it.activity, it.label, lls, it.endings)
-            for it, lls in zip(batch, engine.loglikelihoods(requests))]
+    records = [ranked_record(it.id, it.activity, it.label, lls, it.endings)
+               for it, lls in zip(batch, engine.loglikelihoods(requests))]
+    return with_prompts(engine, cfg, records, requests)
 
 
 def summarize(records: list[dict], cfg: TaskConfig) -> Metrics:
@@ -97,4 +98,5 @@ BENCHMARK = Benchmark(
     dataset={"path": "Rowan/hellaswag", "split": "validation", "fewshot_split": "train"},
     cases=shard_cases, load=load, score=score, summarize=summarize, recipe=recipe, check_cases=check_shards,
     id_column="ind",  # unique, checked before the model loads
+    columns=("ind", "activity_label", "ctx_a", "ctx_b", "endings", "label"),
     case_sizes=lambda cfg, root: shard_sizes(cfg, root, FULL_SIZE))

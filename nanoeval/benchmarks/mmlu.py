@@ -33,7 +33,8 @@ from nanoeval.config import TaskConfig
 from nanoeval.data import (DataError, answer_index, dataset_label, get, parse_rows, snake, subject_cases,
                            subject_index, subject_sizes, unknown_subjects)
 from nanoeval.engine import GenRequest, LLRequest
-from nanoeval.scoring import LETTERS, accuracy, by_subject, fallback_summary, first_letter, macro, mean_stderr
+from nanoeval.scoring import (LETTERS, accuracy, by_subject, fallback_summary, first_letter, macro, mean_stderr,
+                              with_prompts)
 
 
 # ------------------------------------------------------------------------------------ the prompt (lm-eval default)
@@ -190,20 +191,22 @@ def score(engine, cfg: TaskConfig, batch: list[Question], shots: list[Question])
     if cfg.scoring.strategy == "rank_ll":
         # header (+ shots) is the same for every question of the subject: the engine reuses its KV cache
         prefix = fewshot_prefix(batch[0].subject, shot_tuples)
-        lls = engine.loglikelihoods([LLRequest(p, [f" {LETTERS[i]}" for i in range(len(q.choices))], prefix)
-                                     for p, q in zip(prompts, batch)])
+        requests = [LLRequest(p, [f" {LETTERS[i]}" for i in range(len(q.choices))], prefix)
+                    for p, q in zip(prompts, batch)]
+        lls = engine.loglikelihoods(requests)
         for q, ll in zip(batch, lls):
             pred = max(range(len(ll)), key=ll.__getitem__)
             records.append({"id": q.id, "subject": q.subject, "gold": q.answer, "pred": pred,
                             "correct": pred == q.answer, "lls": ll})
     else:
-        responses = engine.generate([GenRequest(p) for p in prompts], cfg.scoring.max_new_tokens)
+        requests = [GenRequest(p) for p in prompts]
+        responses = engine.generate(requests, cfg.scoring.max_new_tokens)
         for q, response in zip(batch, responses):
             letter = first_letter(response, len(q.choices))
             pred = LETTERS.index(letter) if letter else None
             records.append({"id": q.id, "subject": q.subject, "gold": q.answer, "pred": pred,
                             "correct": pred == q.answer, "response": response, "parse_failed": letter is None})
-    return records
+    return with_prompts(engine, cfg, records, requests)
 
 
 def summarize(records: list[dict], cfg: TaskConfig) -> Metrics:
@@ -225,4 +228,4 @@ BENCHMARK = Benchmark(
     options=MMLUOptions, strategies=("rank_ll", "gen_letter"),
     dataset={"path": "cais/mmlu", "name": "all", "split": "test", "fewshot_split": "dev"},
     cases=cases, load=load, score=score, summarize=summarize, recipe=recipe, case_sizes=case_sizes,
-    check_cases=check_cases, known_sizes=CASE_SIZES)
+    check_cases=check_cases, known_sizes=CASE_SIZES, columns=("subject", "question", "choices", "answer"))

@@ -27,7 +27,7 @@ from nanoeval.benchmark import Benchmark, CaseData, Metrics, Options, Record, Re
 from nanoeval.config import TaskConfig
 from nanoeval.data import DataError, dataset_label, get, parse_rows, subject_cases, subject_sizes, unknown_subjects
 from nanoeval.engine import GenRequest
-from nanoeval.scoring import accuracy, by_subject, fallback_summary, option_letters
+from nanoeval.scoring import accuracy, by_subject, fallback_summary, option_letters, with_prompts
 
 SUBJECTS = sorted("""Accounting Agriculture Architecture_and_Engineering Art Art_Theory Basic_Medical_Science Biology
     Chemistry Clinical_Medicine Computer_Science Design Diagnostics_and_Laboratory_Medicine Economics Electronics
@@ -112,6 +112,11 @@ class MMMUProOptions(Options):
     setting: str = "standard (10 options)"      # or "standard (4 options)", "vision"
     prompt_style: str = "direct"                # direct | cot
     fallback: str = "seeded"                    # seeded | count_wrong: what a response with no answer letter gets
+
+    @classmethod
+    def shown_defaults(cls) -> dict[str, str]:  # max_new_tokens depends on prompt_style: ask resolve for each
+        return {**super().shown_defaults(), "max_new_tokens": ", ".join(
+            f"{cls(prompt_style=p).resolve().max_new_tokens} ({p})" for p in ("direct", "cot"))}
 
     def resolve(self) -> "MMMUProOptions":
         self.choose("setting", SETTINGS, " or ".join(repr(x) for x in SETTINGS))
@@ -219,14 +224,15 @@ def score_response(row_id: str, subject: str, options: list, answer: str, respon
 
 def score(engine, cfg: TaskConfig, batch: list[Row], context=None) -> list[Record]:
     s = cfg.scoring
-    responses = engine.generate([GenRequest(r.text, r.images, chat=True) for r in batch], s.max_new_tokens)
+    requests = [GenRequest(r.text, r.images, chat=True) for r in batch]
+    responses = engine.generate(requests, s.max_new_tokens)
     records = []
     for r, response in zip(batch, responses):
         rec = score_response(r.id, r.subject, r.options, r.answer, response, s.fallback, cfg.seed)
         rec["images"] = [{"sha256": hashlib.sha256(im.tobytes()).hexdigest()[:16], "size": list(im.size)}
                          for im in r.images]  # hashes and sizes, never the bytes
         records.append(rec)
-    return records
+    return with_prompts(engine, cfg, records, requests)
 
 
 def summarize(records: list[dict], cfg: TaskConfig | None = None) -> Metrics:
@@ -268,6 +274,8 @@ BENCHMARK = Benchmark(
     dataset_from_options=lambda options: {"name": options.setting},  # the hub config is the setting
     cases=cases, load=load, score=score, summarize=summarize, recipe=recipe, case_sizes=case_sizes,
     check_cases=check_cases, chunk=8, id_column="id",
+    columns=("id", "subject", "question", "options", "answer", "image"),  # image: the vision setting's screenshot;
+    #                                                    the standard setting's image_1..image_7 are read as named
     rescore=Rescorer(
         needs=("id", "response", "options", "answer"), score=rescore_row,
         options={"fallback": {"choices": ["seeded", "count_wrong"], "default": "seeded"}},

@@ -112,6 +112,11 @@ class EngineBase:
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
+    def shown_prompt(self, req: LLRequest | GenRequest) -> str:
+        """The text a request asks the model, for predictions.jsonl (report.prompts): a log-likelihood request's
+        context, a generation's user turn, each through the chat template where it applies (images: their slots)."""
+        return self.prompt_text(req if isinstance(req, GenRequest) else GenRequest(req.context))
+
     def prompt_text(self, req: GenRequest) -> str:
         """One user turn: the text, then one image slot per image (the official MMMU-Pro layout)."""
         chat = self.cfg.chat_template if req.chat is None else req.chat

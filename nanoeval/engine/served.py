@@ -342,6 +342,10 @@ class ServedEngine(EngineBase):
             return list(pool.map(fn, items))
 
     # ------------------------------------------------------------------------------------------------ generation
+    def shown_prompt(self, req: LLRequest | GenRequest) -> str:
+        """A generation's user turn as sent: the server applies its own chat template to it."""
+        return req.text if isinstance(req, GenRequest) else super().shown_prompt(req)
+
     def generate(self, requests: list[GenRequest], max_new_tokens: int) -> list[str]:
         return self._map(lambda r: self._generate_one(r, max_new_tokens), requests)
 
