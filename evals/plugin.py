@@ -107,8 +107,8 @@ class Case:
         """Score the case's examples not yet in its journal (nanoeval/runner.py), then report it and its gate."""
         plugin = self.node.config.pluginmanager.get_plugin(PLUGIN)
 
-        def advanced(done: int, total: int, scored: int, seconds: float) -> None:
-            plugin.status.scoring(self.cfg.name, self.id, done, total, scored)
+        def advanced(done: int, total: int, scored: int, seconds: float, ahead: dict | None = None) -> None:
+            plugin.status.scoring(self.cfg.name, self.id, done, total, scored, ahead)
             plugin.show_progress()
 
         run_case(self.cfg, self.id, self.root, self.journal, engine, advanced, plugin.lookahead,
