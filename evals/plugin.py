@@ -508,6 +508,21 @@ class NanoEvalPlugin:
         if self.progress.folder is not None:
             shutil.rmtree(self.progress.folder, ignore_errors=True)
 
+    @pytest.hookimpl(wrapper=True, trylast=True, specname="pytest_sessionfinish")
+    def pytest_sessionfinish_interrupted(self, session, exitstatus):
+        """Ctrl-C while the session closes (under -n: xdist waits for its workers to exit, outside pytest's own
+        interrupt handling) is one line, not a traceback of execnet's wait; pytest's summary still follows."""
+        try:
+            return (yield)
+        except KeyboardInterrupt:
+            if _is_worker(session.config):
+                raise
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+            done = "every case's results were already written" if self.finished else \
+                "finished cases are kept in their journals; rerun to resume"
+            self.notices.append(f"interrupted while the run was closing (xdist workers shutting down); {done}")
+            return None
+
     def _finish(self, session, emit: bool, interrupted: bool = False) -> None:
         self.finished = True
         wall = time.time() - self.s.started

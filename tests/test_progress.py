@@ -1,15 +1,22 @@
 """What a user sees while a look-ahead scores (nanoeval/progress.py, lookahead.py): the task's count goes up for
 every example journaled, whichever case it belongs to; a log (not a terminal: pytester's subprocess) gets its plain
 lines while the look-ahead goes on; examples/s come from scoring time, also per case under -n 2 (a case scored
-ahead by another case's look-ahead does not report its examples over the ~0 s its own run took)."""
+ahead by another case's look-ahead does not report its examples over the ~0 s its own run took). And Ctrl-C while
+xdist's workers shut down is one line."""
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
+import yaml
 
 from nanoeval.journal import journal_path, read_journal
-from tests.conftest import mmlu_tiny_config, read_jsonl
+from tests.conftest import ROOT, mmlu_tiny_config, read_jsonl
 
 LINE = re.compile(r"nanoeval: mmlu (\d+)/21 examples \(\d+%\)(?:, ([\d.]+) ex/s)?.* \[(.*)\]$")
 CASE_LINE = re.compile(r"nanoeval: (?:\[gw\d\] )?mmlu:(\w+): 7 examples, acc [\d.]+, ([\d.]+) ex/s$")
@@ -55,3 +62,32 @@ def test_a_case_scored_ahead_reports_plausible_examples_per_second(run_evals, ti
     # examples journaled
     seconds = {c: read_journal(journal_path(tmp_path / "r", c)).complete["seconds"] for c in rates}
     assert all(s >= SLOW for s in seconds.values()), seconds
+
+
+def test_ctrl_c_while_xdist_workers_shut_down_is_one_line(tiny_lm, tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while xdist waits for its workers to
+    exit: one line and pytest's summary, not execnet's traceback."""
+    flag = tmp_path / "teardown"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(mmlu_tiny_config(tiny_lm, tmp_path / "r")))
+    env = {**os.environ, "NANOEVAL_CONFIG": str(cfg), "PYTHONPATH": str(ROOT), "NANOEVAL_FAULT_TEARDOWN": str(flag)}
+    p = subprocess.Popen([sys.executable, "-m", "pytest", str(ROOT / "evals"), "-p", "tests.fault_injection", "-p",
+                          "no:cacheprovider", "-n", "2"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.time() + 240
+        while not flag.exists() and p.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        assert flag.exists(), p.communicate()[0]
+        time.sleep(1)  # inside execnet's wait for the workers
+        os.killpg(p.pid, signal.SIGINT)
+        out = p.communicate(timeout=60)[0]
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+    assert "nanoeval: interrupted while the run was closing (xdist workers shutting down); every case's results " \
+           "were already written" in out, out
+    assert re.search(r"^mmlu +acc_macro .* 21 ", out, re.M) and "3 passed" in out, out  # the summary still shows
+    assert p.returncode == 2, out
