@@ -115,9 +115,10 @@ class Lookahead:
         them together and journal each example as soon as its requests are answered. After each batch,
         `progress(done, total, scored, seconds, ahead=...)`: cases[0]'s journaled examples and total, all examples
         journaled ahead so far and the seconds since this began, and `ahead`: {case: (journaled, total)} of the
-        other queued cases (the task's count goes up whichever case an example belongs to). Nothing is scored ahead for a case alone (it
-        journals chunk by chunk, as without look-ahead). A queued case whose data or requests fail is left to fail
-        in its own run; a finished one is passed over. Returns how many examples it journaled."""
+        other queued cases (the task's count goes up whichever case an example belongs to). Nothing is scored
+        ahead for a case alone (it journals chunk by chunk, as without look-ahead). A queued case whose data or
+        requests fail is left to fail in its own run; a finished one is passed over. Returns how many examples it
+        journaled."""
         window, started = engine.lookahead, time.time()  # gathering the requests is part of the scoring time
         if not window or cfg.name in self.off or (cfg.name, cases[0][0]) in self.seen:
             return 0

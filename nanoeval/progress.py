@@ -42,6 +42,7 @@ class Status:
     total: int = 0                      # the case's examples
     scored: dict[str, int] = field(default_factory=dict)      # task -> examples scored in this session
     first: dict[str, float] = field(default_factory=dict)     # task -> when this process began scoring it
+    last: dict[str, float] = field(default_factory=dict)      # task -> its last scoring update here
     base: int = 0                       # the task's examples scored before the current case
     # task -> case -> [journaled, total] of cases a look-ahead of this process journaled ahead (not yet run)
     ahead: dict[str, dict[str, list[int]]] = field(default_factory=dict)
@@ -57,6 +58,7 @@ class Status:
             self.since, self.base = time.time(), self.scored.get(task, 0)
         self.task, self.case, self.phase, self.done, self.total = task, case, "scoring", done, total
         self.first.setdefault(task, time.time())
+        self.last[task] = time.time()
         self.scored[task] = self.base + scored_now
         if ahead:
             self.ahead.setdefault(task, {}).update({c: list(v) for c, v in ahead.items()})
@@ -120,7 +122,9 @@ def progress_line(statuses: dict[str, Status], finished: dict[str, dict[str, int
             total = None if n is None or total is None else total + n
         scored = sum(s.scored.get(task, 0) for s in statuses.values())
         first = min((s.first[task] for s in statuses.values() if task in s.first), default=now)
-        rate = scored / (now - first) if scored and now > first else 0.0
+        # scoring seconds: while nothing scores (between cases, workers closing) the rate stays, never decays
+        end = now if current else max((s.last[task] for s in statuses.values() if task in s.last), default=now)
+        rate = scored / (end - first) if scored and end > first else 0.0
         text = f"{task} {done:,}" + (f"/{total:,} examples ({100 * done / total:.0f}%)" if total else " examples")
         if rate:
             text += f", {rate:.1f} ex/s"

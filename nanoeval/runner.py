@@ -168,8 +168,9 @@ def score_examples(journal: Path, key: str, examples: list, score, engine, skipp
                 if progress is not None:
                     progress(n, len(examples), start + len(records), time.time() - started)
         finished = time.time()
-        complete = {"n": n, "seconds": round(finished - (own or started) + journaled_ahead[2], 3), "started": round(started, 3),
-                    "finished": round(finished, 3), "skipped": skipped or [], "model": engine.meta,
+        complete = {"n": n, "seconds": round(finished - (own or started) + journaled_ahead[2], 3),
+                    "started": round(started, 3), "finished": round(finished, 3), "skipped": skipped or [],
+                    "model": engine.meta,
                     "scored_now": len(todo) + journaled_ahead[0],
                     "scored_ahead": journaled_ahead[1] + engine.ahead_used - ahead}
         writer.append([{"_complete": complete}])

@@ -91,3 +91,13 @@ def test_ctrl_c_while_xdist_workers_shut_down_is_one_line(tiny_lm, tmp_path):
            "were already written" in out, out
     assert re.search(r"^mmlu +acc_macro .* 21 ", out, re.M) and "3 passed" in out, out  # the summary still shows
     assert p.returncode == 2, out
+
+
+def test_examples_per_second_hold_while_nothing_scores():
+    """Between cases or while workers close, the rate is the one scoring earned, not examples over a growing wall."""
+    from nanoeval.progress import Status, progress_line
+
+    s = Status(task="mmlu", case="anatomy", phase="idle", scored={"mmlu": 10}, first={"mmlu": 0.0},
+               last={"mmlu": 5.0})
+    line = progress_line({"main": s}, {"mmlu": {"anatomy": 10}}, {}, {"mmlu": ["anatomy"]}, now=100.0)
+    assert line == "mmlu 10/10 examples (100%), 2.0 ex/s [between cases]"
