@@ -179,6 +179,7 @@ class Progress:
     publisher: progress.Publisher | None = None   # xdist worker: its status, for the controller
     folder: Path | None = None                    # xdist: where workers' status files are
     tick: object = None                           # xdist: read the workers' status files and draw
+    gone: dict[str, progress.Status] = field(default_factory=dict)  # xdist: finished workers (their counts stay)
 
 
 class NanoEvalPlugin:
@@ -315,6 +316,10 @@ class NanoEvalPlugin:
         if self.progress.folder is not None:
             if self.progress.tick is not None:
                 self.progress.tick()  # its last notices first
+            last = progress.read_statuses(self.progress.folder).get(node.gateway.id)
+            if last is not None:  # what it scored still counts in the task's examples/s; idle: off the line
+                last.idle()
+                self.progress.gone[node.gateway.id] = last
             (self.progress.folder / f"{node.gateway.id}.json").unlink(missing_ok=True)
             if self.progress.display is not None:
                 self.progress.display.erase()
@@ -389,7 +394,7 @@ class NanoEvalPlugin:
         seen: dict[str, int] = {}  # worker -> notices shown
 
         def tick() -> None:
-            statuses = progress.read_statuses(p.folder)
+            statuses = {**p.gone, **progress.read_statuses(p.folder)}
             for worker, status in statuses.items():
                 for message in status.notices[seen.get(worker, 0):]:
                     p.display.notice(f"[{worker}] {message}")

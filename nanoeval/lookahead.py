@@ -166,7 +166,12 @@ class Lookahead:
                     ready.setdefault(c, []).append(k)
             for c, ks in ready.items():
                 scored += self._journal(queued[c], sorted(ks), bench, cfg, engine)
-            if progress is not None:  # after every batch: a log gets its line even while no example completes
+                shown()  # after every append, and after a batch that completed no example: a log gets its line
+            if not ready:
+                shown()
+
+        def shown() -> None:
+            if progress is not None:
                 progress(queued[0].done, queued[0].total, scored, time.time() - started,
                          ahead={q.id: (q.done, q.total) for q in queued[1:]})
 
