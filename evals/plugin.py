@@ -112,8 +112,8 @@ class Case:
         """Score the case's examples not yet in its journal (nanoeval/runner.py), then report it and its gate."""
         plugin = self.node.config.pluginmanager.get_plugin(PLUGIN)
 
-        def advanced(done: int, total: int, scored: int, seconds: float) -> None:
-            plugin.status.scoring(self.cfg.name, self.id, done, total, scored)
+        def advanced(done: int, total: int, scored: int, seconds: float, ahead: dict | None = None) -> None:
+            plugin.status.scoring(self.cfg.name, self.id, done, total, scored, ahead)
             plugin.show_progress()
 
         run_case(self.cfg, self.id, self.root, self.journal, engine, advanced, plugin.lookahead,
@@ -190,6 +190,7 @@ class Progress:
     publisher: progress.Publisher | None = None   # xdist worker: its status, for the controller
     folder: Path | None = None                    # xdist: where workers' status files are
     tick: object = None                           # xdist: read the workers' status files and draw
+    gone: dict[str, progress.Status] = field(default_factory=dict)  # xdist: finished workers (their counts stay)
 
 
 class NanoEvalPlugin:
@@ -328,6 +329,10 @@ class NanoEvalPlugin:
         if self.progress.folder is not None:
             if self.progress.tick is not None:
                 self.progress.tick()  # its last notices first
+            last = progress.read_statuses(self.progress.folder).get(node.gateway.id)
+            if last is not None:  # what it scored still counts in the task's examples/s; idle: off the line
+                last.idle()
+                self.progress.gone[node.gateway.id] = last
             (self.progress.folder / f"{node.gateway.id}.json").unlink(missing_ok=True)
             if self.progress.display is not None:
                 self.progress.display.erase()
@@ -405,7 +410,7 @@ class NanoEvalPlugin:
         seen: dict[str, int] = {}  # worker -> notices shown
 
         def tick() -> None:
-            statuses = progress.read_statuses(p.folder)
+            statuses = {**p.gone, **progress.read_statuses(p.folder)}
             for worker, status in statuses.items():
                 for message in status.notices[seen.get(worker, 0):]:
                     p.display.notice(f"[{worker}] {message}")
@@ -523,6 +528,21 @@ class NanoEvalPlugin:
         self.finished = True  # stops the progress thread
         if self.progress.folder is not None:
             shutil.rmtree(self.progress.folder, ignore_errors=True)
+
+    @pytest.hookimpl(wrapper=True, trylast=True, specname="pytest_sessionfinish")
+    def pytest_sessionfinish_interrupted(self, session, exitstatus):
+        """Ctrl-C while the session closes (under -n: xdist waits for its workers to exit, outside pytest's own
+        interrupt handling) is one line, not a traceback of execnet's wait; pytest's summary still follows."""
+        try:
+            return (yield)
+        except KeyboardInterrupt:
+            if _is_worker(session.config):
+                raise
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+            done = "every case's results were already written" if self.finished else \
+                "finished cases are kept in their journals; rerun to resume"
+            self.notices.append(f"interrupted while the run was closing (xdist workers shutting down); {done}")
+            return None
 
     def _finish(self, session, emit: bool, interrupted: bool = False) -> None:
         self.finished = True

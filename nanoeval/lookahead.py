@@ -100,25 +100,31 @@ class Lookahead:
         self.seen: set[tuple[str, str]] = set()      # (task, case) whose requests went to Engine.prescore
         self.data: dict[tuple[str, str], CaseData] = {}
         self.off: set[str] = set()                   # tasks not looked ahead: they generate, or a look-ahead failed
-        self.journaled: dict[tuple[str, str], list[int]] = {}  # (task, case) -> [examples, requests] scored ahead
+        # (task, case) -> [examples, requests, seconds] scored ahead: the seconds are the look-ahead's, shared out
+        # by examples, so each case's examples/s counts the time its own examples took
+        self.journaled: dict[tuple[str, str], list] = {}
 
     def load(self, bench, cfg: TaskConfig, case_id: str, root: Path) -> CaseData:
         """The case's data: what the look-ahead loaded for it, or a fresh load."""
         return self.data.pop((cfg.name, case_id), None) or bench.load(cfg, case_id, root)
 
-    def taken(self, cfg: TaskConfig, case_id: str) -> tuple[int, int]:
-        """(examples, requests) of the case journaled ahead in this process, once (its completion line says it)."""
-        return tuple(self.journaled.pop((cfg.name, case_id), (0, 0)))
+    def taken(self, cfg: TaskConfig, case_id: str) -> tuple[int, int, float]:
+        """(examples, requests, seconds) of the case journaled ahead in this process, once (its completion line
+        says it)."""
+        return tuple(self.journaled.pop((cfg.name, case_id), (0, 0, 0.0)))
 
     def prepare(self, bench, cfg: TaskConfig, root: Path, engine, data: CaseData,
                 cases: list[tuple[str, Path]], progress=None) -> int:
         """Before cases[0] (whose data is loaded) scores: unless it was seen in an earlier look-ahead, gather its
         requests and those of the queued cases after it (id, journal), up to the engine's look-ahead window, score
-        them together and journal each example as soon as its requests are answered (`progress`, of cases[0]:
-        its journaled examples, and all those journaled ahead). Nothing is scored ahead for a case alone (it
-        journals chunk by chunk, as without look-ahead). A queued case whose data or requests fail is left to fail
-        in its own run; a finished one is passed over. Returns how many examples it journaled."""
-        window = engine.lookahead
+        them together and journal each example as soon as its requests are answered. After each batch,
+        `progress(done, total, scored, seconds, ahead=...)`: cases[0]'s journaled examples and total, all examples
+        journaled ahead so far and the seconds since this began, and `ahead`: {case: (journaled, total)} of the
+        other queued cases (the task's count goes up whichever case an example belongs to). Nothing is scored
+        ahead for a case alone (it journals chunk by chunk, as without look-ahead). A queued case whose data or
+        requests fail is left to fail in its own run; a finished one is passed over. Returns how many examples it
+        journaled."""
+        window, started = engine.lookahead, time.time()  # gathering the requests is part of the scoring time
         if not window or cfg.name in self.off or (cfg.name, cases[0][0]) in self.seen:
             return 0
         queued: list[_Queued] = []
@@ -154,7 +160,7 @@ class Lookahead:
                 requests += rec.requests
         if len(queued) < 2:
             return 0
-        started, scored = time.time(), 0
+        scored = 0
 
         def answered(indices: list[int]) -> None:
             """After a batch: journal the examples whose requests are all answered now, per case, in one append."""
@@ -167,8 +173,14 @@ class Lookahead:
                     ready.setdefault(c, []).append(k)
             for c, ks in ready.items():
                 scored += self._journal(queued[c], sorted(ks), bench, cfg, engine)
-            if progress is not None and ready:
-                progress(queued[0].done, queued[0].total, scored, time.time() - started)
+                shown()  # after every append, and after a batch that completed no example: a log gets its line
+            if not ready:
+                shown()
+
+        def shown() -> None:
+            if progress is not None:
+                progress(queued[0].done, queued[0].total, scored, time.time() - started,
+                         ahead={q.id: (q.done, q.total) for q in queued[1:]})
 
         try:
             engine.prescore(requests, answered)
@@ -179,6 +191,7 @@ class Lookahead:
             for q in queued:
                 if q.writer is not None:
                     q.writer.close()
+            self._share_seconds(cfg, queued, time.time() - started)
         for q in queued:
             self.seen.add((cfg.name, q.id))
             if q.id != cases[0][0]:
@@ -196,7 +209,15 @@ class Lookahead:
             q.writer = JournalWriter(q.journal, keep_bytes=q.valid_bytes)
         q.writer.append([{**r, "_seq": pos} for r, (pos, _) in zip(records, part)] + counts)
         q.done += len(records)
-        stats = self.journaled.setdefault((cfg.name, q.id), [0, 0])
+        stats = self.journaled.setdefault((cfg.name, q.id), [0, 0, 0.0])
         stats[0] += len(records)
         stats[1] += engine.ahead_used - before
         return len(records)
+
+    def _share_seconds(self, cfg: TaskConfig, queued: list[_Queued], seconds: float) -> None:
+        """The look-ahead's seconds, shared out among its cases by the examples each had journaled: a case scored
+        ahead reports the time its examples took, not the moment its own run found them journaled."""
+        stats = [self.journaled[cfg.name, q.id] for q in queued if (cfg.name, q.id) in self.journaled]
+        examples = sum(s[0] for s in stats)
+        for s in stats:
+            s[2] = seconds * s[0] / examples if examples else 0.0

@@ -42,18 +42,26 @@ class Status:
     total: int = 0                      # the case's examples
     scored: dict[str, int] = field(default_factory=dict)      # task -> examples scored in this session
     first: dict[str, float] = field(default_factory=dict)     # task -> when this process began scoring it
+    last: dict[str, float] = field(default_factory=dict)      # task -> its last scoring update here
     base: int = 0                       # the task's examples scored before the current case
+    # task -> case -> [journaled, total] of cases a look-ahead of this process journaled ahead (not yet run)
+    ahead: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
 
     def loading(self, task: str, case: str) -> None:
         self.task, self.case, self.phase, self.since = task, case, "loading", time.time()
 
-    def scoring(self, task: str, case: str, done: int, total: int, scored_now: int) -> None:
+    def scoring(self, task: str, case: str, done: int, total: int, scored_now: int,
+                ahead: dict[str, tuple[int, int]] | None = None) -> None:
+        """`ahead`: {case: (journaled, total)} of the other cases a look-ahead is scoring now."""
         if self.phase != "scoring" or (self.task, self.case) != (task, case):
             self.since, self.base = time.time(), self.scored.get(task, 0)
         self.task, self.case, self.phase, self.done, self.total = task, case, "scoring", done, total
         self.first.setdefault(task, time.time())
+        self.last[task] = time.time()
         self.scored[task] = self.base + scored_now
+        if ahead:
+            self.ahead.setdefault(task, {}).update({c: list(v) for c, v in ahead.items()})
 
     def idle(self) -> None:
         self.phase, self.since = "idle", time.time()
@@ -103,16 +111,20 @@ def progress_line(statuses: dict[str, Status], finished: dict[str, dict[str, int
     for task in dict.fromkeys(busy or [s.task for s in statuses.values() if s.task]):  # idle: the last task
         active = {w: s for w, s in statuses.items() if s.task == task and s.phase != "idle"}
         current = {s.case: s for s in active.values() if s.phase == "scoring"}
-        done = sum(finished.get(task, {}).values()) + sum(s.done for c, s in current.items()
-                                                           if c not in finished.get(task, {}))
+        # each case counted once: finished (its report), else being scored, else journaled ahead by a look-ahead
+        known = {c: tuple(v) for s in statuses.values() for c, v in s.ahead.get(task, {}).items()}
+        known.update({c: (s.done, s.total) for c, s in current.items()})
+        known.update({c: (n, n) for c, n in finished.get(task, {}).items()})
+        done = sum(d for d, _ in known.values())
         total = 0
         for case in collected.get(task, []):
-            n = finished.get(task, {}).get(case, current[case].total if case in current else
-                                            sizes.get(task, {}).get(case))
+            n = known[case][1] if case in known else sizes.get(task, {}).get(case)
             total = None if n is None or total is None else total + n
         scored = sum(s.scored.get(task, 0) for s in statuses.values())
         first = min((s.first[task] for s in statuses.values() if task in s.first), default=now)
-        rate = scored / (now - first) if scored and now > first else 0.0
+        # scoring seconds: while nothing scores (between cases, workers closing) the rate stays, never decays
+        end = now if current else max((s.last[task] for s in statuses.values() if task in s.last), default=now)
+        rate = scored / (end - first) if scored and end > first else 0.0
         text = f"{task} {done:,}" + (f"/{total:,} examples ({100 * done / total:.0f}%)" if total else " examples")
         if rate:
             text += f", {rate:.1f} ex/s"

@@ -103,35 +103,41 @@ def run_case(cfg: TaskConfig, case_id: str, root: Path, journal: Path, engine, p
     """One case of a task, resumed from its journal: the benchmark loads the case's examples (at most
     `dataset.limit`) and scores them in chunks. With a `lookahead`, the requests of this case and of the same
     task's cases queued after it on this process (id, journal) are first scored together, each example journaled
-    as soon as it is scored (lookahead.py); the case then scores what is left."""
+    as soon as it is scored (lookahead.py); the case then scores what is left. The case's seconds are its own
+    scoring plus its share of look-ahead time (lookahead.py: examples/s of a case scored ahead stays true)."""
     bench = benchmark(cfg)
     data = lookahead.load(bench, cfg, case_id, root) if lookahead else bench.load(cfg, case_id, root)
-    started = time.time()  # the case's seconds include the look-ahead it starts
-    ahead = (0, 0)
+    started = own = time.time()
+    ahead = (0, 0, 0.0)
     if lookahead:
         if progress is not None:  # shown while the look-ahead scores
             progress(len(read_journal(journal).records), len(case_examples(cfg, data)), 0, 0.0)
         scored = lookahead.prepare(bench, cfg, root, engine, data, [(case_id, journal), *queued], progress)
-        if scored and progress is not None:  # what this process scored in this session goes on counting them
-            shown = progress
-            progress = lambda done, total, now, seconds: shown(done, total, scored + now, seconds)  # noqa: E731
+        if scored:  # the look-ahead's seconds went to its cases' shares (this one's is in `ahead`)
+            own = time.time()
+            if progress is not None:  # what this process scored in this session goes on counting them
+                shown = progress
+                progress = lambda done, total, now, seconds: shown(done, total, scored + now, seconds)  # noqa: E731
         ahead = lookahead.taken(cfg, case_id)
     score_examples(journal, f"{cfg.name}:{case_id}", case_examples(cfg, data), lambda batch: bench.score(
                    engine, cfg, batch, data.context), engine, data.skipped, chunk_size(bench, engine), progress,
-                   started, ahead, [e.id for e in data.examples])
+                   started, ahead, own, [e.id for e in data.examples])
 
 
 def score_examples(journal: Path, key: str, examples: list, score, engine, skipped: list[dict] | None,
                    chunk: int, progress=None, started: float | None = None,
-                   journaled_ahead: tuple[int, int] = (0, 0), example_ids: list | None = None) -> None:
+                   journaled_ahead: tuple[int, int, float] = (0, 0, 0.0), own: float | None = None,
+                   example_ids: list | None = None) -> None:
     """Score `examples` not yet in the journal, appending records per chunk (what a crash can lose), each with
     its position (`_seq`: journaled ahead or now, the journal reads back in the examples' order), with the
     engine's counters of that chunk; then mark the case complete: `scored_now` counts its examples scored in this
     session, `journaled_ahead[0]` of them by a look-ahead, and `scored_ahead` the requests answered from one
-    (`journaled_ahead[1]` and any used now); `example_ids`, every example id of the case in order (default: those
-    of `examples`), from which `case_records` reads what a later run's `dataset.limit` selects. A complete case
-    whose selection grew scores the new examples (or finds them journaled ahead) and appends a new completion line
-    (the last one counts); one with nothing new is left as it is. A case with nothing to score fails."""
+    (`journaled_ahead[1]` and any used now). Its `seconds`: from `own` (when its own scoring began; default
+    `started`) to the end, plus `journaled_ahead[2]`, the look-ahead seconds its examples took. `example_ids`:
+    every example id of the case in order (default: those of `examples`), from which `case_records` reads what a
+    later run's `dataset.limit` selects. A complete case whose selection grew scores the new examples (or finds them
+    journaled ahead) and appends a new completion line (the last one counts); one with nothing new is left as it
+    is. A case with nothing to score fails."""
     j = read_journal(journal)
     if not examples and not j.records:
         why = f"; all {len(skipped)} of its rows were skipped as bad rows" if skipped else ""
@@ -166,8 +172,9 @@ def score_examples(journal: Path, key: str, examples: list, score, engine, skipp
                 if progress is not None:
                     progress(n, len(examples), start + len(records), time.time() - started)
         finished = time.time()
-        complete = {"n": n, "seconds": round(finished - started, 3), "started": round(started, 3),
-                    "finished": round(finished, 3), "skipped": skipped or [], "model": engine.meta,
+        complete = {"n": n, "seconds": round(finished - (own or started) + journaled_ahead[2], 3),
+                    "started": round(started, 3), "finished": round(finished, 3), "skipped": skipped or [],
+                    "model": engine.meta,
                     "scored_now": len(todo) + journaled_ahead[0],
                     "scored_ahead": journaled_ahead[1] + engine.ahead_used - ahead,
                     "example_ids": [e.id for e in examples] if example_ids is None else example_ids}

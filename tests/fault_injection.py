@@ -11,6 +11,8 @@
     NANOEVAL_FAULT_PLAIN_EVERY=s    plain progress lines every s seconds instead of every 15
     NANOEVAL_FAULT_AHEAD_LOG=file   each look-ahead appends a JSON line {"worker", "cases"} (the cases it scored)
     NANOEVAL_FAULT_PRESCORE=1       scoring ahead (Engine.prescore) raises
+    NANOEVAL_FAULT_TEARDOWN=file    under -n: each worker sleeps at its exit (pytest_unconfigure), and the controller
+                                    creates `file` when xdist starts waiting for them (a test then interrupts there)
 """
 from __future__ import annotations
 
@@ -66,6 +68,21 @@ def pytest_configure(config):
             raise RuntimeError("injected failure while scoring ahead (NANOEVAL_FAULT_PRESCORE)")
 
         Engine.prescore = failing_prescore
+    if os.environ.get("NANOEVAL_FAULT_TEARDOWN") and not hasattr(config, "workerinput"):
+        from xdist.workermanage import NodeManager
+
+        teardown, flag = NodeManager.teardown_nodes, Path(os.environ["NANOEVAL_FAULT_TEARDOWN"])
+
+        def flagged_teardown(self):
+            flag.touch()
+            teardown(self)
+
+        NodeManager.teardown_nodes = flagged_teardown
+
+
+def pytest_unconfigure(config):
+    if os.environ.get("NANOEVAL_FAULT_TEARDOWN") and hasattr(config, "workerinput"):
+        time.sleep(60)
 
 
 @pytest.hookimpl(wrapper=True)
