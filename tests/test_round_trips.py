@@ -77,7 +77,7 @@ def test_several_config_mistakes_come_together_with_did_you_mean(run_evals, pyte
     src = pytester.path / "config.yaml"
     errors = [line for line in result.stderr.lines if line.strip()]
     assert errors == [
-        f"ERROR: {src}: sed: unknown key (expected one of: dataset, engine, gates, model, name, report_dir, "
+        f"ERROR: {src}: sed: unknown key (expected one of: dataset, engine, gates, model, name, report, report_dir, "
         "scoring, seed, task); did you mean 'seed'?",
         f"ERROR: {src}: engine.batchsize: unknown key (expected one of: {', '.join(engine_keys())}); "
         "did you mean 'batch_size'?",
