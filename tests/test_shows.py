@@ -81,12 +81,18 @@ def test_skipped_rows_show_in_the_table_and_as_a_warning(run_evals, tiny_lm, tmp
     assert "2 rows skipped" in page.read_text(encoding="utf-8")
 
 
-def test_a_bad_data_row_is_one_line_and_tb_still_shows_the_trace(run_evals, tiny_lm, tmp_path):
-    f, lines = _bad_answers(tmp_path, 1)
+def _run_with_bad_rows(run_evals, tiny_lm, tmp_path, n: int):
+    """A run whose MMLU test file has `n` rows with an answer out of range: (file, their lines, config, result)."""
+    f, lines = _bad_answers(tmp_path, n)
     cfg = mmlu_tiny_config(tiny_lm, tmp_path / "r")
     cfg["dataset"]["data_files"]["test"] = str(f)
     result = run_evals(cfg)
     assert result.ret == 1
+    return f, lines, cfg, result
+
+
+def test_a_bad_data_row_is_one_line_and_tb_still_shows_the_trace(run_evals, tiny_lm, tmp_path):
+    f, lines, cfg, result = _run_with_bad_rows(run_evals, tiny_lm, tmp_path, 1)
     out = result.stdout.str()
     out_lines = out.splitlines()
     start = next(i for i, x in enumerate(out_lines) if "= FAILURES =" in x)
@@ -101,11 +107,7 @@ def test_a_bad_data_row_is_one_line_and_tb_still_shows_the_trace(run_evals, tiny
 
 
 def test_several_bad_rows_say_how_many_and_name_the_first_few(run_evals, tiny_lm, tmp_path):
-    f, lines = _bad_answers(tmp_path, 5)
-    cfg = mmlu_tiny_config(tiny_lm, tmp_path / "r")
-    cfg["dataset"]["data_files"]["test"] = str(f)
-    result = run_evals(cfg)
-    assert result.ret == 1
+    f, lines, _, result = _run_with_bad_rows(run_evals, tiny_lm, tmp_path, 5)
     line = next(x for x in result.stdout.lines if x.startswith("5 bad rows: "))
     assert [f"{f}:{n}:" in line for n in lines] == [True] * 3 + [False] * 2
     assert "... and 2 more" in line and line.endswith("(fix the rows, or set dataset.on_bad_row: skip)")

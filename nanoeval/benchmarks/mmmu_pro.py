@@ -247,7 +247,9 @@ def summarize(records: list[dict], cfg: TaskConfig | None = None) -> Metrics:
         if cfg.scoring.fallback == "seeded" else ("counted those rows wrong", "zeros")
     counts, notes = fallback_summary(records, fallback)
     # a uniform guess among each question's options (MMMU-Pro has up to 10), averaged: the plot's chance line
-    chance = sum(1 / len(r["options"]) for r in records if r["options"]) / len(records) if records else None
+    # (a record without its options, e.g. a reduced predictions row, has no say in it)
+    sizes = [len(r["options"]) for r in records if r.get("options")]
+    chance = sum(1 / k for k in sizes) / len(sizes) if sizes else None
     return Metrics("acc", metrics, stderr, per, chance=chance, notes=notes, counts={
         **counts,  # fallback_rows
         "nested_options_rows": sum(r["nested_options"] for r in records),
