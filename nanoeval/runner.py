@@ -21,6 +21,7 @@ from pathlib import Path
 from nanoeval import reporting
 from nanoeval.benchmark import Benchmark, Metrics
 from nanoeval.config import ConfigError, TaskConfig, task_to_dict
+from nanoeval.data import DataLoadError
 from nanoeval.journal import Journal, JournalWriter, journal_path, read_journal
 from nanoeval.lookahead import Lookahead, case_examples, chunk_size, score_chunk, selection
 from nanoeval.summary import TaskSummary
@@ -144,8 +145,6 @@ def score_examples(journal: Path, key: str, examples: list, score, engine, skipp
         raise EmptyCaseError(f"{key}: no examples to score (the data has no rows for this case{why})")
     done, ids = {r["id"] for r in j.records}, [e.id for e in examples]
     if len(set(ids)) < len(ids):  # resume skips journaled ids: a repeated one would be skipped unscored
-        from nanoeval.data import DataLoadError
-
         raise DataLoadError(f"{key}: example id {next(i for i in ids if ids.count(i) > 1)!r} occurs twice in the "
                             "case's data; example ids must be unique")
     todo = [(i, e) for i, e in enumerate(examples) if e.id not in done]
