@@ -7,6 +7,9 @@
                                     $NANOEVAL_FAULT_PAUSE_FILE and sleep (a test then interrupts the run there)
     NANOEVAL_FAULT_AHEAD_SIGNAL=K:SIG  the process sends itself signal SIG (INT: what Ctrl-C sends; KILL) right
                                     after the K-th batch the engine scores inside a look-ahead (Engine.prescore)
+    NANOEVAL_FAULT_KILL_AT=N[:torn]  the process sends itself SIGKILL during its N-th journal append (any case): after
+                                    the append is on disk, or with `:torn` after only half of its bytes are (a crash
+                                    mid-write); a kill at a chosen write, not at a time a busy machine may miss
     NANOEVAL_FAULT_SLOW=seconds     every journal write (one per scored chunk) first sleeps this long
     NANOEVAL_FAULT_PLAIN_EVERY=s    plain progress lines every s seconds instead of every 15
     NANOEVAL_FAULT_AHEAD_LOG=file   each look-ahead appends a JSON line {"worker", "cases"} (the cases it scored)
@@ -58,6 +61,9 @@ def pytest_configure(config):
     for var, then in (("NANOEVAL_FAULT_EXIT", _exit), ("NANOEVAL_FAULT_PAUSE", _pause)):
         if os.environ.get(var):
             _after_first_write(os.environ[var].partition(":")[2], then)
+    if os.environ.get("NANOEVAL_FAULT_KILL_AT"):
+        n, _, how = os.environ["NANOEVAL_FAULT_KILL_AT"].partition(":")
+        _kill_at_append(int(n), how == "torn")
     if os.environ.get("NANOEVAL_FAULT_AHEAD_SIGNAL"):
         k, _, name = os.environ["NANOEVAL_FAULT_AHEAD_SIGNAL"].partition(":")
         _signal_in_lookahead(int(k), getattr(signal, f"SIG{name}"))
@@ -114,6 +120,28 @@ def _after_first_write(case: str, then) -> None:
             then()
 
     JournalWriter.append = append_then
+
+
+def _kill_at_append(n: int, torn: bool) -> None:
+    """SIGKILL this process during its n-th journal append: after the append, or halfway through its bytes."""
+    from nanoeval.journal import JournalWriter
+
+    append, state = JournalWriter.append, {"appends": 0}
+
+    def append_then_die(self, objs):
+        state["appends"] += 1
+        if state["appends"] < n:
+            return append(self, objs)
+        if torn:
+            data = b"".join(json.dumps(o, sort_keys=True).encode() + b"\n" for o in objs)
+            self.f.write(data[: max(1, len(data) // 2)])
+            self.f.flush()
+            os.fsync(self.f.fileno())
+        else:
+            append(self, objs)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    JournalWriter.append = append_then_die
 
 
 def _signal_in_lookahead(k: int, sig: int) -> None:

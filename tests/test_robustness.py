@@ -8,7 +8,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -28,19 +27,12 @@ def hs_config(model, out, **engine):
             "scoring": {"num_shards": 4}, "engine": {"batch_size": 1, **engine}}
 
 
-def run_to_completion(cfg_path: Path, sig: int | None, delay: float, env: dict) -> int:
-    """Start `pytest evals/` in its own process group; optionally send `sig` to the group after `delay` s."""
-    # A shell starting a background job (`make test &`, some CI runners) ignores SIGINT, the child inherits that
-    # and Python then installs no KeyboardInterrupt handler: give the child the default action, as a terminal would.
-    p = subprocess.Popen([sys.executable, "-m", "pytest", str(ROOT / "evals"), "-q", "-p", "no:cacheprovider"],
-                         cwd=ROOT, env={**os.environ, **env, "NANOEVAL_CONFIG": str(cfg_path)},
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    if sig is not None:
-        time.sleep(delay)
-        if p.poll() is None:
-            os.killpg(p.pid, sig)
-    return p.wait(timeout=600)
+def run_to_completion(cfg_path: Path, env: dict) -> int:
+    """`pytest evals/` in a subprocess with the fault-injection plugin (tests/fault_injection.py); its exit code."""
+    return subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "evals"), "-q", "-p", "no:cacheprovider",
+                           "-p", "tests.fault_injection"], cwd=ROOT,
+                          env={**os.environ, **env, "NANOEVAL_CONFIG": str(cfg_path)},
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600).returncode
 
 
 def comparable(out: Path):
@@ -51,24 +43,24 @@ def comparable(out: Path):
     return preds, {**{k: summary[k] for k in ("metrics", "stderr", "per_subject", "counts")}, "cases": cases}
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL], ids=["SIGKILL"])  # Ctrl-C: tests/test_first_hour.py
-def test_killed_runs_resume_to_the_uninterrupted_result(tiny_lm, tmp_path, sig):
+def test_killed_runs_resume_to_the_uninterrupted_result(tiny_lm, tmp_path):
+    """Four runs each SIGKILLed at a seeded journal write (two of them halfway through the write: a torn line), then
+    one run to the end: the same predictions and summary as a run never interrupted. Ctrl-C: tests/test_first_hour.py."""
     ref_cfg = tmp_path / "ref.yaml"
     ref_cfg.write_text(yaml.safe_dump(hs_config(tiny_lm, tmp_path / "ref")))
-    t0 = time.time()
-    assert run_to_completion(ref_cfg, None, 0, {}) == 0
-    duration = time.time() - t0
+    assert run_to_completion(ref_cfg, {}) == 0
     ref_preds, ref_summary = comparable(tmp_path / "ref")
 
-    rng = random.Random(sig)
+    rng = random.Random(9)
     cfg = tmp_path / "killed.yaml"
     cfg.write_text(yaml.safe_dump(hs_config(tiny_lm, tmp_path / "killed")))
-    kills = 0
-    for _ in range(4):  # kill at random points (early enough to land even when the machine is busy), then finish
-        rc = run_to_completion(cfg, sig, rng.uniform(0.15, 0.6) * duration, {})
-        kills += rc != 0
-    assert kills >= 1, "no run was interrupted; the workload is too short for this machine"
-    assert run_to_completion(cfg, None, 0, {}) == 0
+    journaled = []
+    for k in range(4):  # each run dies at its 1st..5th write; 30 examples take more than 4 x 5 writes
+        at = f"{rng.randint(1, 5)}{':torn' if k % 2 else ''}"
+        assert run_to_completion(cfg, {"NANOEVAL_FAULT_KILL_AT": at}) == -signal.SIGKILL
+        journaled.append(sum(len(read_journal(p).records) for p in (tmp_path / "killed" / "journals").glob("*")))
+    assert 0 < journaled[0] <= journaled[-1] < 30, journaled  # progress kept across kills, never the whole run
+    assert run_to_completion(cfg, {}) == 0
     preds, summary = comparable(tmp_path / "killed")
     assert [(r["id"], r["pred"], r["pred_norm"]) for r in preds] == \
         [(r["id"], r["pred"], r["pred_norm"]) for r in ref_preds]
