@@ -31,7 +31,7 @@ from nanoeval.data import DataError, DataLoadError
 from nanoeval.engine.served import ServerError
 from nanoeval.gates import GateResult
 from nanoeval.journal import journal_path, prepare_report_dir, read_journal
-from nanoeval.lookahead import Lookahead
+from nanoeval.lookahead import Lookahead, selected_counts
 from nanoeval.pool import ModelPool
 from nanoeval.runner import TaskError, benchmark, case_records, finish_task, has_gates, run_case
 from nanoeval.session import DEFAULT_SUITE, Session, baseline_path, open_session
@@ -134,7 +134,7 @@ class Case:
         label = m.headline if m else None
         if m and len(m.per_subject) == 1 and label.endswith("_macro"):  # a macro mean over one subject is its mean
             label = label.removesuffix("_macro")
-        info = {"task": self.cfg.name, "case": self.id, "n": len(j.records), "counts": j.counts,
+        info = {"task": self.cfg.name, "case": self.id, "n": len(j.records), "counts": selected_counts(j.records, j.count_lines),
                 "headline": label,
                 "headline_value": None if headline is None or headline != headline else headline,
                 "acc": correct / len(j.records) if j.records else None, "seconds": seconds,

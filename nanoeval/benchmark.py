@@ -34,6 +34,8 @@ class Record(TypedDict, total=False):
     correct: Required[bool]   # the per-case accuracy in the terminal, the HTML report and min_per_subject
     lls: list[float]          # log-likelihood ranking: checked finite before it is journaled
     response: str             # generation: counted in summary.json's counts.generations
+    truncated_prompt: bool    # set by the runner (true only): the engine cut this example's prompt to max_length
+    hit_max_new_tokens: bool  # set by the runner (true only): its generation stopped at max_new_tokens
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """Case journals: the source of truth. One JSONL file per case, appended per batch, flushed and fsynced.
 
 Lines are records (plain JSON dicts, one per example, each with its position in the case `_seq`, which reading sorts
-by and drops: a look-ahead and a served model journal examples in the order they are scored), after a chunk's records a `{"_counts": {...}}` line with the
-engine's counters for that chunk when any is non-zero (prompts truncated, generations cut at max_new_tokens), and,
-last, one `{"_complete": {...}}` line with the case's timing and model metadata. A torn last line (a crash mid-write) is dropped on reading. The report dir's
+by and drops: a look-ahead and a served model journal examples in the order they are scored; a record carries its
+own engine counters, `truncated_prompt` / `hit_max_new_tokens`: true), after a chunk's records a
+`{"_counts": {...}, "ids": [...]}` line only when the chunk's counters could not be given to its examples one by one
+(lookahead.score_chunk), and, last, one `{"_complete": {...}}` line with the case's timing and model metadata. A torn last line (a crash mid-write) is dropped on reading. The report dir's
 `run.json` holds the fingerprint the journals belong to; a different fingerprint moves the old run aside. A run holds
 the report dir's lock file (`lock_report_dir`) for its life, so two runs never write one dir; an example id journaled
 twice is an error naming both lines, never a record counted twice.
@@ -32,7 +33,7 @@ class Journal:
     complete: dict | None = None          # the completion line's payload, if the case finished
     torn: bool = False                    # a torn last line was dropped
     valid_bytes: int = 0                  # length of the journal without the torn line
-    counts: dict = field(default_factory=dict)  # the `_counts` lines, summed
+    count_lines: list = field(default_factory=list)  # the `_counts` lines ({"_counts": {...}, "ids": [...]})
     lines: dict = field(default_factory=dict)   # record id -> its 1-based line in the journal (for messages)
 
 
@@ -80,8 +81,7 @@ def read_journal(path: Path) -> Journal:
         if "_complete" in obj:
             j.complete = obj["_complete"]
         elif "_counts" in obj:
-            for k, v in obj["_counts"].items():
-                j.counts[k] = j.counts.get(k, 0) + v
+            j.count_lines.append(obj)
         else:  # an id twice (two runs in one dir, a merge gone wrong) would count one example twice
             if obj.get("id") in j.lines:
                 raise ValueError(f"{path}:{number}: example id {obj['id']!r} is journaled twice (first at line "

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from nanoeval.benchmark import CaseData
 from nanoeval.config import TaskConfig
-from nanoeval.journal import JournalWriter, read_journal
+from nanoeval.journal import JournalWriter, file_name, read_journal
 
 
 class _Generates(Exception):
@@ -58,23 +58,71 @@ def selection(cfg: TaskConfig, items: list) -> list:
     return items[: cfg.dataset.limit] if cfg.dataset.limit else items
 
 
+def adopt(bench, cfg: TaskConfig, root: Path, journal: Path, examples: list) -> int:
+    """Copy into a case's `journal` the records of its `examples` that another journal of the task holds, each
+    with its position in this case: a journal that is not one of the task's cases now is a case of another
+    selection (another `num_shards` or `shard_size`) with the same fingerprint (another one moves the whole report
+    dir aside), and records are per example, so a changed shard count scores nothing again. Returns how many."""
+    own = {f"{file_name(c)}.jsonl" for c in bench.cases(cfg, root)}
+    others = sorted(p for p in journal.parent.glob("*.jsonl") if p.name not in own)
+    if not others:
+        return 0
+    j = read_journal(journal)
+    done = {r["id"] for r in j.records}
+    todo = {e.id: pos for pos, e in enumerate(examples) if e.id not in done}
+    found: dict = {}
+    for path in others:
+        for r in read_journal(path).records:
+            if r["id"] in todo:
+                found.setdefault(r["id"], r)
+    if found:
+        writer = JournalWriter(journal, keep_bytes=j.valid_bytes)
+        try:
+            writer.append([{**r, "_seq": todo[i]} for i, r in found.items()])
+        finally:
+            writer.close()
+    return len(found)
+
+
 def chunk_size(bench, engine) -> int:
     """Examples per journal append: what a crash can lose (larger on a GPU, so batches fill the token budget)."""
     return bench.chunk or (32 if engine.device == "cpu" else 1024)
 
 
+# the engine's counters, and the key a record carries (true) when its own request moved one
+FLAGS = {"truncated_prompts": "truncated_prompt", "hit_max_new_tokens": "hit_max_new_tokens"}
+
+
 def score_chunk(engine, score, batch: list, key: str) -> tuple[list[dict], list[dict]]:
-    """A chunk's records (`score(batch)`) and its counters line, when a counter moved (prompts truncated,
-    generations cut): counted on this thread (a served engine counts per thread). A non-finite log-likelihood
-    fails the case."""
-    engine.counts = {k: 0 for k in engine.counts}
+    """A chunk's records (`score(batch)`), counted on this thread (a served engine counts per thread). When the
+    benchmark sent one request per example (every benchmark here does), each record carries its own counters
+    (`truncated_prompt`, `hit_max_new_tokens`: true), so a smaller selection later counts only what it selects;
+    otherwise a `_counts` line with the chunk's counters and example ids follows the records. A non-finite
+    log-likelihood fails the case."""
+    engine.counts, engine.noted = {k: 0 for k in engine.counts}, []
     records = score(batch)
     for r in records:
         if any(not math.isfinite(x) for x in r.get("lls", [])):
             raise FloatingPointError(f"{key}: example {r['id']}: the model returned a non-finite log-likelihood "
                                      f"{r['lls']} (expected finite numbers; check dtype/weights)")
+    if len(engine.noted) == len(records):
+        for r, counted in zip(records, engine.noted):
+            r.update({FLAGS[k]: True for k, v in counted.items() if v})
+        return records, []
     counts = {k: v for k, v in engine.counts.items() if v}
-    return records, [{"_counts": counts}] if counts else []
+    return records, [{"_counts": counts, "ids": [r["id"] for r in records]}] if counts else []
+
+
+def selected_counts(records: list[dict], count_lines: list[dict]) -> dict[str, int]:
+    """The engine's counters over a case's selected `records`: their own flags, plus each `_counts` line (a chunk
+    whose examples could not be told apart) with one of its examples among them (a line without ids: always)."""
+    ids = {r["id"] for r in records}
+    out = {k: sum(bool(r.get(flag)) for r in records) for k, flag in FLAGS.items()}
+    for line in count_lines:
+        if line.get("ids") is None or ids.intersection(line["ids"]):
+            for k, v in line["_counts"].items():
+                out[k] = out.get(k, 0) + v
+    return out
 
 
 @dataclass
@@ -134,7 +182,10 @@ class Lookahead:
                 break
             try:
                 d = data if i == 0 else self.data.get((cfg.name, cid)) or bench.load(cfg, cid, root)
-                examples, j = case_examples(cfg, d), read_journal(journal)
+                examples = case_examples(cfg, d)
+                if i:  # cases[0]'s run adopted its own already
+                    adopt(bench, cfg, root, journal, examples)
+                j = read_journal(journal)
                 if len({e.id for e in examples}) < len(examples):
                     raise ValueError("repeated example ids")  # its own run names the id
                 done = {r["id"] for r in j.records}

@@ -23,7 +23,8 @@ from nanoeval.benchmark import Benchmark, Metrics
 from nanoeval.config import ConfigError, TaskConfig, task_to_dict
 from nanoeval.data import DataLoadError
 from nanoeval.journal import Journal, JournalWriter, journal_path, read_journal
-from nanoeval.lookahead import Lookahead, case_examples, chunk_size, score_chunk, selection
+from nanoeval.lookahead import (Lookahead, adopt, case_examples, chunk_size, score_chunk, selected_counts,
+                                selection)
 from nanoeval.summary import TaskSummary
 
 WARN_TRUNCATED_SHARE = 0.05      # warn when more than this share of a task's generations hit max_new_tokens
@@ -108,6 +109,7 @@ def run_case(cfg: TaskConfig, case_id: str, root: Path, journal: Path, engine, p
     scoring plus its share of look-ahead time (lookahead.py: examples/s of a case scored ahead stays true)."""
     bench = benchmark(cfg)
     data = lookahead.load(bench, cfg, case_id, root) if lookahead else bench.load(cfg, case_id, root)
+    adopt(bench, cfg, root, journal, case_examples(cfg, data))  # scored under another shard count: kept
     started = own = time.time()
     ahead = (0, 0, 0.0)
     if lookahead:
@@ -265,10 +267,10 @@ def build_task_artifacts(cfg: TaskConfig, rdir: Path, info: dict, selected: set[
         done.append(case_id)
         completes.append(j.complete)
         records.extend(chosen)
-        per_case[case_id] = {"n": len(chosen), "seconds": j.complete.get("seconds"),
-                             **{k: j.counts.get(k, 0) for k in counts}}
+        own = selected_counts(chosen, j.count_lines)  # of the selected examples only
+        per_case[case_id] = {"n": len(chosen), "seconds": j.complete.get("seconds"), **own}
         for k in counts:
-            counts[k] += j.counts.get(k, 0)
+            counts[k] += own[k]
     if not done:
         return None
     metrics = benchmark(cfg).summarize(records, cfg)

@@ -15,7 +15,7 @@ import yaml
 from nanoeval.config import load_task
 from nanoeval.engine.loading import gguf_cache_dir
 from nanoeval.journal import journal_path, read_journal
-from tests.conftest import ROOT, mmlu_tiny_config, read_jsonl
+from tests.conftest import DATA, ROOT, mmlu_tiny_config, read_jsonl
 
 TWO = ["anatomy", "astronomy"]
 
@@ -113,6 +113,66 @@ def test_a_smaller_limit_reports_only_what_it_selects(run_evals, tiny_lm, tmp_pa
     run(run_evals, tiny_lm, rdir, dataset__subjects=TWO, dataset__limit=3)
     assert {s: journal_path(rdir, s).read_bytes() for s in TWO} == before
     assert predicted(rdir) == three
+
+
+def test_a_smaller_limit_counts_the_engine_counters_of_its_own_examples_only(run_evals, tiny_lm, tmp_path):
+    """Truncated prompts and generations cut at max_new_tokens are each example's own (a flag on its record), so a
+    smaller limit counts those of the examples it selects, not every example its journals hold."""
+    rdir = tmp_path / "r"
+    gen = {"strategy": "gen_letter", "max_new_tokens": 2}
+    run(run_evals, tiny_lm, rdir, scoring=gen, model__max_length=40)  # every prompt is longer: all truncated
+    full = read_jsonl(rdir / "predictions.jsonl")
+    assert len(full) == 21 and all(r["truncated_prompt"] for r in full)
+    cut_ids = {r["id"] for r in full if r.get("hit_max_new_tokens")}
+    assert cut_ids, "fixture: generations stop at max_new_tokens"
+    out = run(run_evals, tiny_lm, rdir, scoring=gen, model__max_length=40, dataset__limit=3)
+    s, preds = summary(rdir), read_jsonl(rdir / "predictions.jsonl")
+    cut = len(cut_ids & {r["id"] for r in preds})
+    assert len(preds) == 9 and s["counts"]["generations"] == 9
+    assert s["counts"]["truncated_prompts"] == 9 and s["counts"]["hit_max_new_tokens"] == cut
+    assert {c: (d["truncated_prompts"], d["n"]) for c, d in s["cases"]["per_case"].items()} == \
+        {c: (3, 3) for c in ("anatomy", "astronomy", "high_school_geography")}
+    assert sum(d["hit_max_new_tokens"] for d in s["cases"]["per_case"].values()) == cut
+    assert f"{cut} of 9 generations" in out  # the warning counts the selection too
+
+
+def hs_config(model, rdir, **scoring) -> dict:
+    return {"task": "hellaswag", "model": {"path": str(model)}, "report_dir": str(rdir),
+            "dataset": {"data_files": {"validation": str(DATA / "hellaswag" / "validation.jsonl")}},
+            "scoring": scoring}
+
+
+def test_a_new_shard_count_keeps_every_journaled_example(run_evals, tiny_lm, tmp_path):
+    """Shards select examples: 4 shards of 5 rows and 2 shards of 10 are the same 20 rows (row i -> shard i % n), so
+    the second run scores nothing and reports the same numbers; 2 shards of 12 score only the 4 new rows."""
+    rdir = tmp_path / "r"
+    first = run_evals({**hs_config(tiny_lm, rdir, num_shards=4), "dataset": {
+        **hs_config(tiny_lm, rdir)["dataset"], "limit": 5}})
+    assert first.ret == 0, first.stdout.str()
+    by_id = {r["id"]: r for r in read_jsonl(rdir / "predictions.jsonl")}
+    metrics = summary(rdir)["metrics"]
+
+    def rerun(rdir, limit):
+        cfg = hs_config(tiny_lm, rdir, num_shards=2)
+        cfg["dataset"]["limit"] = limit
+        result = run_evals(cfg)
+        assert result.ret == 0 and not (rdir / "previous").exists(), result.stdout.str()
+        return result.stdout.str()
+
+    out = rerun(rdir, 10)
+    assert [c["_complete"]["scored_now"] for case in ("shard0of2", "shard1of2")
+            for c in journal_lines(rdir, case) if "_complete" in c] == [0, 0]
+    assert "resumed 20 of 20 examples from journals" in out
+    assert {r["id"]: r for r in read_jsonl(rdir / "predictions.jsonl")} == by_id
+    assert summary(rdir)["metrics"] == metrics
+    rerun(rdir, 12)  # rows 20-23 are new: only they are scored
+    assert sum(c["_complete"]["scored_now"] for case in ("shard0of2", "shard1of2")
+               for c in journal_lines(rdir, case) if "_complete" in c) == 4
+    fresh = tmp_path / "fresh"
+    rerun(fresh, 12)
+    assert summary(rdir)["metrics"] == summary(fresh)["metrics"]
+    assert [(r["id"], r["pred"]) for r in read_jsonl(rdir / "predictions.jsonl")] == \
+        [(r["id"], r["pred"]) for r in read_jsonl(fresh / "predictions.jsonl")]
 
 
 def test_gguf_cache_is_keyed_by_content(tmp_path, monkeypatch):

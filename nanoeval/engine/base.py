@@ -9,8 +9,17 @@ from nanoeval.engine.requests import GenRequest, LLRequest
 
 
 class EngineBase:
-    """Needs `cfg` (ModelConfig), `tokenizer`, `processor` (or None), `counts` and `_loglikelihoods(requests,
+    """Needs `cfg` (ModelConfig), `tokenizer`, `processor` (or None), `counts`, `noted` and `_loglikelihoods(requests,
     naive)` -> (scores per request, truncated or not per request)."""
+
+    def count(self, per_request: list[dict[str, int]]) -> None:
+        """One engine call's counters (prompts truncated, generations cut), one dict per request in the call's
+        order: added to `counts` and kept in order in `noted`, so the runner gives each example its own
+        (lookahead.score_chunk) and a smaller selection later counts only what it selects."""
+        for c in per_request:
+            for k, v in c.items():
+                self.counts[k] += v
+        self.noted.extend(per_request)
 
     def _init_ahead(self) -> None:
         self.ahead: dict[tuple, list[tuple[list[float], bool]]] = {}  # prescore(): request -> [(scores, truncated)]
@@ -87,11 +96,12 @@ class EngineBase:
             kept = [_take(self.ahead, _key(r)) if not naive else None for r in requests]
             self.ahead_used += sum(k is not None for k in kept)
         fresh = iter(zip(*self._loglikelihoods([r for r, k in zip(requests, kept) if k is None], naive)))
-        out = []
+        out, cuts = [], []
         for k in kept:
             lls, cut = k if k is not None else next(fresh)
-            self.counts["truncated_prompts"] += cut  # counted in the chunk whose records use the scores
             out.append(lls)
+            cuts.append({"truncated_prompts": int(cut)})
+        self.count(cuts)  # counted in the chunk whose records use the scores
         return out
 
     def prescore(self, requests: list[LLRequest], answered=None) -> None:

@@ -19,8 +19,9 @@ def generate(engine, requests: list[GenRequest], max_new_tokens: int) -> list[st
     lengths = {i: len(e) + per_image * len(r.images) + max_new_tokens
                for i, (e, r) in enumerate(zip(encoded, requests))}
     keep = max(1, engine.max_length - max_new_tokens)  # room for the new tokens, and at least one
-    if engine.processor is None:  # counted here, once per request: an out-of-memory retry runs a batch again
-        engine.counts["truncated_prompts"] += sum(len(e) > keep for e in encoded)
+    # per request, set (not added) where known: an out-of-memory retry runs a batch again
+    flags = [{"truncated_prompts": int(engine.processor is None and len(e) > keep), "hit_max_new_tokens": 0}
+             for e in encoded]
     out: list[str] = [""] * len(requests)
 
     def run(rows):
@@ -43,8 +44,9 @@ def generate(engine, requests: list[GenRequest], max_new_tokens: int) -> list[st
                                       pad_token_id=pad_id)
         for row, i in enumerate(batch):
             new = gen[row, width:].tolist()
-            engine.counts["hit_max_new_tokens"] += len(new) >= max_new_tokens and not eos & set(new)
+            flags[i]["hit_max_new_tokens"] = int(len(new) >= max_new_tokens and not eos & set(new))
             out[i] = engine.decode(new)
 
     engine.batcher.run(lengths, run)
+    engine.count(flags)
     return out

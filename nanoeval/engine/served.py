@@ -296,6 +296,16 @@ class ServedEngine(EngineBase):
     def counts(self, value: dict) -> None:
         self._local.counts = value
 
+    @property
+    def noted(self) -> list:
+        if not hasattr(self._local, "noted"):
+            self._local.noted = []
+        return self._local.noted
+
+    @noted.setter
+    def noted(self, value: list) -> None:
+        self._local.noted = value
+
     def close(self) -> None:
         for c in self.clients:
             c.close()
@@ -347,9 +357,11 @@ class ServedEngine(EngineBase):
         return req.text if isinstance(req, GenRequest) else super().shown_prompt(req)
 
     def generate(self, requests: list[GenRequest], max_new_tokens: int) -> list[str]:
-        return self._map(lambda r: self._generate_one(r, max_new_tokens), requests)
+        answers = self._map(lambda r: self._generate_one(r, max_new_tokens), requests)
+        self.count([{"hit_max_new_tokens": int(finish == "length")} for _, finish in answers])  # on this thread
+        return [text for text, _ in answers]
 
-    def _generate_one(self, req: GenRequest, max_new_tokens: int) -> str:
+    def _generate_one(self, req: GenRequest, max_new_tokens: int) -> tuple[str, str | None]:
         chat = self.cfg.chat_template if req.chat is None else req.chat
         common = {"model": self.cfg.name, "temperature": 0, "max_tokens": max_new_tokens}
         if not chat:
@@ -363,8 +375,7 @@ class ServedEngine(EngineBase):
             messages = [{"role": "user", "content": content if req.images else req.text}]
             text, finish = self._call(lambda c: c.chat.completions.with_raw_response.create(
                 messages=messages, **common), "chat/completions", _chat_text)
-        self.counts["hit_max_new_tokens"] += finish == "length"
-        return text
+        return text, finish
 
     # ------------------------------------------------------------------------------------------------ log-likelihoods
     def _loglikelihoods(self, requests: list[LLRequest], naive: bool = False, done=None):
