@@ -431,12 +431,13 @@ def get(row: dict, ds: DatasetConfig, name: str, where: str):
 
 def answer_index(value, n_choices: int, where: str) -> int:
     """Gold answer as an index: accepts an int, a digit string ("2", HellaSwag's label) or a letter ("C")."""
+    given = value.strip() if isinstance(value, str) else repr(value)  # as the data holds it ("x", not 23)
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     elif isinstance(value, str) and len(value.strip()) == 1 and value.strip().isalpha():
         value = ord(value.strip().upper()) - ord("A")
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < n_choices:
-        raise DataError(f"{where}: answer {value!r} out of range (expected 0..{n_choices - 1} "
+        raise DataError(f"{where}: answer {given} out of range (expected 0..{n_choices - 1} "
                         f"or a letter A..{chr(ord('A') + n_choices - 1)})")
     return value
 

@@ -101,6 +101,7 @@ def test_bad_label_names_the_row_or_is_skipped(run_evals, tiny_lm, tmp_path):
     rows = read_jsonl(VALIDATION)[:6]
     rows[3]["label"] = "4"
     rows[4]["endings"] = rows[4]["endings"][:3]
+    rows[5]["label"] = "x"  # named as written, not as the index a letter would be (23)
     bad = tmp_path / "bad.jsonl"
     bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = config(tiny_lm, tmp_path / "r")
@@ -109,8 +110,9 @@ def test_bad_label_names_the_row_or_is_skipped(run_evals, tiny_lm, tmp_path):
     result = run_evals(cfg)
     assert result.ret == 1
     result.stdout.fnmatch_lines([f"*{bad}:4: answer 4 out of range*"])
+    assert f"{bad}:6: answer x out of range (expected 0..3" in result.stdout.str()
     cfg["dataset"]["on_bad_row"] = "skip"
     assert run_evals(cfg).ret == 0
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
-    assert summary["counts"]["skipped_rows"] == 2 and summary["counts"]["examples"] == 4
+    assert summary["counts"]["skipped_rows"] == 3 and summary["counts"]["examples"] == 3
     assert f"{bad}:5: endings: expected a list of 4 strings" in summary["skipped_rows"][1]["error"]
