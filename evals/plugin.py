@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from nanoeval import devices, progress, reporting
+from nanoeval.benchmark import TaskError
 from nanoeval.config import ConfigError, TaskConfig, suite_dir
 from nanoeval.data import DataError, DataLoadError
 from nanoeval.engine.served import ServerError
@@ -33,7 +34,7 @@ from nanoeval.gates import GateResult
 from nanoeval.journal import journal_path, prepare_report_dir, read_journal
 from nanoeval.lookahead import Lookahead, selected_counts
 from nanoeval.pool import ModelPool
-from nanoeval.runner import TaskError, benchmark, case_records, finish_task, has_gates, run_case
+from nanoeval.runner import benchmark, case_records, finish_task, has_gates, run_case
 from nanoeval.session import DEFAULT_SUITE, Session, baseline_path, open_session
 
 EVALS_DIR = Path(__file__).resolve().parent

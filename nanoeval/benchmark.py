@@ -19,6 +19,12 @@ if TYPE_CHECKING:  # type hints only: importing a benchmark never imports torch
     from nanoeval.config import TaskConfig
     from nanoeval.engine import Engine
 
+class TaskError(RuntimeError):
+    """An error every case of a task would hit (its model cannot load, its data cannot be read, its server answers
+    in another format): reported once, the task's other cases are skipped. Raised by the engine, a benchmark or
+    the runner."""
+
+
 STRATEGIES = ("rank_ll", "gen_letter")  # log-likelihood ranking of choices | greedy generation, then a parser
 
 
@@ -131,7 +137,9 @@ class Benchmark:
     strategies: tuple[str, ...]                          # of STRATEGIES, the first is the default
     cases: Callable[["TaskConfig", Path], list[str]]     # case ids (subjects or shards), the same on every worker
     load: Callable[["TaskConfig", str, Path], CaseData]  # one case's examples (bad rows: DataError naming them)
-    score: Callable[["Engine", "TaskConfig", list, Any], list[dict]]  # a batch of examples -> records
+    # a batch of examples -> records, in the batch's order; one engine request per example, in that order, gives
+    # each record its own engine counters (truncated_prompt, hit_max_new_tokens), else its chunk's are counted
+    score: Callable[["Engine", "TaskConfig", list, Any], list[dict]]
     summarize: Callable[[list[dict], "TaskConfig | None"], Metrics]  # all records of a task -> metrics (cfg is
     #                                                    None when `nanoeval rescore` scores saved generations)
     recipe: Callable[["TaskConfig", Path], dict]         # the exact scoring recipe, for summary.json

@@ -431,7 +431,7 @@ def get(row: dict, ds: DatasetConfig, name: str, where: str):
 
 def answer_index(value, n_choices: int, where: str) -> int:
     """Gold answer as an index: accepts an int, a digit string ("2", HellaSwag's label) or a letter ("C")."""
-    given = value.strip() if isinstance(value, str) else repr(value)  # as the data holds it ("x", not 23)
+    given = value.strip() if isinstance(value, str) and value.strip() else repr(value)  # as written: "x", not 23
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     elif isinstance(value, str) and len(value.strip()) == 1 and value.strip().isalpha():

@@ -18,7 +18,6 @@ path by equivalence tests, and the library versions cover the libraries undernea
 from __future__ import annotations
 
 import ast
-import functools
 import hashlib
 import inspect
 import json
@@ -251,24 +250,3 @@ def code_hash(roots: list) -> tuple[str, list[str]]:
     for name in sorted(parts):
         h.update(f"{name}\0{parts[name]}\0".encode())
     return h.hexdigest()[:16], sorted(parts)
-
-
-@functools.cache
-def benchmark_code_hash(benchmark, backend: str = "local") -> str:
-    """The code hash of one benchmark: how it loads a case's examples and scores them (which reaches its data
-    parsing, prompts and answer parsing), the runner's case loop that picks the examples (dataset.limit, resume by
-    id), and the engine's request construction (chat template, tokenization), generation inputs and response
-    decoding; for a served model (`backend`), how its requests are made and its answers read (served.py). Its
-    `summarize` is left out: metrics are rebuilt from journals."""
-    from nanoeval.engine import Engine
-    from nanoeval.engine.generation import generate
-    from nanoeval.runner import run_case
-
-    roots = [benchmark.load, benchmark.score, run_case, Engine.prompt_text, Engine.encode_many,
-             Engine.encode_requests, generate, Engine.decode, Engine.shown_prompt]  # shown: report.prompts
-    if backend == "openai":
-        from nanoeval.engine.served import ServedEngine
-
-        roots += [ServedEngine._generate_one, ServedEngine._loglikelihoods, ServedEngine._loglikelihood_one,
-                  ServedEngine._check_prompt_logprobs, ServedEngine.shown_prompt]
-    return code_hash(roots)[0]

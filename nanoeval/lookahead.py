@@ -71,8 +71,12 @@ def adopt(bench, cfg: TaskConfig, root: Path, journal: Path, examples: list) -> 
     done = {r["id"] for r in j.records}
     todo = {e.id: pos for pos, e in enumerate(examples) if e.id not in done}
     found: dict = {}
-    for path in others:
-        for r in read_journal(path).records:
+    for path in others if todo else ():
+        try:
+            lent = read_journal(path).records
+        except ValueError:  # a broken journal of an old selection lends nothing; the case scores those examples
+            continue
+        for r in lent:
             if r["id"] in todo:
                 found.setdefault(r["id"], r)
     if found:
@@ -100,13 +104,17 @@ def score_chunk(engine, score, batch: list, key: str) -> tuple[list[dict], list[
     otherwise a `_counts` line with the chunk's counters and example ids follows the records. A non-finite
     log-likelihood fails the case."""
     engine.counts, engine.noted = {k: 0 for k in engine.counts}, []
-    records = score(batch)
+    try:
+        records = score(batch)
+        noted = engine.noted
+    finally:
+        engine.noted = None  # noted only here: an engine used directly keeps no list that grows
     for r in records:
         if any(not math.isfinite(x) for x in r.get("lls", [])):
             raise FloatingPointError(f"{key}: example {r['id']}: the model returned a non-finite log-likelihood "
                                      f"{r['lls']} (expected finite numbers; check dtype/weights)")
-    if len(engine.noted) == len(records):
-        for r, counted in zip(records, engine.noted):
+    if len(noted) == len(records):  # one request per example, in the batch's order (benchmark.py: `score`)
+        for r, counted in zip(records, noted):
             r.update({FLAGS[k]: True for k, v in counted.items() if v})
         return records, []
     counts = {k: v for k, v in engine.counts.items() if v}
@@ -114,8 +122,9 @@ def score_chunk(engine, score, batch: list, key: str) -> tuple[list[dict], list[
 
 
 def selected_counts(records: list[dict], count_lines: list[dict]) -> dict[str, int]:
-    """The engine's counters over a case's selected `records`: their own flags, plus each `_counts` line (a chunk
-    whose examples could not be told apart) with one of its examples among them (a line without ids: always)."""
+    """The engine's counters over a case's selected `records`: their own flags (exact), plus each `_counts` line (a
+    chunk whose examples could not be told apart: a benchmark that sends other than one request per example) with
+    one of its examples among them, counted whole (a line without ids, from an older journal: always)."""
     ids = {r["id"] for r in records}
     out = {k: sum(bool(r.get(flag)) for r in records) for k, flag in FLAGS.items()}
     for line in count_lines:

@@ -12,6 +12,7 @@ benchmark comes from the registry, nanoeval/benchmarks/__init__.py).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import threading
@@ -20,8 +21,14 @@ from pathlib import Path
 
 from nanoeval import reporting
 from nanoeval.benchmark import Benchmark, Metrics
+from nanoeval.benchmarks import BENCHMARKS
 from nanoeval.config import ConfigError, TaskConfig, task_to_dict
-from nanoeval.data import DataLoadError
+from nanoeval.data import DataLoadError, data_hashes, dataset_meta
+from nanoeval.engine import Engine, model_location
+from nanoeval.engine.generation import generate
+from nanoeval.engine.served import ServedEngine, ServerError, served_identity
+from nanoeval.gates import GateResult, check
+from nanoeval.identity import code_hash, environment, model_identity
 from nanoeval.journal import Journal, JournalWriter, journal_path, read_journal
 from nanoeval.lookahead import (Lookahead, adopt, case_examples, chunk_size, score_chunk, selected_counts,
                                 selection)
@@ -30,19 +37,12 @@ from nanoeval.summary import TaskSummary
 WARN_TRUNCATED_SHARE = 0.05      # warn when more than this share of a task's generations hit max_new_tokens
 
 
-class TaskError(RuntimeError):
-    """An error every case of a task would hit (its model cannot load, its data cannot be read): reported once,
-    the task's other cases are skipped."""
-
-
 class EmptyCaseError(ValueError):
     """A case that would score nothing: a pass with nothing scored is never reported green."""
 
 
 def benchmark(cfg: TaskConfig) -> Benchmark:
     """The benchmark a task runs (its `task:`), from the registry."""
-    from nanoeval.benchmarks import BENCHMARKS
-
     return BENCHMARKS[cfg.task]
 
 
@@ -53,12 +53,7 @@ def _short(obj) -> str:
 def check_model(cfg: TaskConfig, root: Path) -> dict:
     """The model's identity (its files' sha256, or the hub commit); a model that cannot be found is a ConfigError
     naming the key, found in well under a second (nothing heavy is imported)."""
-    from nanoeval.engine import model_location
-    from nanoeval.identity import model_identity
-
     if cfg.model.backend == "openai":  # the name the server lists (and its tokenizer's files, for rank_ll)
-        from nanoeval.engine.served import ServerError, served_identity
-
         try:
             ident = served_identity(cfg.model)
         except ServerError as e:
@@ -83,9 +78,6 @@ def check_model(cfg: TaskConfig, root: Path) -> dict:
 def task_info(cfg: TaskConfig, root: Path, model: dict | None = None) -> dict:
     """run.json's content for a task: fingerprint (and the parts that make it), cases, recipe, dataset, model files
     (`model`: check_model's result, if already known), environment, versions."""
-    from nanoeval.data import data_hashes, dataset_meta
-    from nanoeval.identity import benchmark_code_hash, environment
-
     bench = benchmark(cfg)
     model = model or check_model(cfg, root)
     served = cfg.model.backend == "openai"
@@ -97,6 +89,21 @@ def task_info(cfg: TaskConfig, root: Path, model: dict | None = None) -> dict:
             "cases": bench.cases(cfg, root), "recipe": {**bench.recipe(cfg, root), "code_hash": code},
             "dataset": dataset_meta(cfg.dataset, root), "model_identity": model, "environment": env,
             "versions": reporting.versions(root)}
+
+
+@functools.cache
+def benchmark_code_hash(bench: Benchmark, backend: str = "local") -> str:
+    """The code hash of one benchmark (identity.code_hash): how it loads a case's examples and scores them (which
+    reaches its data parsing, prompts and answer parsing), the case loop below that picks the examples
+    (dataset.limit, resume by id), and the engine's request construction (chat template, tokenization), generation
+    inputs and response decoding; for a served model (`backend`), how its requests are made and its answers read
+    (served.py). Its `summarize` is left out: metrics are rebuilt from journals."""
+    roots = [bench.load, bench.score, run_case, Engine.prompt_text, Engine.encode_many,
+             Engine.encode_requests, generate, Engine.decode, Engine.shown_prompt]  # shown: report.prompts
+    if backend == "openai":
+        roots += [ServedEngine._generate_one, ServedEngine._loglikelihoods, ServedEngine._loglikelihood_one,
+                  ServedEngine._check_prompt_logprobs, ServedEngine.shown_prompt]
+    return code_hash(roots)[0]
 
 
 # ------------------------------------------------------------------------------------------------------ one case
@@ -319,8 +326,6 @@ def finish_task(cfg: TaskConfig, rdir: Path, info: dict, baseline: Path | None, 
                 session_wall: float | None = None, session_start: float | None = None):
     """A task's artifacts, then its gates (written into summary.json): (summary or None if no case finished,
     gate results). A baseline of an unexpected shape fails the gates that need it, with the reason."""
-    from nanoeval.gates import GateResult, check
-
     summary = build_task_artifacts(cfg, rdir, info, selected, session_wall, session_start)
     if summary is None or not has_gates(cfg):
         return summary, []

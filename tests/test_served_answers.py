@@ -13,7 +13,7 @@ import yaml
 from nanoeval.config import load_task
 from nanoeval.engine import GenRequest, LLRequest
 from nanoeval.engine.served import ServedEngine, ServerError, served_identity
-from nanoeval.runner import TaskError
+from nanoeval.benchmark import TaskError
 from tests.conftest import ROOT, build_tiny_lm, mmlu_tiny_config, read_jsonl
 from tests.test_served import openai_server, predictions, served, server_log
 

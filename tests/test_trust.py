@@ -116,7 +116,7 @@ def copy_project(dest: Path) -> Path:
 
 
 def code_hashes(project: Path) -> dict[str, str]:
-    code = ("import json; from nanoeval.identity import benchmark_code_hash; from nanoeval.benchmarks import "
+    code = ("import json; from nanoeval.runner import benchmark_code_hash; from nanoeval.benchmarks import "
             "BENCHMARKS; import nanoeval; assert nanoeval.__file__.startswith('%s'); print(json.dumps({t: "
             "benchmark_code_hash(b) for t, b in BENCHMARKS.items()}))" % project)
     res = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True)
@@ -195,13 +195,13 @@ def test_environment_is_part_of_the_fingerprint(run_evals, tiny_lm, tmp_path, mo
         "device_type": "cpu", "python": platform.python_version(), "tokenizers": metadata.version("tokenizers"),
         "datasets": metadata.version("datasets"), "jinja2": metadata.version("jinja2"),
         "gguf": metadata.version("gguf"), "Pillow": metadata.version("Pillow")}
-    from nanoeval import identity, runner
+    from nanoeval import runner
 
     cfg = load_task(_write(tmp_path / "c.yaml", mmlu_tiny_config(tiny_lm, out)))
     real = runner.task_info(cfg, ROOT)
     assert real["fingerprint"] == json.loads((out / "run.json").read_text())["fingerprint"]
-    real_env = identity.environment
-    monkeypatch.setattr(identity, "environment", lambda dtype, device: {**real_env(dtype, device), "torch": "0.0.1"})
+    real_env = runner.environment
+    monkeypatch.setattr(runner, "environment", lambda dtype, device: {**real_env(dtype, device), "torch": "0.0.1"})
     changed = runner.task_info(cfg, ROOT)
     monkeypatch.undo()
     assert changed["fingerprint"] != real["fingerprint"] and \

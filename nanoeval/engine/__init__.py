@@ -61,7 +61,7 @@ class Engine(EngineBase):
                                engine.batch_size)
         # per-call counters; the runner takes and resets them after each chunk of a case
         self.counts = {"truncated_prompts": 0, "hit_max_new_tokens": 0}
-        self.noted: list[dict[str, int]] = []  # the same, per request (EngineBase.count)
+        self.noted: list[dict[str, int]] | None = None  # the same per request, while the runner scores a chunk
         self._init_ahead()
         self.lookahead = engine.lookahead if engine.lookahead is not None else (
             16384 if self.device.startswith("cuda") else 256)  # examples; lookahead.py

@@ -14,12 +14,14 @@ class EngineBase:
 
     def count(self, per_request: list[dict[str, int]]) -> None:
         """One engine call's counters (prompts truncated, generations cut), one dict per request in the call's
-        order: added to `counts` and kept in order in `noted`, so the runner gives each example its own
-        (lookahead.score_chunk) and a smaller selection later counts only what it selects."""
+        order: added to `counts` and, while the runner scores a chunk (`noted` is a list, not None), kept in order
+        in `noted`, so it gives each example its own (lookahead.score_chunk) and a smaller selection later counts
+        only what it selects."""
         for c in per_request:
             for k, v in c.items():
                 self.counts[k] += v
-        self.noted.extend(per_request)
+        if self.noted is not None:
+            self.noted.extend(per_request)
 
     def _init_ahead(self) -> None:
         self.ahead: dict[tuple, list[tuple[list[float], bool]]] = {}  # prescore(): request -> [(scores, truncated)]

@@ -34,6 +34,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from nanoeval.benchmark import TaskError
 from nanoeval.config import EngineConfig, ModelConfig
 from nanoeval.engine.base import EngineBase
 from nanoeval.engine.requests import GenRequest, LLRequest
@@ -297,13 +298,11 @@ class ServedEngine(EngineBase):
         self._local.counts = value
 
     @property
-    def noted(self) -> list:
-        if not hasattr(self._local, "noted"):
-            self._local.noted = []
-        return self._local.noted
+    def noted(self) -> list | None:
+        return getattr(self._local, "noted", None)
 
     @noted.setter
-    def noted(self, value: list) -> None:
+    def noted(self, value: list | None) -> None:
         self._local.noted = value
 
     def close(self) -> None:
@@ -316,8 +315,6 @@ class ServedEngine(EngineBase):
         otherwise; then read(the answer's JSON object). An answer that is not the API's format (BadAnswer) is a
         TaskError naming the URL: not retried, the task's other cases skipped."""
         import openai
-
-        from nanoeval.runner import TaskError
 
         for attempt in itertools.count():
             with self._turn_lock:
@@ -414,8 +411,6 @@ class ServedEngine(EngineBase):
     def _check_prompt_logprobs(self) -> None:
         """Once: does the server echo prompt log-probabilities at all? Asked with a text prompt, which every
         completions server takes (transformers serve refuses token ids, and ignores echo/logprobs with a warning)."""
-        from nanoeval.runner import TaskError
-
         with self._probe_lock:
             if self._probed is True:
                 return
