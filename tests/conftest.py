@@ -6,6 +6,11 @@ import json
 import os
 from pathlib import Path
 
+# One torch (OpenMP) thread per process, set before torch is imported here and inherited by every `pytest evals/`
+# subprocess and test server: the tests run several torch processes at once (xdist workers, their runs, servers),
+# and OpenMP threads that outnumber the free cores spin-wait on each other: measured 3-5x the CPU time per generation.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import datasets  # noqa: F401 - before pytester snapshots sys.modules: a re-import clashes in pyarrow's registry
 import pytest
 import yaml

@@ -4,6 +4,7 @@ says, nothing else on PATH. They run in a copy of the project whose `configs/mml
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -53,7 +54,8 @@ def test_the_readme_commands_work_as_written(tiny_lm, tmp_path):
     enter, commands = readme_commands()
     assert any(c.startswith("pytest evals/") for c in commands) and any(c.startswith("nanoeval ") for c in commands)
     proj = tiny_project(tmp_path, tiny_lm)
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "OMP_NUM_THREADS": os.environ["OMP_NUM_THREADS"]}  # one torch thread, as for every test run (conftest)
     smoke = proj / "artifacts" / "nanoeval" / "smoke"
     checked_walls = 0
 
