@@ -121,13 +121,12 @@ class Case:
                  [(c.id, c.journal) for c in queued_after(self.node) if c.cfg.name == self.cfg.name])
         j = read_journal(self.journal)
         j.records = case_records(j, self.cfg)  # what this run's selection selects (the journal may hold more)
-        self.report(j, plugin.s.started)
-        self.check_subject_gate(j)
+        self.check_subject_gate(j, self.report(j, plugin.s.started))
 
-    def report(self, j, since: float) -> None:
+    def report(self, j, since: float):
         """Counts for the test report (plain JSON types: they cross xdist's transport). `resumed`: the case was
-        complete before this session (`since`): its completion line, seconds and examples/s are an earlier run's."""
-        correct = sum(bool(r.get("correct")) for r in j.records)
+        complete before this session (`since`): its completion line, seconds and examples/s are an earlier run's.
+        Returns the case's metrics (None without records)."""
         seconds = (j.complete or {}).get("seconds")
         scored = (j.complete or {}).get("scored_now", 0)
         m = benchmark(self.cfg).summarize(j.records, self.cfg) if j.records else None
@@ -135,24 +134,28 @@ class Case:
         label = m.headline if m else None
         if m and len(m.per_subject) == 1 and label.endswith("_macro"):  # a macro mean over one subject is its mean
             label = label.removesuffix("_macro")
-        info = {"task": self.cfg.name, "case": self.id, "n": len(j.records), "counts": selected_counts(j.records, j.count_lines),
-                "headline": label,
+        correct = sum(bool(r.get(m.correct_key)) for r in j.records) if m else 0  # the headline's correctness
+        info = {"task": self.cfg.name, "case": self.id, "n": len(j.records),
+                "counts": selected_counts(j.records, j.count_lines), "headline": label,
                 "headline_value": None if headline is None or headline != headline else headline,
-                "acc": correct / len(j.records) if j.records else None, "seconds": seconds,
+                "acc": correct / len(j.records) if j.records else None, "acc_label": m.subject_metric if m else "acc",
+                "seconds": seconds,
                 "examples_per_second": round(scored / seconds, 2) if seconds and scored else None,
                 "resumed": (j.complete or {}).get("started", since) < since, "journal": str(self.journal),
                 "predictions": str(self.report_dir / "predictions.jsonl")}
         self.node.user_properties.append(("nanoeval", json.loads(json.dumps(info))))
+        return m
 
-    def check_subject_gate(self, j) -> None:
-        """`gates.min_per_subject` fails the case of a subject (cases that are subjects)."""
+    def check_subject_gate(self, j, m) -> None:
+        """`gates.min_per_subject` fails the case of a subject (cases that are subjects), on the headline's own
+        correctness (`m`: the case's metrics)."""
         threshold = self.cfg.gates.min_per_subject
         subjects = {r["subject"] for r in j.records}
         if threshold is None or subjects != {self.id} or not j.records:
             return
-        acc = sum(bool(r["correct"]) for r in j.records) / len(j.records)
+        acc = sum(bool(r[m.correct_key]) for r in j.records) / len(j.records)
         if acc < threshold:
-            pytest.fail(f"gate min_per_subject: {self.key}: acc {acc:.4f} < {threshold}", pytrace=False)
+            pytest.fail(f"gate min_per_subject: {self.key}: {m.subject_metric} {acc:.4f} < {threshold}", pytrace=False)
 
 
 def case_test_id(task: str, case_id: str) -> str:
@@ -495,7 +498,7 @@ class NanoEvalPlugin:
                 acc = "-" if info["acc"] is None else f"{info['acc']:.3f}"
                 how = "from journal" if info["resumed"] else f"{info['examples_per_second']} ex/s"
                 worker = f"[{report.node.gateway.id}] " if under_xdist else ""
-                display.line(f"{worker}{key}: {info['n']} examples, acc {acc}, {how}")
+                display.line(f"{worker}{key}: {info['n']} examples, {info['acc_label']} {acc}, {how}")
 
     # ------------------------------------------------------------------------------------------ session end
     @pytest.hookimpl(wrapper=True, trylast=True)  # inside the terminal reporter's wrapper: its 100% comes after

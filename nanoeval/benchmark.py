@@ -55,6 +55,7 @@ class Metrics:
     plot_by: str = "subject"                             # accuracy.png: bars per subject, or per metric
     counts: dict[str, int] = field(default_factory=dict)  # benchmark-specific counts for summary.json
     correct_key: str = "correct"                         # the record key holding the headline's correctness
+    subject_metric: str = "acc"                          # its per-subject value (min_per_subject, the plot's bars)
     notes: list[tuple[str, str]] = field(default_factory=list)  # (flag for tables, sentence) a reader must see
     n: dict[str, int] = field(default_factory=dict)      # examples behind a metric (an MMLU category's own);
     #                                                    a metric not named here stands on all the task's records

@@ -174,7 +174,8 @@ def _lock_report_dirs(out: Path) -> list:
 
 
 def _merge_into(args, out: Path) -> list[str]:
-    from nanoeval.config import ConfigError, task_from_dict
+    from nanoeval.config import ConfigError
+    from nanoeval.config_files import task_from_dict
     from nanoeval.journal import JOURNALS, inside, journal_path, prepare_report_dir, read_journal
     from nanoeval.reporting import write_suite
     from nanoeval.runner import build_task_artifacts, case_records
@@ -371,10 +372,11 @@ def _one_benchmark(args, runs: list) -> int:
     subjects = list(dict.fromkeys(k for s in summaries for k in s.get("per_subject") or {}))
     rows = [(m, [_cell(s, m, "{pm}") for s in summaries]) for m in metrics]
     if len(subjects) > 1:  # one subject's row would repeat the headline
+        metric = summaries[0].get("subject_metric", "acc")  # the headline's per-subject value (schema 4 on)
         for subject in subjects:
             per = [(s.get("per_subject") or {}).get(subject) for s in summaries]
-            rows.append((subject, [_cell({"metrics": {"acc": p["acc"]}, "stderr": {"acc": p.get("stderr")}}, "acc",
-                                         "{pm}") if p else "-" for p in per]))
+            rows.append((subject, [_cell({"metrics": {"acc": p.get(metric)}, "stderr": {"acc": p.get(
+                "stderr" if metric == "acc" else f"{metric}_stderr")}}, "acc", "{pm}") if p else "-" for p in per]))
     title = f"{summaries[0]['task']} ({head})"
     if args.latex:
         esc = lambda text: text.translate(LATEX)  # noqa: E731

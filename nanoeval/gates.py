@@ -231,10 +231,11 @@ def check(summary, gates, baseline_path: Path | None) -> list[GateResult]:
     if gates.min is not None:
         add("min", head, value, f">= {gates.min}", value is not None and value >= gates.min)
     if gates.min_per_subject is not None:
-        low = {s: v["acc"] for s, v in summary.per_subject.items() if v["acc"] < gates.min_per_subject}
+        metric = summary.subject_metric  # the headline's own per-subject value (acc_norm for HellaSwag)
+        low = {s: v[metric] for s, v in summary.per_subject.items() if v[metric] < gates.min_per_subject}
         detail = f" -- below: {', '.join(f'{s} {a:.3f}' for s, a in sorted(low.items()))}" if low else ""
-        worst = min((v["acc"] for v in summary.per_subject.values()), default=None)
-        add("min_per_subject", "worst subject acc", worst, f">= {gates.min_per_subject}", not low, detail)
+        worst = min((v[metric] for v in summary.per_subject.values()), default=None)
+        add("min_per_subject", f"worst subject {metric}", worst, f">= {gates.min_per_subject}", not low, detail)
     if baseline_path is None:
         return out
     wanted = [g for g in ("max_drop", "max_drop_stderr", "paired_alpha") if getattr(gates, g) is not None]

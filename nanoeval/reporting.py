@@ -47,7 +47,7 @@ def assemble(m: Metrics, records: list[dict], *, task: str, name: str, skipped_r
     n = {k: m.n.get(k, len(records)) for k in m.metrics}
     return Scores(task=task, name=name, headline=m.headline, metrics=m.metrics, stderr=m.stderr, n=n,
                   ci95={k: wilson(v, n[k]) for k, v in m.metrics.items()},
-                  per_subject=m.per_subject, chance=m.chance, plot_by=m.plot_by,
+                  per_subject=m.per_subject, subject_metric=m.subject_metric, chance=m.chance, plot_by=m.plot_by,
                   counts={"examples": len(records), "skipped_rows": len(skipped_rows), **m.counts,
                           **(extra_counts or {})},
                   flags=list(flags), warnings=list(warnings), skipped_rows=list(skipped_rows))
@@ -187,10 +187,11 @@ def plot_png(summary: Scores) -> bytes:
     per = summary.per_subject
     headline, name = summary.metrics.get(summary.headline), summary.headline
     if per and summary.plot_by != "metrics":  # one subject too: its bar is named by the subject, not a metric
-        items = sorted(per.items(), key=lambda kv: kv[1]["acc"])
+        metric = summary.subject_metric  # the headline's own per-subject value
+        items = sorted(per.items(), key=lambda kv: kv[1][metric])
         labels = [f"{k} (n={v['n']})" for k, v in items]
-        values = [v["acc"] for _, v in items]
-        errors = [v.get("stderr") or 0 for _, v in items]
+        values = [v[metric] for _, v in items]
+        errors = [v.get("stderr" if metric == "acc" else f"{metric}_stderr") or 0 for _, v in items]
     else:
         labels = list(summary.metrics)
         values = [summary.metrics[k] or 0 for k in labels]

@@ -148,4 +148,5 @@ def acc_norm_metrics(records: list[dict]) -> Metrics:
     for subject, norm in by_subject(records, "correct_norm").items():
         per[subject].update(acc_norm=norm["acc"], acc_norm_stderr=norm["stderr"])
     chance = sum(1 / len(r["lls"]) for r in records) / len(records) if records else None
-    return Metrics("acc_norm", metrics, stderr, per, chance=chance, plot_by="metrics", correct_key="correct_norm")
+    return Metrics("acc_norm", metrics, stderr, per, chance=chance, plot_by="metrics", correct_key="correct_norm",
+                   subject_metric="acc_norm")

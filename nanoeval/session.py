@@ -6,8 +6,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nanoeval.config import (ConfigError, SuiteConfig, TaskConfig, check_report_dirs, load_suite, load_task,
-                             override_model, report_dir)
+from nanoeval.config import ConfigError, SuiteConfig, TaskConfig, check_report_dirs, override_model, report_dir
+from nanoeval.config_files import load_suite, load_task
 from nanoeval.data import (DataError, go_offline, hub_dataset_missing, hub_offline, hub_reachable, repeated_id,
                            scan_local)
 from nanoeval.journal import ReportDirBusy, lock_report_dir

@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 3  # 2: flags, warnings, gates in suites, timing split into session / task / case seconds;
-#                    3: n and ci95 per metric, counts.fallback_rows for every generative benchmark
+SCHEMA_VERSION = 4  # 2: flags, warnings, gates in suites, timing split into session / task / case seconds;
+#                    3: n and ci95 per metric, counts.fallback_rows for every generative benchmark;
+#                    4: subject_metric
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Scores:
     ci95: dict[str, list[float] | None]  # Wilson 95 % interval of each metric over its n (never a point, even at
     #                                 0 % or 100 %, where the stderr is 0)
     per_subject: dict[str, dict]
+    subject_metric: str             # the per-subject value that matches the headline (min_per_subject, the plot)
     chance: float | None
     plot_by: str                    # accuracy.png: "subject" or "metrics"
     counts: dict[str, int]          # examples, skipped_rows, the benchmark's own counts, the engine's counters

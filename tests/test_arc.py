@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from nanoeval.benchmarks import BENCHMARKS, arc
-from nanoeval.config import ConfigError, load_task
+from nanoeval.config import ConfigError
+from nanoeval.config_files import load_task
 from nanoeval.shards import shard_rows
 from tests.conftest import DATA, ROOT, read_jsonl
 

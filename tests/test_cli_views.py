@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from nanoeval.benchmarks import BENCHMARKS
-from nanoeval.config import load_task
+from nanoeval.config_files import load_task
 from tests.conftest import DATA, ROOT, build_tiny_lm, mmlu_tiny_config, read_jsonl
 
 PLACEHOLDERS = len(BENCHMARKS) - 1  # one skipped case for each benchmark the config does not name

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from nanoeval.benchmarks import BENCHMARKS
-from nanoeval.config import ConfigError, load_suite, load_task, report_dir
+from nanoeval.config import ConfigError, report_dir
+from nanoeval.config_files import load_suite, load_task
 from tests.conftest import ROOT
 
 

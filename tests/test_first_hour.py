@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from nanoeval.benchmarks import BENCHMARKS
-from nanoeval.config import ConfigError, load_task
+from nanoeval.config import ConfigError
+from nanoeval.config_files import load_task
 from nanoeval.journal import read_journal
 from tests.conftest import DATA, ROOT, mmlu_tiny_config, read_jsonl
 

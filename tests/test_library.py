@@ -12,7 +12,7 @@ import yaml
 
 from nanoeval.benchmark import Benchmark, Options
 from nanoeval.benchmarks import BENCHMARKS
-from nanoeval.config import load_task
+from nanoeval.config_files import load_task
 from tests.conftest import DATA, ROOT, mmlu_tiny_config, read_jsonl
 
 NAMES = list(BENCHMARKS)

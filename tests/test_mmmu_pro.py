@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from nanoeval.config import ConfigError, load_task
+from nanoeval.config import ConfigError
+from nanoeval.config_files import load_task
 from nanoeval.benchmarks.mmmu_pro import INSTRUCTIONS as MMMU_INSTRUCTIONS, standard_prompt as mmmu_standard_prompt
 from nanoeval.benchmarks.mmmu_pro import parse as parse_mmmu_pro
 from tests.conftest import DATA, ROOT, SHARED, mmlu_tiny_config, read_jsonl

@@ -12,7 +12,7 @@ import sys
 import pytest
 import yaml
 
-from nanoeval.config import load_task
+from nanoeval.config_files import load_task
 from nanoeval.engine.loading import gguf_cache_dir
 from nanoeval.journal import journal_path, read_journal
 from tests.conftest import DATA, ROOT, mmlu_tiny_config, read_jsonl

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nanoeval.config import load_task
+from nanoeval.config_files import load_task
 from nanoeval.engine import GenRequest, LLRequest
 from nanoeval.engine.served import ServedEngine, ServerError, served_identity
 from nanoeval.benchmark import TaskError

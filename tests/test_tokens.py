@@ -15,7 +15,8 @@ import torch
 import yaml
 
 from nanoeval import identity, runner
-from nanoeval.config import EngineConfig, ModelConfig, load_task
+from nanoeval.config import EngineConfig, ModelConfig
+from nanoeval.config_files import load_task
 from nanoeval.engine import Engine, GenRequest, LLRequest
 from tests.conftest import ROOT, corpus, mmlu_tiny_config
 from tests.test_served import openai_server

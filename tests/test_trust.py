@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nanoeval.config import ConfigError, load_task
+from nanoeval.config import ConfigError
+from nanoeval.config_files import load_task
 from nanoeval.identity import file_digest, model_identity
 from tests.conftest import DATA, ROOT, build_tiny_lm, mmlu_tiny_config, read_jsonl
 
