@@ -592,7 +592,7 @@ class NanoEvalPlugin:
         elif missing:
             self.failures.append(f"{t.name}: {len(missing)} case(s) did not complete (failed, or a crashed worker): "
                                  f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; their journals "
-                                 "are kept and a rerun continues them")
+                                 "are kept: fix what failed (above) and rerun to continue them")
 
     def _report_gates(self, session, t: TaskConfig, results: list) -> None:
         """One synthetic test report for a task's gates, through the same hooks as a real test's."""

@@ -81,10 +81,11 @@ class ModelConfig:
 
 # how a served model is reached, not what it is: not part of the fingerprint (a run resumes on another port)
 SERVING_KEYS = ("base_url", "api_key_env", "concurrency", "timeout", "max_retries")
-# what selects examples, not what a record is (a record's shots are seeded by its own id): not part of the
-# fingerprint, so a rerun with a larger or other selection keeps every journaled example and scores only the new
-# ones; runner.case_records reports only what the current selection selects
-SELECTION_KEYS = {"dataset": ("subjects", "limit"), "scoring": ("num_shards", "shard_size")}
+# what selects examples, not what a record is (a record's shots are seeded by its own id; a good row's record is the
+# same whether bad rows stop the run or are skipped): not part of the fingerprint, so a rerun with a larger or other
+# selection keeps every journaled example and scores only the new ones; runner.case_records reports only what the
+# current selection selects
+SELECTION_KEYS = {"dataset": ("subjects", "limit", "on_bad_row"), "scoring": ("num_shards", "shard_size")}
 
 
 @dataclass(frozen=True)
@@ -155,14 +156,7 @@ class TaskConfig:
         """Hash of the settings that can change a result: model, dataset, scoring, seed (not engine, gates, paths,
         nor what selects examples: SELECTION_KEYS). The run fingerprint adds the model's files, the data files, the
         recipe code and the environment (nanoeval/identity.py)."""
-        model = {k: v for k, v in dataclasses.asdict(self.model).items() if k not in SERVING_KEYS}
-        dataset, scoring = (
-            {k: v for k, v in dataclasses.asdict(part).items() if k not in SELECTION_KEYS[name]}
-            for name, part in (("dataset", self.dataset), ("scoring", self.scoring)))
-        payload = {"task": self.task, "model": model, "dataset": dataset, "scoring": scoring, "seed": self.seed}
-        if self.report != ReportConfig():  # records with prompts differ from records without: only then hashed,
-            payload["report"] = dataclasses.asdict(self.report)  # so runs that never set it keep their hash
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(hashed_settings(task_to_dict(self)), sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -353,3 +347,15 @@ def override_model(tasks: list[TaskConfig], suite: SuiteConfig | None, path: str
 
 def task_to_dict(cfg: TaskConfig) -> dict:
     return dataclasses.asdict(cfg)
+
+
+def hashed_settings(d: dict) -> dict:
+    """The settings of a task (task_to_dict) that its config hash covers; run.json keeps them, so a changed hash
+    can name the keys that changed."""
+    model = {k: v for k, v in d["model"].items() if k not in SERVING_KEYS}
+    dataset, scoring = ({k: v for k, v in d[name].items() if k not in SELECTION_KEYS[name]}
+                        for name in ("dataset", "scoring"))
+    payload = {"task": d["task"], "model": model, "dataset": dataset, "scoring": scoring, "seed": d["seed"]}
+    if d["report"] != dataclasses.asdict(ReportConfig()):  # records with prompts differ from records without: only
+        payload["report"] = d["report"]                     # then hashed, so runs that never set it keep their hash
+    return payload

@@ -145,7 +145,9 @@ def prepare_report_dir(report_dir: Path, info: dict, task: str, fresh: bool) -> 
             for p in leftovers:
                 shutil.move(str(p), dest / p.name)
             parts, old_parts = info.get("fingerprint_parts", {}), old.get("fingerprint_parts") or {}
-            changed = [PART_NAMES.get(k, k) for k in parts if old_parts.get(k) != parts[k]] if old_parts else []
+            changed = [PART_NAMES.get(k, k) + (_settings_changed(old.get("settings"), info.get("settings"))
+                                               if k == "config" else "")
+                       for k in parts if old_parts.get(k) != parts[k]] if old_parts else []
             what = f"{', '.join(changed)}: " if changed else ""
             why = "--nanoeval-fresh" if fresh else \
                 f"fingerprint changed ({what}{old.get('fingerprint')} -> {fingerprint})"
@@ -153,6 +155,23 @@ def prepare_report_dir(report_dir: Path, info: dict, task: str, fresh: bool) -> 
     report_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(run_file, json.dumps({"task": task, **info}, indent=1) + "\n")
     return message
+
+
+def _settings_changed(old: dict | None, new: dict | None, shown: int = 3) -> str:
+    """` (scoring.num_fewshot 0 -> 5)`: the settings that changed between two run.json files (nothing when the old
+    one predates `settings`)."""
+    def flat(d, pre=""):
+        out = {}
+        for k, v in (d or {}).items():
+            out.update(flat(v, f"{pre}{k}.") if isinstance(v, dict) and v else {f"{pre}{k}": v})
+        return out
+
+    if not old or not new:
+        return ""
+    a, b = flat(old), flat(new)
+    keys = [k for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+    more = f", {len(keys) - shown} more" if len(keys) > shown else ""
+    return f" ({', '.join(f'{k} {a.get(k)!r:.40} -> {b.get(k)!r:.40}' for k in keys[:shown])}{more})" if keys else ""
 
 
 def previous_dir(report_dir: Path) -> Path:

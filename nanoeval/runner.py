@@ -22,7 +22,7 @@ from pathlib import Path
 from nanoeval import reporting
 from nanoeval.benchmark import Benchmark, Metrics
 from nanoeval.benchmarks import BENCHMARKS
-from nanoeval.config import ConfigError, TaskConfig, task_to_dict
+from nanoeval.config import ConfigError, TaskConfig, hashed_settings, task_to_dict
 from nanoeval.data import DataLoadError, data_hashes, dataset_meta
 from nanoeval.engine import Engine, model_location
 from nanoeval.engine.generation import generate
@@ -86,6 +86,7 @@ def task_info(cfg: TaskConfig, root: Path, model: dict | None = None) -> dict:
     parts = {"config": cfg.config_hash(), "data": _short(data_hashes(cfg.dataset, root)), "model": model["digest"],
              "code": code, "environment": _short(env)}
     return {"fingerprint": _short(parts), "fingerprint_parts": parts, "config": task_to_dict(cfg),
+            "settings": hashed_settings(task_to_dict(cfg)),  # the config part's settings: a change is named
             "cases": bench.cases(cfg, root), "recipe": {**bench.recipe(cfg, root), "code_hash": code},
             "dataset": dataset_meta(cfg.dataset, root), "model_identity": model, "environment": env,
             "versions": reporting.versions(root)}
@@ -290,7 +291,7 @@ def build_task_artifacts(cfg: TaskConfig, rdir: Path, info: dict, selected: set[
     skipped = info["dataset"].get("skipped_lines", []) + [s for c in completes for s in c.get("skipped", [])]
     not_completed = [c for c in missing if f"{cfg.name}:{c}" in selected]
     generations = sum(1 for r in records if "response" in r)
-    flags, warnings = _warnings(metrics, counts, generations, cfg, skipped)
+    flags, warnings = _warnings(metrics, counts, generations, cfg, skipped, len(records))
     timing = {"session_wall_seconds": None if session_wall is None else round(session_wall, 2),
               "task_wall_seconds": None if span is None else round(span, 2),
               "case_seconds_sum": round(case_seconds, 2),
@@ -340,19 +341,24 @@ def finish_task(cfg: TaskConfig, rdir: Path, info: dict, baseline: Path | None, 
 
 
 def _warnings(metrics: Metrics, counts: dict, generations: int, cfg: TaskConfig,
-              skipped: list[dict] = ()) -> tuple[list[str], list[str]]:
-    """What a reader of the number must know (short flags for tables, full sentences): bad rows left out,
-    generations cut at max_new_tokens, and the benchmark's own notes (e.g. responses the parser could not read,
-    fallback_summary)."""
+              skipped: list[dict] = (), examples: int = 0) -> tuple[list[str], list[str]]:
+    """What a reader of the number must know (short flags for tables, full sentences): bad rows left out, prompts
+    left-truncated to max_length (any: the model did not see their start), generations cut at max_new_tokens, and
+    the benchmark's own notes (e.g. responses the parser could not read, fallback_summary)."""
     flags, out = [], []
     if skipped:
         first = "; ".join(str(s.get("error", s.get("row"))) for s in skipped[:3])
         flags.append(f"{len(skipped)} rows skipped")
         out.append(f"{len(skipped)} bad data rows skipped (dataset.on_bad_row: skip), not counted in the metrics: "
                    f"{first}{' ...' if len(skipped) > 3 else ''}")
+    if (trunc := counts["truncated_prompts"]) and examples:
+        flags.append(f"truncated {100 * trunc / examples:.0f}%")
+        limit = cfg.model.max_length or "the model's"
+        out.append(f"{trunc} of {examples} prompts ({100 * trunc / examples:.0f} %) were longer than model.max_length "
+                   f"({limit}) and lost their beginning (left-truncated): raise model.max_length, or use fewer shots")
     cut = counts["hit_max_new_tokens"]
     if generations and cut > WARN_TRUNCATED_SHARE * generations:
-        flags.append(f"cut {100 * cut / generations:.0f}%")
+        flags.append(f"max_new_tokens {100 * cut / generations:.0f}%")
         out.append(f"{cut} of {generations} generations ({100 * cut / generations:.0f} %) hit max_new_tokens="
                    f"{cfg.scoring.max_new_tokens}: answers may be cut off (raise scoring.max_new_tokens)")
     for flag, sentence in metrics.notes:

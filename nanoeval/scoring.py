@@ -88,7 +88,7 @@ def fallback_summary(records: list[dict], fallback: tuple[str, str] | None) -> t
     return {"fallback_rows": failed}, [(
         f"FALLBACK {share:.0f}%",
         f"fallback on {share:.0f} % of rows ({failed} of {len(parsed)} responses): the parser found no answer letter "
-        f"and {instead}" + (f", so this accuracy is mostly {mostly}" if 2 * failed >= len(parsed) else ""))]
+        f"and {instead}" + (f", so this accuracy is mostly {mostly}" if 2 * failed > len(parsed) else ""))]
 
 
 def clean(obj):

@@ -30,7 +30,7 @@ class Scores:
     chance: float | None
     plot_by: str                    # accuracy.png: "subject" or "metrics"
     counts: dict[str, int]          # examples, skipped_rows, the benchmark's own counts, the engine's counters
-    flags: list[str]                # short warnings for tables ("cut 40%", "FALLBACK 90%")
+    flags: list[str]                # short warnings for tables ("max_new_tokens 40%", "truncated 5%", "FALLBACK 90%")
     warnings: list[str]             # the same, as sentences
     skipped_rows: list[dict]        # bad rows left out: {"row": "file:line" or id, "error": ...}
 

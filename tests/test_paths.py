@@ -134,7 +134,8 @@ def test_unfinished_case_is_reported_for_a_task_named_with_a_colon_and_a_non_asc
                            env={"NANOEVAL_FAULT_FAIL": "mmlu:v2:géographie"})
         assert result.ret == 1, result.stdout.str()
         result.stdout.fnmatch_lines(["nanoeval ERROR: mmlu:v2: 1 case(s) did not complete (failed, or a crashed "
-                                     "worker): géographie; their journals are kept and a rerun continues them"])
+                                     "worker): géographie; their journals are kept: fix what failed (above) and "
+                                     "rerun to continue them"])
         summary = json.loads((report / "summary.json").read_text())
         assert summary["cases"]["not_completed"] == ["géographie"]
         assert sorted(summary["cases"]["done"]) == ["anatomy", "astronomy"]

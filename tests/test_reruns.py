@@ -175,6 +175,28 @@ def test_a_new_shard_count_keeps_every_journaled_example(run_evals, tiny_lm, tmp
         [(r["id"], r["pred"]) for r in read_jsonl(fresh / "predictions.jsonl")]
 
 
+def test_skipping_bad_rows_after_they_stopped_a_run_keeps_what_was_scored(run_evals, tiny_lm, tmp_path):
+    """The bad-row error says to set `dataset.on_bad_row: skip`; doing so scores only the good rows of the case
+    that failed: the other cases' journals stay as they were (what to do with bad rows selects examples)."""
+    rows = read_jsonl(DATA / "hellaswag" / "validation.jsonl")[:12]
+    rows[1]["label"] = "7"  # row 1 -> shard 1 of 2
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rdir = tmp_path / "r"
+    cfg = hs_config(tiny_lm, rdir, num_shards=2)
+    cfg["dataset"]["data_files"] = {"validation": str(bad)}
+    first = run_evals(cfg)
+    assert first.ret == 1 and f"{bad}:2: answer 7 out of range" in first.stdout.str()
+    kept = journal_path(rdir, "shard0of2").read_bytes()
+    cfg["dataset"]["on_bad_row"] = "skip"
+    second = run_evals(cfg)
+    out = second.stdout.str()
+    assert second.ret == 0 and "fingerprint changed" not in out and not (rdir / "previous").exists(), out
+    assert journal_path(rdir, "shard0of2").read_bytes() == kept  # nothing scored again
+    assert [c["scored_now"] for c in completions(rdir, "shard1of2")] == [5]  # its 5 good rows
+    assert summary(rdir)["counts"]["skipped_rows"] == 1 and "resumed 6 of 11 examples from journals" in out
+
+
 def test_gguf_cache_is_keyed_by_content(tmp_path, monkeypatch):
     """Two clones holding the same GGUF file share one de-quantized folder; other content gets its own."""
     monkeypatch.setenv("NANOEVAL_CACHE", str(tmp_path / "cache"))

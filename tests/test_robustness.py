@@ -106,7 +106,8 @@ def test_changed_fingerprint_moves_the_old_run_aside(run_evals, tiny_lm, tmp_pat
     old = (out / "summary.json").read_bytes()
     result = run_evals(mmlu_tiny_config(tiny_lm, out, scoring={"num_fewshot": 1}))
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["nanoeval: mmlu: fingerprint changed (config settings: * -> *); previous run moved to *"])
+    result.stdout.fnmatch_lines(["nanoeval: mmlu: fingerprint changed (config settings (scoring.num_fewshot 0 -> 1): "
+                                 "* -> *); previous run moved to *"])  # the key that changed, named
     moved = list((out / "previous").iterdir())
     assert len(moved) == 1 and (moved[0] / "summary.json").read_bytes() == old
     result = run_evals(mmlu_tiny_config(tiny_lm, out, scoring={"num_fewshot": 1}), "--nanoeval-fresh")

@@ -61,7 +61,8 @@ def test_killed_worker_is_an_error_not_silent_partial_results(run_evals, tiny_lm
     # the worker dies at astronomy's first journal write, in astronomy's own run or in the look-ahead of the case
     # before it on that worker (then that case is cut short too)
     result.stdout.fnmatch_lines(["nanoeval ERROR: mmlu: * case(s) did not complete (failed, or a crashed worker): "
-                                 "*astronomy*; their journals are kept and a rerun continues them"])
+                                 "*astronomy*; their journals are kept: fix what failed (above) and rerun to "
+                                 "continue them"])
     summary = json.loads((tmp_path / "s" / "mmlu" / "summary.json").read_text())
     assert "astronomy" in summary["cases"]["not_completed"] and not summary["cases"]["complete"]
     # the rerun continues the crashed case from its journal and completes the task

@@ -116,7 +116,7 @@ def test_limit_1_gen_letter_run_reports_intervals_own_n_and_unreadable_responses
     failed = sum(r["parse_failed"] for r in preds)
     assert len(preds) == 3 and failed == 3  # the random tiny model writes no standalone letter
     assert summary["counts"]["fallback_rows"] == 3
-    assert "FALLBACK 100%" in summary["flags"]  # (next to "cut 100%": three tokens are too few for this model)
+    assert "FALLBACK 100%" in summary["flags"]  # (next to "max_new_tokens 100%": three tokens are too few for this model)
     assert "fallback on 100 % of rows (3 of 3 responses): the parser found no answer letter and counted those rows " \
            "wrong, so this accuracy is mostly zeros" in summary["warnings"]
     # 0 of 3 right: the stderr is 0, the interval says how little three examples know

@@ -359,6 +359,9 @@ def test_truncation_and_generation_limits_are_counted_per_case(run_evals, tiny_l
     assert s["counts"]["hit_max_new_tokens"] == cut and s["counts"]["generations"] == 21
     assert cut > 1  # a random 2-layer model rarely says EOS within 2 tokens (seeded: the same every run)
     result.stdout.fnmatch_lines([f"nanoeval WARNING: mmlu: {cut} of 21 generations (*) hit max_new_tokens=2*"])
+    result.stdout.fnmatch_lines(["nanoeval WARNING: mmlu: 21 of 21 prompts (100 %) were longer than model.max_length "
+                                 "(40) and lost their beginning (left-truncated)*"])
+    assert "truncated 100%" in s["flags"]
     # a rerun serves everything from the journals and reports the same counts, not twice as many, and no
     # throughput or wall time from the earlier session
     assert run_evals(cfg).ret == 0
