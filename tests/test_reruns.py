@@ -16,6 +16,7 @@ from nanoeval.config_files import load_task
 from nanoeval.engine.loading import gguf_cache_dir
 from nanoeval.journal import journal_path, read_journal
 from tests.conftest import DATA, ROOT, mmlu_tiny_config, read_jsonl
+from tests.test_hellaswag import config as hs_config
 
 TWO = ["anatomy", "astronomy"]
 
@@ -136,18 +137,11 @@ def test_a_smaller_limit_counts_the_engine_counters_of_its_own_examples_only(run
     assert f"{cut} of 9 generations" in out  # the warning counts the selection too
 
 
-def hs_config(model, rdir, **scoring) -> dict:
-    return {"task": "hellaswag", "model": {"path": str(model)}, "report_dir": str(rdir),
-            "dataset": {"data_files": {"validation": str(DATA / "hellaswag" / "validation.jsonl")}},
-            "scoring": scoring}
-
-
 def test_a_new_shard_count_keeps_every_journaled_example(run_evals, tiny_lm, tmp_path):
     """Shards select examples: 4 shards of 5 rows and 2 shards of 10 are the same 20 rows (row i -> shard i % n), so
     the second run scores nothing and reports the same numbers; 2 shards of 12 score only the 4 new rows."""
     rdir = tmp_path / "r"
-    first = run_evals({**hs_config(tiny_lm, rdir, num_shards=4), "dataset": {
-        **hs_config(tiny_lm, rdir)["dataset"], "limit": 5}})
+    first = run_evals(hs_config(tiny_lm, rdir, num_shards=4))  # limit 5
     assert first.ret == 0, first.stdout.str()
     by_id = {r["id"]: r for r in read_jsonl(rdir / "predictions.jsonl")}
     metrics = summary(rdir)["metrics"]
@@ -185,6 +179,7 @@ def test_skipping_bad_rows_after_they_stopped_a_run_keeps_what_was_scored(run_ev
     rdir = tmp_path / "r"
     cfg = hs_config(tiny_lm, rdir, num_shards=2)
     cfg["dataset"]["data_files"] = {"validation": str(bad)}
+    del cfg["dataset"]["limit"]
     first = run_evals(cfg)
     assert first.ret == 1 and f"{bad}:2: answer 7 out of range" in first.stdout.str()
     kept = journal_path(rdir, "shard0of2").read_bytes()
