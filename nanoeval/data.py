@@ -305,8 +305,9 @@ def _bad_file(args: tuple, kwargs: dict, sources: dict[str, str]) -> str:
 
 def parse_rows(ds: DatasetConfig, split: str, root: Path, parse, keep=None, subject: str | None = None,
                normalize=str) -> tuple[list, list[dict]]:
-    """parse(row, where, k) for the rows of `split` that keep(i, row, where) selects, or whose subject column
-    (normalized) is `subject` (k counts them). A bad row raises DataError naming it; with dataset.on_bad_row: skip
+    """parse(row, where, k, i) for the rows of `split` that keep(i, row, where) selects, or whose subject column
+    (normalized) is `subject` (k counts them; i is the row's number in the split, 0-based: the id of a row without
+    one, the same whichever rows a run selects). A bad row raises DataError naming it; with dataset.on_bad_row: skip
     it is left out and listed (summary.json counts it)."""
     rows, address = load_rows(ds, split, root), row_addresses(ds, split, root)
     indices = range(len(rows)) if subject is None else subject_index(ds, split, root, normalize).get(subject, [])
@@ -316,7 +317,7 @@ def parse_rows(ds: DatasetConfig, split: str, root: Path, parse, keep=None, subj
         if keep is not None and not keep(i, row, where):
             continue
         try:
-            item = parse(row, where, len(out) + len(skipped) + len(bad))
+            item = parse(row, where, len(out) + len(skipped) + len(bad), i)
         except DataError as e:
             if ds.on_bad_row == "error":
                 bad.append(e)

@@ -42,7 +42,10 @@ class _Recorder:
 
     def loglikelihoods(self, requests: list, naive: bool = False) -> list[list[float]]:
         self.requests += requests
-        return [[0.0] * len(r.continuations) for r in requests]
+        return [[0.0] * len(r.pairs()) for r in requests]
+
+    def token_counts(self, requests: list) -> list[list[int]]:
+        return [[0] * len(r.pairs()) for r in requests]
 
     def generate(self, requests: list, max_new_tokens: int) -> list[str]:
         raise _Generates

@@ -12,7 +12,6 @@ import yaml
 from nanoeval.benchmarks import BENCHMARKS, arc
 from nanoeval.config import ConfigError
 from nanoeval.config_files import load_task
-from nanoeval.shards import shard_rows
 from tests.conftest import DATA, ROOT, read_jsonl
 
 ARC = DATA / "arc"
@@ -25,6 +24,12 @@ def arc_config(model, report_dir, name: str = "ARC-Easy", **scoring) -> dict:
             "dataset": {"name": name, "data_files": {"test": str(ARC / name / "test.jsonl"),
                                                      "train": str(ARC / name / "train.jsonl")}},
             "scoring": {"num_shards": 4, **scoring}}
+
+
+def items(cfg) -> list:
+    """Every row of the split as the benchmark reads it, in the data's order (row i is in shard i % n)."""
+    shards = [arc.BENCHMARK.load(cfg, case, ROOT).examples for case in arc.BENCHMARK.cases(cfg, ROOT)]
+    return [shards[i % len(shards)][i // len(shards)] for i in range(sum(map(len, shards)))]
 
 
 def load(tmp_path, cfg: dict):
@@ -43,12 +48,15 @@ class Recorder:
         self.requests += requests
         return [[-1.0] * len(r.continuations) for r in requests]
 
+    def token_counts(self, requests):
+        return [[1] * len(r.continuations) for r in requests]
+
 
 def test_prompt_is_lm_evals_character_for_character(tmp_path):
     cfg = load(tmp_path, arc_config("m", tmp_path / "r"))
-    questions = {q.id: q for q in shard_rows(cfg, "test", ROOT, arc.parse)[0]}
+    questions = {q.id: q for q in items(cfg)}
     engine = Recorder()
-    arc.score(engine, cfg, [questions["Mercury_7090318"], questions["NYSEDREGENTS_2012_4_32"]], [])
+    arc.BENCHMARK.score(engine, cfg, [questions["Mercury_7090318"], questions["NYSEDREGENTS_2012_4_32"]], [])
     # the `arguments` of these two docs in lm-eval 0.4.13's samples file (--log_samples)
     assert [(r.context, r.continuations) for r in engine.requests] == [
         ("Question: Which of these is a learned behavior?\nAnswer:",
@@ -64,11 +72,11 @@ def test_fixture_covers_the_upstream_schema_and_gold_is_lm_evals(tmp_path, name)
     shapes = Counter((len(r["choices"]["label"]), r["choices"]["label"][0]) for r in rows)
     assert {(3, "A"), (4, "A"), (5, "A"), (3, "1"), (4, "1")} <= set(shapes), shapes
     cfg = load(tmp_path, arc_config("m", tmp_path / "r", name))
-    questions = shard_rows(cfg, "test", ROOT, arc.parse)[0]
+    questions = items(cfg)
     lmeval = {r["id"]: r for r in read_jsonl(LMEVAL) if r["set"] == name}
     assert [q.id for q in questions] == [r["id"] for r in rows] and lmeval.keys() == {q.id for q in questions}
     for q, r in zip(questions, rows):
-        assert q.answer == r["choices"]["label"].index(r["answerKey"]) == lmeval[q.id]["gold"]
+        assert q.gold == r["choices"]["label"].index(r["answerKey"]) == lmeval[q.id]["gold"]
         assert q.choices == r["choices"]["text"]
 
 
@@ -91,7 +99,7 @@ def test_arc_end_to_end_cases_are_row_shards(run_evals, tiny_lm, tmp_path, worke
     assert summary["headline"] == "acc_norm" and summary["task"] == "arc"
     assert summary["metrics"]["acc_norm"] == pytest.approx(sum(p["correct_norm"] for p in preds) / len(preds))
     assert summary["chance"] == pytest.approx(sum(1 / len(p["lls"]) for p in preds) / len(preds))
-    assert summary["recipe"]["set"] == "ARC-Easy" and "'Question: {question}\\nAnswer:'" in summary["recipe"][
+    assert summary["dataset"]["config"] == "ARC-Easy" and "'Question: {question}\\nAnswer:'" in summary["recipe"][
         "template"]
     assert set(summary["per_subject"]) == {r["id"].split("_")[0] for r in rows}
 

@@ -20,7 +20,7 @@ def make(path, **engine) -> Engine:
 
 def naive_loglikelihood(engine: Engine, context: str, continuation: str) -> float:
     """Textbook computation, independent of the engine's batching: full logits, log_softmax, sum."""
-    ctx_ids, (cont_ids,) = engine.encode_request(LLRequest(context, [continuation]))
+    ctx_ids, (cont_ids,), _ = engine.encode_request(LLRequest(context, [continuation]))
     ids = torch.tensor([ctx_ids + cont_ids])
     with torch.no_grad():
         logp = engine.model(ids).logits.float().log_softmax(-1)[0]
@@ -153,6 +153,33 @@ def test_shared_context_path_matches_naive(tiny_lm, share, packing):
         assert lls == pytest.approx(ref_lls, abs=1e-4)
 
 
+SENTENCE = "The trophy would not fit into the brown suitcase because the "
+CONTEXT_REQUESTS = [  # WinoGrande's partial evaluation: the option fills the blank, the rest is the continuation
+    LLRequest([SENTENCE + "trophy", SENTENCE + "suitcase"], [" was far too large for it."]),
+    LLRequest(["Ann thanked Beth because Ann", "Ann thanked Beth because Beth"], [" had helped."]),
+    LLRequest(["Kim", "Lee"], [" won the race easily on Sunday."])]  # contexts with no token in common
+
+
+@pytest.mark.parametrize("share,packing", [(True, True), (True, False), (False, True), (False, False)])
+def test_several_contexts_share_one_continuation(tiny_lm, share, packing):
+    """Choices that vary the context (WinoGrande): each scores the shared continuation after its own context,
+    exactly as a request of that context alone; the tokens the contexts share are laid out once."""
+    engine = make(tiny_lm, share_context=share, packing=packing)
+    first = engine.encode_request(CONTEXT_REQUESTS[0])
+    sentence = engine.encode(SENTENCE.rstrip())
+    assert first.ctx[:len(sentence) - 1] == sentence[:-1] and len(first.ctx) >= len(sentence) - 1
+    assert [len(c) > n for c, n in zip(first.conts, first.scored)] == [True, True]  # each branch: its own context
+    got = engine.loglikelihoods(CONTEXT_REQUESTS + ENDING_REQUESTS)
+    for req, lls in zip(CONTEXT_REQUESTS, got):
+        assert len(lls) == len(req.context)
+        for (context, cont), ll in zip(req.pairs(), lls):
+            assert ll == pytest.approx(naive_loglikelihood(engine, context, cont), abs=1e-4)
+    for a, b in zip(got, engine.loglikelihoods(CONTEXT_REQUESTS + ENDING_REQUESTS, naive=True)):
+        assert a == pytest.approx(b, abs=1e-4)
+    assert engine.token_counts(CONTEXT_REQUESTS[:1]) == [[len(engine.encode_request(
+        LLRequest(c, [k])).conts[0]) for c, k in CONTEXT_REQUESTS[0].pairs()]]
+
+
 def test_packing_fills_rows_and_changes_no_score(tiny_lm):
     """Short units share a row (as wide as the longest unit); scores equal the unpacked and naive paths."""
     requests = [LLRequest("The heart pumps blood through the body, and the lungs take in air. " * 3, [" yes", " no"]),
@@ -269,7 +296,7 @@ def test_a_sliding_window_is_kept_by_every_path(sliding_lm, monkeypatch, packing
     assert engine._loglikelihoods.window == 12
     short = [LLRequest("The heart", [" A", " B is it"]), LLRequest("Blood", [" C", " D"])]
     requests = MMLU_REQUESTS + ENDING_REQUESTS + short
-    lengths = {i: len(c) + max(map(len, cs)) - 1 for i, (c, cs) in enumerate(map(engine.encode_request, requests))}
+    lengths = {i: len(c) + max(map(len, cs)) - 1 for i, (c, cs, _) in enumerate(map(engine.encode_request, requests))}
     assert {n < 12 for n in lengths.values()} == {True, False}, "fixture: requests on both sides of the window"
     naive_calls = []
     score_naive = type(engine._loglikelihoods)._score_naive

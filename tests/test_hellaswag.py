@@ -109,10 +109,10 @@ def test_bad_label_names_the_row_or_is_skipped(run_evals, tiny_lm, tmp_path):
     cfg["scoring"]["num_shards"] = 1
     result = run_evals(cfg)
     assert result.ret == 1
-    result.stdout.fnmatch_lines([f"*{bad}:4: answer 4 out of range*"])
-    assert f"{bad}:6: answer x out of range (expected 0..3" in result.stdout.str()
+    result.stdout.fnmatch_lines([f"*{bad}:4: label: '4' is not one of the labels ['0', '1', '2', '3']*"])
+    assert f"{bad}:6: label: 'x' is not one of the labels" in result.stdout.str()
     cfg["dataset"]["on_bad_row"] = "skip"
     assert run_evals(cfg).ret == 0
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["counts"]["skipped_rows"] == 3 and summary["counts"]["examples"] == 3
-    assert f"{bad}:5: endings: expected a list of 4 strings" in summary["skipped_rows"][1]["error"]
+    assert f"{bad}:5: choices: expected a list of 4 strings" in summary["skipped_rows"][1]["error"]

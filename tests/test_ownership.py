@@ -186,7 +186,7 @@ def test_parse_rows_refuses_a_repeated_id_at_load_time(tmp_path):
     value = _repeat_id(DATA / "hellaswag" / "validation.jsonl", copy, "ind", 4)
     ds = DatasetConfig(path="json", split="validation", data_files={"validation": [str(copy)]})
     with pytest.raises(DataLoadError, match=rf"copy.jsonl:4: id '{value}' repeated \(first at .*copy.jsonl:1\)"):
-        parse_rows(ds, "validation", ROOT, lambda row, where, k: SimpleNamespace(id=str(row["ind"])))
-    rows, skipped = parse_rows(ds, "validation", ROOT, lambda row, where, k: SimpleNamespace(id=str(row["ind"])),
+        parse_rows(ds, "validation", ROOT, lambda row, where, k, i: SimpleNamespace(id=str(row["ind"])))
+    rows, skipped = parse_rows(ds, "validation", ROOT, lambda row, where, k, i: SimpleNamespace(id=str(row["ind"])),
                                keep=lambda i, row, where: i != 3)
     assert len({r.id for r in rows}) == len(rows) and not skipped

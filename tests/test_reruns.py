@@ -181,7 +181,7 @@ def test_skipping_bad_rows_after_they_stopped_a_run_keeps_what_was_scored(run_ev
     cfg["dataset"]["data_files"] = {"validation": str(bad)}
     del cfg["dataset"]["limit"]
     first = run_evals(cfg)
-    assert first.ret == 1 and f"{bad}:2: answer 7 out of range" in first.stdout.str()
+    assert first.ret == 1 and f"{bad}:2: label: '7' is not one of the labels" in first.stdout.str()
     kept = journal_path(rdir, "shard0of2").read_bytes()
     cfg["dataset"]["on_bad_row"] = "skip"
     second = run_evals(cfg)

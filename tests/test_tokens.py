@@ -83,7 +83,7 @@ def templated_ids(tok, text: str, continuation: str = "") -> tuple[list[int], li
 @pytest.mark.parametrize("add_bos_token", [None, True])
 def test_a_chat_template_that_writes_bos_gets_no_second_bos_in_loglikelihoods(bos_lm, add_bos_token):
     engine = engine_for(bos_lm, chat_template=True, add_bos_token=add_bos_token)
-    ctx, _ = engine.encode_request(LLRequest(QUESTION, ENDINGS))
+    ctx = engine.encode_request(LLRequest(QUESTION, ENDINGS)).ctx
     assert ctx == templated_ids(engine.tokenizer, QUESTION)[0] and ctx[:2] != [0, 0] and ctx.count(0) == 1
     fast = engine.loglikelihoods([LLRequest(QUESTION, ENDINGS)])[0]
     naive = engine.loglikelihoods([LLRequest(QUESTION, ENDINGS)], naive=True)[0]
@@ -95,7 +95,7 @@ def test_a_chat_template_that_writes_bos_gets_no_second_bos_in_loglikelihoods(bo
 
 def test_without_a_chat_template_the_tokenizer_still_adds_its_one_bos(bos_lm):
     engine = engine_for(bos_lm)
-    ctx, _ = engine.encode_request(LLRequest(QUESTION, ENDINGS))
+    ctx = engine.encode_request(LLRequest(QUESTION, ENDINGS)).ctx
     assert ctx == engine.tokenizer(QUESTION)["input_ids"] and ctx[0] == 0 and ctx.count(0) == 1
 
 
@@ -144,12 +144,12 @@ def test_an_empty_context_starts_with_a_bos_whose_id_is_0(bos_lm):
     engine = engine_for(bos_lm)
     tok = engine.tokenizer
     assert tok.bos_token_id == 0 and tok.eos_token_id != 0
-    ctx, conts = engine.encode_request(LLRequest("", ENDINGS))
+    ctx, conts, _ = engine.encode_request(LLRequest("", ENDINGS))
     # lm-eval: [prefix_token_id] (BOS if it is not None), the continuation tokenized without special tokens
     assert ctx == [0] and conts == [tok(e, add_special_tokens=False)["input_ids"] for e in ENDINGS]
     # a continuation that starts with the BOS token has it as its context: the same tokens, scored once
-    assert engine.encode_request(LLRequest("", ["<s> the heart"])) == \
-        ([0], [tok(" the heart", add_special_tokens=False)["input_ids"]])
+    heart = tok(" the heart", add_special_tokens=False)["input_ids"]
+    assert engine.encode_request(LLRequest("", ["<s> the heart"])) == ([0], [heart], [len(heart)])
     for ending, ll in zip(ENDINGS, engine.loglikelihoods([LLRequest("", ENDINGS)])[0]):
         k = tok(ending, add_special_tokens=False)["input_ids"]
         assert ll == pytest.approx(textbook(engine.model, [0] + k, len(k)), abs=1e-4)
@@ -166,7 +166,7 @@ def test_a_continuation_longer_than_max_length_is_refused_and_one_that_fits_is_s
         return len(tok(context + cont)["input_ids"]) - len(tok(context)["input_ids"])
 
     fits = next(longest[:n] for n in range(len(longest), 0, -1) if tokens(longest[:n]) == 8)
-    ctx, (cont,) = engine.encode_request(LLRequest(context, [fits]))
+    ctx, (cont,), _ = engine.encode_request(LLRequest(context, [fits]))
     assert len(cont) == 8 and len(ctx) > 1
     # lm-eval: the last max_length + 1 tokens of context + continuation, the last one never input
     want = textbook(engine.model, (ctx + cont)[-9:], 8)

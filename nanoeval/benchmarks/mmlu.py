@@ -143,7 +143,7 @@ def questions(cfg: TaskConfig, split: str, subject: str, root) -> tuple[list[Que
     """The subject's rows of one split as Questions, and the rows skipped (if the config allows skipping)."""
     ds = cfg.dataset
 
-    def parse(row, where, k):
+    def parse(row, where, k, i):
         choices = get(row, ds, "choices", where)
         if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
             raise DataError(f"{where}: choices: expected a list of at least 2 strings, got {choices!r:.80}")

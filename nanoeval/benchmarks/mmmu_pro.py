@@ -184,7 +184,7 @@ def rows(cfg: TaskConfig, subject: str, root) -> tuple[list[Row], list[dict]]:
     ds, s = cfg.dataset, cfg.scoring
     vision = s.setting == "vision"
 
-    def parse(raw, where, k):
+    def parse(raw, where, k, i):
         where = f"{where} (id {raw.get('id')!r})"
         options = parse_options(get(raw, ds, "options", where), where)
         if vision:

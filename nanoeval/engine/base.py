@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from nanoeval.engine.requests import GenRequest, LLRequest
+from nanoeval.engine.requests import Encoded, GenRequest, LLRequest
 
 
 class EngineBase:
@@ -53,41 +53,51 @@ class EngineBase:
             ids = [x if h else [bos] + x for x, h in zip(ids, has_bos)]
         return ids
 
-    def encode_request(self, req: LLRequest) -> tuple[list[int], list[list[int]]]:
+    def encode_request(self, req: LLRequest) -> Encoded:
         return self.encode_requests([req])[0]
 
-    def encode_requests(self, requests: list[LLRequest]) -> list[tuple[list[int], list[list[int]]]]:
-        """Context tokens and each continuation's tokens: the tail of the joint tokenization of context and
-        continuation. Trailing spaces of the context move to the continuation ("Answer: "+"A" is scored as
-        "Answer:"+" A"); an empty context is scored after a single BOS/EOS token, as lm-eval does. A continuation
-        longer than max_length alone is refused (ValueError), as lm-eval refuses it."""
-        ctxs, moved = [], []
+    def encode_requests(self, requests: list[LLRequest]) -> list[Encoded]:
+        """Each request's tokens (Encoded). A choice is tokenized as lm-evaluation-harness does: context and
+        continuation jointly, the continuation being the tail past the context's own tokens; trailing spaces of the
+        context move to the continuation ("Answer: "+"A" is scored as "Answer:"+" A"); an empty context is scored
+        after a single BOS/EOS token, as lm-eval does. The choices of a request share the context tokens they have
+        in common (all of them, unless the choices vary the context). A continuation longer than max_length alone
+        is refused (ValueError), as lm-eval refuses it."""
+        texts: dict[str, int] = {}  # each distinct context once: (chat template,) rstrip, encode
         for req in requests:
-            ctx = self.prompt_text(GenRequest(req.context))
+            for context, _ in req.pairs():
+                texts.setdefault(context, len(texts))
+        ctxs, moved = [], []
+        for context in texts:
+            ctx = self.prompt_text(GenRequest(context))
             n = len(ctx) - len(ctx.rstrip())
             ctxs.append(ctx[:-n] if n else ctx)
             moved.append(ctx[-n:] if n else "")
         ctx_ids = self.encode_many(ctxs)
-        wholes = self.encode_many([c + m + k for c, m, req in zip(ctxs, moved, requests) for k in req.continuations])
-        alone = [m + k for c, m, req in zip(ctxs, moved, requests) if not c for k in req.continuations]
+        pairs = [(texts[context], cont) for req in requests for context, cont in req.pairs()]
+        wholes = self.encode_many([ctxs[c] + moved[c] + k for c, k in pairs if ctxs[c]])
+        alone = [moved[c] + k for c, k in pairs if not ctxs[c]]
         conts_alone = self.tokenizer(alone, add_special_tokens=False)["input_ids"] if alone else []
         # lm-eval's prefix_token_id: the BOS token, else EOS (`is not None`: a BOS id of 0 is a BOS)
         start = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id
-        out, w, a = [], 0, 0
-        for ctx, ids, req in zip(ctxs, ctx_ids, requests):
-            k = len(req.continuations)
-            if ctx:
-                out.append((ids, [x[len(ids):] for x in wholes[w: w + k]]))
-            else:  # a continuation that starts with the start token has it as its context (lm-eval): the same
-                out.append(([start], [x[1:] if x[:1] == [start] else x for x in conts_alone[a: a + k]]))
-                a += k
-            w += k
-            for text, cont in zip(req.continuations, out[-1][1]):
+        whole, single, out, at = iter(wholes), iter(conts_alone), [], 0
+        for req in requests:
+            choices = []  # (context tokens, continuation tokens) per choice
+            for c, k in pairs[at: at + len(req.pairs())]:
+                if ctxs[c]:
+                    choices.append((ctx_ids[c], next(whole)[len(ctx_ids[c]):]))
+                else:  # a continuation that starts with the start token has it as its context (lm-eval): the same
+                    x = next(single)
+                    choices.append(([start], x[1:] if x[:1] == [start] else x))
                 # lm-eval asserts this too: the continuation alone must fit the model's input (max_length + 1
                 # tokens, its first predicted from one context token); a longer one cannot be scored
-                if self.max_length and len(cont) > self.max_length:
-                    raise ValueError(f"a continuation of {len(cont)} tokens ({text[:40]!r}...) is longer than the "
-                                     f"model's max_length ({self.max_length}): it cannot be scored")
+                if self.max_length and len(choices[-1][1]) > self.max_length:
+                    raise ValueError(f"a continuation of {len(choices[-1][1])} tokens ({k[:40]!r}...) is longer "
+                                     f"than the model's max_length ({self.max_length}): it cannot be scored")
+            at += len(choices)
+            shared = _common_prefix([ctx for ctx, _ in choices])
+            out.append(Encoded(shared, [ctx[len(shared):] + cont for ctx, cont in choices],
+                               [len(cont) for _, cont in choices]))
         return out
 
     # ------------------------------------------------------------------------------------------------ scoring
@@ -95,7 +105,7 @@ class EngineBase:
         """Summed log-probability of each continuation given its context, per request (loglik.py). Requests
         scored ahead (`prescore`) are answered from what was kept, each once; the rest are scored now."""
         with self._ahead_lock:  # a served engine's cases score on several threads
-            kept = [_take(self.ahead, _key(r)) if not naive else None for r in requests]
+            kept = [_take(self.ahead, r.key()) if not naive else None for r in requests]
             self.ahead_used += sum(k is not None for k in kept)
         fresh = iter(zip(*self._loglikelihoods([r for r, k in zip(requests, kept) if k is None], naive)))
         out, cuts = [], []
@@ -106,6 +116,11 @@ class EngineBase:
         self.count(cuts)  # counted in the chunk whose records use the scores
         return out
 
+    def token_counts(self, requests: list[LLRequest]) -> list[list[int]]:
+        """The tokens each choice's continuation is scored over (its tail in the joint tokenization), per request:
+        what acc_per_token divides by."""
+        return [e.scored for e in self.encode_requests(requests)]
+
     def prescore(self, requests: list[LLRequest], answered=None) -> None:
         """Score requests now, across cases, and keep each result until `loglikelihoods` is asked for it (a request
         given twice is kept twice): the runner hands over the requests of the cases queued on this process, so the
@@ -115,7 +130,7 @@ class EngineBase:
         def keep(finished: list[tuple[int, list[float], bool]]) -> None:
             with self._ahead_lock:
                 for i, lls, cut in finished:
-                    self.ahead.setdefault(_key(requests[i]), []).append((lls, cut))
+                    self.ahead.setdefault(requests[i].key(), []).append((lls, cut))
             if answered is not None:
                 answered([i for i, _, _ in finished])
 
@@ -124,10 +139,15 @@ class EngineBase:
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
-    def shown_prompt(self, req: LLRequest | GenRequest) -> str:
+    def shown_prompt(self, req: LLRequest | GenRequest) -> str | list[str]:
         """The text a request asks the model, for predictions.jsonl (report.prompts): a log-likelihood request's
-        context, a generation's user turn, each through the chat template where it applies (images: their slots)."""
-        return self.prompt_text(req if isinstance(req, GenRequest) else GenRequest(req.context))
+        context (one per choice where the choices vary it), a generation's user turn, each through the chat template
+        where it applies (images: their slots)."""
+        if isinstance(req, GenRequest):
+            return self.prompt_text(req)
+        if isinstance(req.context, list):
+            return [self.prompt_text(GenRequest(c)) for c in req.context]
+        return self.prompt_text(GenRequest(req.context))
 
     def prompt_text(self, req: GenRequest) -> str:
         """One user turn: the text, then one image slot per image (the official MMMU-Pro layout)."""
@@ -152,7 +172,10 @@ def _take(kept: dict, key: tuple):
     return results.pop(0)
 
 
-def _key(req: LLRequest) -> tuple:
-    """Everything of a request that decides its scores (the prefix only decides what is cached)."""
-    return req.context, tuple(req.continuations)
-
+def _common_prefix(seqs: list[list[int]]) -> list[int]:
+    first = seqs[0]
+    n = len(first)
+    for seq in seqs[1:]:
+        n = min(n, len(seq))
+        n = next((i for i in range(n) if seq[i] != first[i]), n)
+    return first[:n]

@@ -11,20 +11,23 @@ from nanoeval.engine.requests import LLRequest
 
 @dataclass
 class _Unit:
-    """A context and its continuations laid out for one stretch of a packed row: the context's tokens, then each
-    continuation's input tokens (all but its last) as a branch that sees the context and itself only.
-    targets[k] = (offset in the unit, token) of each token of continuation k: the first is predicted at the
-    context's last position, the others inside the branch."""
+    """A request laid out for one stretch of a packed row: the context tokens its choices share, then each choice's
+    branch (the rest of its own context, if any, and its continuation; all but the last token) that sees the shared
+    context and itself only. targets[k] = (offset in the unit, token) of each scored token of choice k (the last
+    scored[k] of its branch): a token is predicted at the position before it, the branch's first at the shared
+    context's last position."""
     ctx: list[int]
     conts: list[list[int]]
+    scored: list[int]
     start: int = 0  # position of the first context token (the length of a cached prefix before it)
 
     def __post_init__(self):
         self.ids, self.branch = list(self.ctx), [0] * len(self.ctx)
         self.targets = []
-        for k, cont in enumerate(self.conts, 1):
+        for k, (cont, n) in enumerate(zip(self.conts, self.scored), 1):
             base = len(self.ids)
-            self.targets.append([(len(self.ctx) - 1, cont[0])] + [(base + m, t) for m, t in enumerate(cont[1:])])
+            at = [len(self.ctx) - 1] + [base + m for m in range(len(cont) - 1)]  # where cont[m] is predicted
+            self.targets.append([(at[m], cont[m]) for m in range(len(cont) - n, len(cont))])
             self.ids += cont[:-1]
             self.branch += [k] * (len(cont) - 1)
         self.pos = list(range(self.start, self.start + len(self.ctx)))
@@ -33,12 +36,12 @@ class _Unit:
 
     @property
     def branched(self) -> bool:
-        """Whether any continuation has tokens of its own in the row (more than one token): then it needs the mask."""
+        """Whether any branch has tokens of its own in the row (more than one token): then it needs the mask."""
         return any(self.branch)
 
     def after(self, n: int) -> "_Unit":
         """The same unit with its first n context tokens left to a cached prefix."""
-        return _Unit(self.ctx[n:], self.conts, self.start + n)
+        return _Unit(self.ctx[n:], self.conts, self.scored, self.start + n)
 
 
 class _Scores(dict):
@@ -49,7 +52,7 @@ class _Scores(dict):
 
     def __init__(self, requests: list[LLRequest], cut: list[bool], done=None):
         super().__init__()
-        self.sizes, self.cut, self.done = [len(r.continuations) for r in requests], cut, done
+        self.sizes, self.cut, self.done = [len(r.pairs()) for r in requests], cut, done
         self.left = list(self.sizes)
 
     def __setitem__(self, key: tuple[int, int], value: float) -> None:
@@ -136,14 +139,16 @@ class LogLikelihoods:
         scores = _Scores(requests, cut, done)  # (request, continuation) -> log-likelihood
         units: dict[tuple[int, int], _Unit] = {}   # (request, first continuation) -> a context and continuations
         rest = []
-        for i, (ctx, conts) in enumerate(encoded):
+        for i, (ctx, conts, scored) in enumerate(encoded):
             length = len(ctx) + max(map(len, conts), default=1) - 1
-            if naive or not all(conts) or length > self.e.max_length or (self.window and length >= self.window):
-                rest.append(i)  # over-long: the naive path left-truncates each sequence (and keeps a window)
+            if naive or not ctx or not all(scored) or length > self.e.max_length or \
+                    (self.window and length >= self.window):
+                rest.append(i)  # over-long: the naive path left-truncates each sequence (and keeps a window); also
+                #                 choices whose contexts share no token
             elif self.e.settings.share_context:
-                units[i, 0] = _Unit(ctx, conts)
+                units[i, 0] = _Unit(ctx, conts, scored)
             else:
-                units.update({(i, k): _Unit(ctx, [c]) for k, c in enumerate(conts)})
+                units.update({(i, k): _Unit(ctx, [c], [n]) for k, (c, n) in enumerate(zip(conts, scored))})
         by_prefix: dict[str, list] = {}
         if self.e.settings.prefix_cache and not self.e.cfg.chat_template:
             for key in units:
@@ -174,7 +179,7 @@ class LogLikelihoods:
             self._score_units(plain, scores)
             self._score_units({key: unit for key, unit in units.items() if key not in plain}, scores)
         self._score_naive(encoded, rest, scores, cut)
-        return [[scores[i, k] for k in range(len(req.continuations))] for i, req in enumerate(requests)], cut
+        return [[scores[i, k] for k in range(len(req.pairs()))] for i, req in enumerate(requests)], cut
 
     def _hidden(self, ids, mask, **kw):
         """Last hidden states of the language model (logits are computed only where needed)."""
@@ -305,16 +310,17 @@ class LogLikelihoods:
             self.e.batcher.run({i: len(units[key].ids) for i, key in enumerate(keys)}, run, pack)
 
     def _score_naive(self, encoded, idx: list[int], scores: dict, cut: list[bool]) -> None:
-        """Each (context, continuation) as its own right-padded sequence: the reference path. cut[i]: request i
-        was left-truncated (counted once per prompt, not per continuation)."""
+        """Each choice (context, continuation) as its own right-padded sequence: the reference path. cut[i]: request
+        i was left-truncated (counted once per prompt, not per choice)."""
         import torch
 
-        items = []  # (request index, continuation index, input ids, continuation ids)
+        items = []  # (request index, choice index, input ids, scored ids)
         for i in idx:
-            for j, cont_ids in enumerate(encoded[i][1]):
-                whole = encoded[i][0] + cont_ids
+            ctx, conts, scored = encoded[i]
+            for j, (cont, n) in enumerate(zip(conts, scored)):
+                whole = ctx + cont
                 cut[i] |= len(whole) - 1 > self.e.max_length
-                items.append((i, j, whole[-(self.e.max_length + 1):][:-1], cont_ids))
+                items.append((i, j, whole[-(self.e.max_length + 1):][:-1], cont[len(cont) - n:]))
 
         def run(rows):
             batch = [k for (k,) in rows]

@@ -1,14 +1,43 @@
-"""What benchmarks hand the engine: log-likelihood requests (a context, its continuations) and generation requests."""
+"""What benchmarks hand the engine: log-likelihood requests (choices, each a context and a continuation) and
+generation requests."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 @dataclass
 class LLRequest:
-    context: str
+    """Choices ranked by log-likelihood. Usually one context and one continuation per choice (choice k: `context`
+    then `continuations[k]`); with a list of contexts, the choices vary the context and share one continuation
+    (WinoGrande's partial evaluation: choice k is `context[k]` then `continuations[0]`). Either way a choice's score
+    is the continuation's log-likelihood after its context."""
+    context: str | list[str]
     continuations: list[str]
-    prefix: str = ""  # a leading part of `context` shared by many requests (few-shot shots): its KV cache is reused
+    prefix: str = ""  # a leading part of every context shared by many requests (few-shot shots): its KV cache reused
+
+    def __post_init__(self):
+        if isinstance(self.context, list) and len(self.continuations) != 1:
+            raise ValueError("several contexts share exactly one continuation")
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(context, continuation) of each choice, in order."""
+        if isinstance(self.context, list):
+            return [(c, self.continuations[0]) for c in self.context]
+        return [(self.context, c) for c in self.continuations]
+
+    def key(self) -> tuple:
+        """Everything of a request that decides its scores (the prefix only decides what is cached)."""
+        return tuple(self.pairs())
+
+
+class Encoded(NamedTuple):
+    """A request's tokens as the engine lays it out: `ctx`, the context tokens every choice shares, then per choice
+    a branch `conts[k]` (the rest of its own context, if any, then its continuation), of whose tokens the last
+    `scored[k]` (the continuation's) are scored."""
+    ctx: list[int]
+    conts: list[list[int]]
+    scored: list[int]
 
 
 @dataclass

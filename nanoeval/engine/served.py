@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 from nanoeval.benchmark import TaskError
 from nanoeval.config import EngineConfig, ModelConfig
 from nanoeval.engine.base import EngineBase
-from nanoeval.engine.requests import GenRequest, LLRequest
+from nanoeval.engine.requests import Encoded, GenRequest, LLRequest
 
 DEFAULTS = {"concurrency": 8, "timeout": 600.0, "max_retries": 5}
 BACKOFF_SECONDS, MAX_BACKOFF_SECONDS = 0.5, 30.0
@@ -390,9 +390,10 @@ class ServedEngine(EngineBase):
             out += answers
         return [lls for lls, _ in out], [cut for _, cut in out]
 
-    def _loglikelihood_one(self, encoded: tuple[list[int], list[list[int]]]) -> tuple[list[float], bool]:
-        """One request: each continuation after the context, as token ids in one call (one choice each)."""
-        ctx, conts = encoded
+    def _loglikelihood_one(self, encoded: Encoded) -> tuple[list[float], bool]:
+        """One request: each choice's tokens (context, then continuation) as one prompt of a call (one choice each),
+        its last `scored` tokens summed."""
+        ctx, conts, scored = encoded
         # as the local engine: at most max_length tokens of input, i.e. max_length + 1 echoed (the last one only
         # scored), left-truncated and counted (the server must accept max_length + 1 prompt tokens and 1 new one)
         keep = self.max_length + 1 if self.max_length else 10 ** 9
@@ -400,8 +401,8 @@ class ServedEngine(EngineBase):
         cut = any(len(ctx) + len(c) > keep for c in conts)
 
         def read(body: dict) -> list[float]:  # a continuation follows at least one token of context
-            return [float(sum(_scored_logprobs(choice, i, len(prompt), min(len(cont), len(prompt) - 1))))
-                    for i, (prompt, cont, choice) in enumerate(zip(prompts, conts, _choices(body, len(prompts))))]
+            return [float(sum(_scored_logprobs(choice, i, len(prompt), min(n, len(prompt) - 1))))
+                    for i, (prompt, n, choice) in enumerate(zip(prompts, scored, _choices(body, len(prompts))))]
 
         lls = self._call(lambda cl: cl.completions.with_raw_response.create(
             model=self.cfg.name, prompt=prompts, echo=True, logprobs=1, max_tokens=1, temperature=0), "completions",
