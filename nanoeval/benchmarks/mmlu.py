@@ -236,8 +236,9 @@ def recipe(cfg: TaskConfig, root) -> dict:
                                  "log-likelihood / characters of the choice text (without the space)",
                 "aggregation": "acc_norm_macro = mean over subjects; acc_norm_micro, acc_micro = over questions; "
                                "categories micro on acc_norm"}
-    return {"formulation": "letters",
-            "template": "lm-eval mmlu default: header, k dev shots, '{question}\\nA. ..\\nD. ..\\nAnswer:'",
+    # letters: the recipe as it was before formulations existed (its template names lm-eval's default mmlu), so a
+    # baseline summary.json kept from then is still the same recipe for gates
+    return {"template": "lm-eval mmlu default: header, k dev shots, '{question}\\nA. ..\\nD. ..\\nAnswer:'",
             "strategy": s.strategy, "num_fewshot": s.num_fewshot, "fewshot_source": shots,
             "continuations": "' A' ' B' ' C' ' D'" if s.strategy == "rank_ll" else None,
             "max_new_tokens": s.max_new_tokens if s.strategy == "gen_letter" else None,
