@@ -94,6 +94,7 @@ def test_benchmarks_shows_real_and_dependent_defaults_and_only_usable_options(tm
         assert "None," not in shown[name]["scoring"].split("shard_size")[0]
         assert "max_new_tokens" not in shown[name]["scoring"]  # rank-only: no generation option
     assert "max_new_tokens=5 (gen_letter only)" in shown["mmlu"]["scoring"]
+    assert "fewshot_from='split', formulation='letters'" in shown["mmlu"]["scoring"]  # cloze: the other choice
     cot = MMMUProOptions(prompt_style="cot").resolve().max_new_tokens
     assert f"max_new_tokens=50 (direct), {cot} (cot)," in shown["mmmu_pro"]["scoring"] and cot == 1024
 

@@ -10,7 +10,7 @@ import pytest
 
 from nanoeval.benchmarks.mmlu import prompt as mmlu_prompt
 from nanoeval.scoring import mean_stderr
-from nanoeval.benchmarks.mmlu import CATEGORY, SUBJECTS
+from nanoeval.benchmarks.mmlu import CATEGORY, SUBJECTS, cloze_prompt
 from tests.conftest import DATA, mmlu_tiny_config, read_jsonl
 
 ARTIFACTS = ("predictions.jsonl", "summary.json", "metrics.csv", "accuracy.png")
@@ -22,6 +22,19 @@ def test_prompt_is_lm_eval_default_character_for_character():
     assert got == ("The following are multiple choice questions (with answers) about high school biology.\n\n"
                    "What is 2 + 3?\nA. 4\nB. 5\nC. 6\nD. 7\nAnswer: B\n\n"
                    "Which organ pumps blood?\nA. Heart\nB. Liver\nC. Lungs\nD. Skin\nAnswer:")
+
+
+def test_cloze_prompt_is_lm_eval_mmlu_continuation_character_for_character():
+    """lm-eval 0.4.13 mmlu_continuation: its own description ("questions", not "multiple choice questions"), shots
+    answered with the gold choice's text after the target delimiter " ", joined by the fewshot delimiter "\\n\\n"."""
+    shots = [("What is 2 + 3? ", ["4", "5", "6", "7"], 1), ("  Which is a colour?", ["Blue", "Ten"], 0)]
+    got = cloze_prompt("high_school_biology", "  Which organ pumps blood?\n", shots)
+    assert got == ("The following are questions (with answers) about high school biology.\n\n"
+                   "Question: What is 2 + 3?\nAnswer: 5\n\n"
+                   "Question: Which is a colour?\nAnswer: Blue\n\n"
+                   "Question: Which organ pumps blood?\nAnswer:")
+    assert cloze_prompt("anatomy", "Q?", []) == \
+        "The following are questions (with answers) about anatomy.\n\nQuestion: Q?\nAnswer:"
 
 
 def test_subject_categories_cover_57_subjects():
@@ -139,6 +152,124 @@ def test_gen_letter_records_responses(run_evals, tiny_lm, tmp_path):
     recipe = json.loads((out / "summary.json").read_text())["recipe"]  # the recipe of this strategy, not rank_ll's
     assert recipe["max_new_tokens"] == 3 and recipe["continuations"] is None
     assert "first standalone option letter" in recipe["normalisation"]
+
+
+def _naive_ll(model_dir, context: str, continuation: str) -> float:
+    """The log-likelihood of `continuation` after `context`, computed here from the model files (one full forward
+    pass, log_softmax, sum over the continuation's tokens: the tail of the joint tokenization, as lm-eval does)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    ctx, whole = tok(context)["input_ids"], tok(context + continuation)["input_ids"]
+    with torch.no_grad():
+        logp = model(torch.tensor([whole])).logits[0].float().log_softmax(-1)
+    return sum(logp[k - 1, whole[k]].item() for k in range(len(ctx), len(whole)))
+
+
+def test_cloze_scores_choice_texts_with_acc_norm_headline(run_evals, tiny_lm, tmp_path):
+    out = tmp_path / "c"
+    cfg = mmlu_tiny_config(tiny_lm, out, scoring={"strategy": "rank_ll", "num_fewshot": 2, "formulation": "cloze"},
+                           report={"prompts": True})
+    result = run_evals(cfg)
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*nanoeval*", "task*metric*value*examples*", "mmlu*acc_norm_macro*21*complete*"])
+    preds = read_jsonl(out / "predictions.jsonl")
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {f"{r['subject']}/{i}": r for subject in ("anatomy", "astronomy", "high_school_geography")
+            for i, r in enumerate(x for x in read_jsonl(DATA / "mmlu_tiny" / "test.jsonl") if x["subject"] == subject)}
+    assert len(preds) == 21 and {r["id"] for r in preds} == set(rows)
+    # one row's prompt, built by hand from the data files: description, the 2 first dev rows of anatomy, the question
+    first = next(r for r in preds if r["id"] == "anatomy/0")
+    assert first["prompt"] == ("The following are questions (with answers) about anatomy.\n\n"
+                               "Question: What is 2 + 3?\nAnswer: 5\n\n"
+                               "Question: Which color is the sky on a clear day?\nAnswer: Blue\n\n"
+                               "Question: Which organ pumps blood through the body?\nAnswer:")
+    # the continuations are " " + each choice text: the logged scores are those of exactly these strings
+    assert rows["anatomy/0"]["choices"] == ["Liver", "Lungs", "Heart", "Kidney"]
+    assert first["lls"] == pytest.approx([_naive_ll(tiny_lm, first["prompt"], f" {c}")
+                                          for c in rows["anatomy/0"]["choices"]], abs=1e-4)
+    for r in preds:
+        choices = rows[r["id"]]["choices"]
+        assert r["prompt"].endswith(f"Question: {rows[r['id']]['question'].strip()}\nAnswer:")
+        assert len(r["lls"]) == len(choices) and r["gold"] == rows[r["id"]]["answer"]
+        norm = [ll / len(c) for ll, c in zip(r["lls"], choices)]  # lm-eval's acc_norm: per character of the text
+        assert r["pred"] == max(range(4), key=r["lls"].__getitem__) and r["correct"] == (r["pred"] == r["gold"])
+        assert r["pred_norm"] == max(range(4), key=norm.__getitem__)
+        assert r["correct_norm"] == (r["pred_norm"] == r["gold"])
+    assert any(r["pred"] != r["pred_norm"] for r in preds)  # else acc and acc_norm would not be told apart here
+    # metrics recompute from predictions.jsonl; the headline's correctness is acc_norm's
+    m, per = summary["metrics"], summary["per_subject"]
+    subjects = sorted(per)
+    norm = {s: [r["correct_norm"] for r in preds if r["subject"] == s] for s in subjects}
+    plain = {s: [r["correct"] for r in preds if r["subject"] == s] for s in subjects}
+    assert summary["headline"] == "acc_norm_macro" and summary["subject_metric"] == "acc_norm"
+    assert m["acc_norm_macro"] == pytest.approx(sum(sum(v) / len(v) for v in norm.values()) / 3)
+    assert m["acc_norm_micro"] == pytest.approx(sum(r["correct_norm"] for r in preds) / 21)
+    assert m["acc_macro"] == pytest.approx(sum(sum(v) / len(v) for v in plain.values()) / 3)
+    assert m["acc_micro"] == pytest.approx(sum(r["correct"] for r in preds) / 21)
+    assert m["acc_norm_stem"] == pytest.approx(sum(norm["astronomy"]) / 7) and summary["n"]["acc_norm_stem"] == 7
+    assert m["acc_norm_other"] == pytest.approx(sum(norm["anatomy"]) / 7)
+    assert m["acc_norm_social_sciences"] == pytest.approx(sum(norm["high_school_geography"]) / 7)
+    assert not any(k.startswith("acc_stem") for k in m)
+    for s in subjects:
+        assert per[s]["n"] == 7 and per[s]["acc"] == pytest.approx(sum(plain[s]) / 7)
+        assert per[s]["acc_norm"] == pytest.approx(sum(norm[s]) / 7)
+    recipe = summary["recipe"]
+    assert recipe["formulation"] == "cloze" and recipe["continuations"] == "' ' + each choice's text"
+    assert "mmlu_continuation" in recipe["template"] and "Question: {question.strip()}" in recipe["template"]
+    rows_csv = list(csv.DictReader(open(out / "metrics.csv")))
+    assert {(r["row"], r["metric"]) for r in rows_csv} >= {("anatomy", "acc"), ("anatomy", "acc_norm"),
+                                                             ("all", "acc_norm_macro"), ("all", "acc_micro")}
+
+
+def test_letters_is_the_default_and_its_output_is_unchanged(run_evals, tiny_lm, tmp_path):
+    """`formulation: letters` said or not: the same records, byte for byte, and no cloze keys; its recipe says so."""
+    runs = {}
+    for name, scoring in (("default", {"strategy": "rank_ll"}),
+                          ("letters", {"strategy": "rank_ll", "formulation": "letters"})):
+        out = tmp_path / name
+        assert run_evals(mmlu_tiny_config(tiny_lm, out, scoring={**scoring, "num_fewshot": 1},
+                                          report={"prompts": True})).ret == 0
+        runs[name] = out
+    default, letters = ((runs[n] / "predictions.jsonl").read_bytes() for n in ("default", "letters"))
+    assert default == letters
+    preds = read_jsonl(runs["letters"] / "predictions.jsonl")
+    assert all(set(r) == {"id", "subject", "gold", "pred", "correct", "lls", "prompt"} for r in preds)
+    first = next(r for r in preds if r["id"] == "anatomy/0")
+    assert first["prompt"] == ("The following are multiple choice questions (with answers) about anatomy.\n\n"
+                               "What is 2 + 3?\nA. 4\nB. 5\nC. 6\nD. 7\nAnswer: B\n\n"
+                               "Which organ pumps blood through the body?\nA. Liver\nB. Lungs\nC. Heart\nD. Kidney\n"
+                               "Answer:")
+    summary = json.loads((runs["letters"] / "summary.json").read_text())
+    assert summary["headline"] == "acc_macro" and summary["subject_metric"] == "acc"
+    assert set(summary["metrics"]) == {"acc_macro", "acc_micro", "acc_stem", "acc_humanities",
+                                       "acc_social_sciences", "acc_other"}
+    # the recipe of before formulations existed, key for key: a baseline kept from then still compares in gates
+    assert set(summary["recipe"]) == {"template", "strategy", "num_fewshot", "fewshot_source", "continuations",
+                                      "max_new_tokens", "chat_template", "normalisation", "aggregation", "code_hash"}
+    assert summary["recipe"]["template"].startswith("lm-eval mmlu default: ")
+    assert summary["recipe"]["continuations"] == "' A' ' B' ' C' ' D'"
+
+
+def test_cloze_with_gen_letter_is_refused_in_one_line_before_the_model_loads(run_evals, tmp_path):
+    out = tmp_path / "never"
+    cfg = mmlu_tiny_config(tmp_path / "no-such-model", out, scoring={"strategy": "gen_letter",
+                                                                     "formulation": "cloze"})
+    result = run_evals(cfg)
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["ERROR: *config.yaml: scoring.formulation: expected letters with strategy: "
+                                 "gen_letter (cloze ranks the choice texts by log-likelihood: strategy rank_ll "
+                                 "only), got str 'cloze'"])
+    assert len(result.stderr.str().strip().splitlines()) == 1
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert "no-such-model" not in result.stdout.str() + result.stderr.str()  # the model was never looked at
+    assert not out.exists()
+    cfg["scoring"] = {"formulation": "continuation"}
+    result = run_evals(cfg)
+    result.stderr.fnmatch_lines(["ERROR: *config.yaml: scoring.formulation: expected letters or cloze, "
+                                 "got str 'continuation'"])
 
 
 def test_broken_config_is_one_line_and_writes_nothing(run_evals, tiny_lm, tmp_path):

