@@ -211,6 +211,7 @@ class NanoEvalPlugin:
         self.gate_reports: int | None = None      # gate reports added to the progress count (once)
         self.summaries: dict = {}                 # task -> its TaskSummary
         self.gate_results: list[GateResult] = []
+        self.aggregate = None                     # a suite's Aggregate (summary.aggregate), once written
         self.reported: dict[str, dict] = {}       # "task:case" -> the case's report info
         self.selected: set[str] = set()           # "task:case" seen by the controller
         self.failures: list[str] = []             # controller-level errors (exit status 1)
@@ -570,8 +571,8 @@ class NanoEvalPlugin:
             if results and emit:
                 self._report_gates(session, t, results)
         if self.s.suite is not None and self.summaries:
-            reporting.write_suite(suite_dir(self.s.suite, self.s.root) / "suite_summary.json", self.s.suite.name,
-                                  self.summaries)
+            self.aggregate = reporting.write_suite(suite_dir(self.s.suite, self.s.root) / "suite_summary.json",
+                                                   self.s.suite.name, self.summaries, [t.name for t in self.s.tasks])
 
     def _report_unfinished(self, t: TaskConfig, done: list[str], interrupted: bool) -> None:
         """One line per task for the cases selected here that did not finish, saying why and what to do."""
@@ -621,7 +622,7 @@ class NanoEvalPlugin:
         if self.summaries or self.failures or self.notices:
             tr.section("nanoeval")
         if self.summaries:
-            for line in reporting.suite_table(self.summaries, self.gate_results):
+            for line in reporting.suite_table(self.summaries, self.gate_results, self.aggregate):
                 tr.write_line(line)
             for name, s in self.summaries.items():
                 tr.write_line(f"{name}: {s.report_dir}")
@@ -651,7 +652,7 @@ class NanoEvalPlugin:
             return
         page = getattr(session.config.option, "htmlpath", None)
         prefix.extend(reporting.html_summary(self.summaries, self.gate_results, self.failures,
-                                             Path(page).resolve() if page else None))
+                                             Path(page).resolve() if page else None, self.aggregate))
 
 
 def pytest_html_results_table_header(cells):

@@ -284,6 +284,7 @@ def table(args) -> int:
     columns = list(dict.fromkeys(t for _, tasks, _, _ in runs for t in tasks))
     for c in columns:  # a column compares like with like: say where its runs saw different examples
         _warn_examples(c, [(r[0], r[1][c], _task_dir(r, c)) for r in runs if c in r[1]])
+    aggs = _shared_aggregates(runs, columns) if not any(r[3] for r in runs) else None  # suite files only
     runs = [(label, tasks) for label, tasks, _, _ in runs]
     heads = {c: next(tasks[c]["headline"] for _, tasks in runs if c in tasks) for c in columns}
 
@@ -294,21 +295,55 @@ def table(args) -> int:
         n, text = (s.get("counts") or {}).get("examples"), _cell(s, s["headline"], pm)
         return text + (f" (n={n})" if n is not None and text != "-" else "")
 
+    extra, more = [], [[] for _ in runs]  # the aggregate's two columns, headed by how many tasks they average
+    if aggs is not None:
+        k = len(aggs[0].tasks)
+        extra = [f"macro avg ({k} shared task{'s' if k != 1 else ''})",
+                 f"centered ({k} shared task{'s' if k != 1 else ''})"]
+        partial = lambda a: " (partial)" if a.partial else ""  # noqa: E731
+        more = [["-", "-"] if a.macro_average is None else
+                [f"{100 * a.macro_average:.1f}{partial(a)}", f"{100 * a.centered_mean:.1f}{partial(a)}"]
+                for a in aggs]
     if args.latex:
         esc = lambda text: text.translate(LATEX)  # noqa: E731
-        print("\\begin{tabular}{l" + "c" * len(columns) + "}")
+        print("\\begin{tabular}{l" + "c" * (len(columns) + len(extra)) + "}")
         print("\\toprule")
-        print(" & ".join(["Checkpoint"] + [f"{esc(c)} ({esc(heads[c])})" for c in columns]) + " \\\\")
+        print(" & ".join(["Checkpoint"] + [f"{esc(c)} ({esc(heads[c])})" for c in columns] + [esc(e) for e in extra])
+              + " \\\\")
         print("\\midrule")
-        for label, tasks in runs:
-            print(" & ".join([esc(label)] + [cell(tasks, c, "$\\pm$") for c in columns]) + " \\\\")
+        for (label, tasks), m in zip(runs, more):
+            print(" & ".join([esc(label)] + [cell(tasks, c, "$\\pm$") for c in columns] + m) + " \\\\")
         print("\\bottomrule\n\\end{tabular}")
     else:
-        print("| Checkpoint | " + " | ".join(f"{c} ({heads[c]})" for c in columns) + " |")
-        print("|---|" + "---|" * len(columns))
-        for label, tasks in runs:
-            print(f"| {label} | " + " | ".join(cell(tasks, c, "±") for c in columns) + " |")
+        print("| Checkpoint | " + " | ".join([f"{c} ({heads[c]})" for c in columns] + extra) + " |")
+        print("|---|" + "---|" * (len(columns) + len(extra)))
+        for (label, tasks), m in zip(runs, more):
+            print(f"| {label} | " + " | ".join([cell(tasks, c, "±") for c in columns] + m) + " |")
     return 0
+
+
+def _shared_aggregates(runs: list, columns: list[str]) -> list:
+    """Each run's suite aggregate (summary.aggregate) over one set of tasks: those every run has, with a value and
+    a chance level in every run. Says on stderr which tasks it covers and why each other one is left out."""
+    from nanoeval.summary import aggregate
+
+    left = {c: "not in every run" for c in columns if not all(c in r[1] for r in runs)}
+    shared = [c for c in columns if c not in left]
+    first = [aggregate({c: r[1][c] for c in shared}) for r in runs]
+    for c in shared:  # left out of one run's aggregate (no chance level, no value): out of every run's
+        why = [f"{a.left_out[c]} in {r[0]}" for r, a in zip(runs, first) if c in a.left_out]
+        if why:
+            left[c] = "; ".join(why)
+    common = [c for c in shared if c not in left]
+    aggs = [aggregate({c: r[1][c] for c in common}, left) for r in runs]
+    a = aggs[0]
+    partial = [f"{r[0]}: {', '.join(f'{t} {why}' for t, why in x.incomplete.items())}"
+               for r, x in zip(runs, aggs) if x.partial]
+    print(f"nanoeval table: the suite aggregate (macro avg, centered) averages {len(a.tasks)} of {a.of} tasks, "
+          f"those every run has with a value and a chance level ({', '.join(a.tasks) or 'none'})"
+          + (f"; left out: {', '.join(f'{t} ({why})' for t, why in a.left_out.items())}" if a.left_out else "")
+          + (f"; partial: {'; '.join(partial)}" if partial else ""), file=sys.stderr)
+    return aggs
 
 
 def _cell(s: dict, metric: str, pm: str) -> str:

@@ -17,7 +17,7 @@ from nanoeval import __version__
 from nanoeval.benchmark import Metrics
 from nanoeval.journal import inside, write_atomic
 from nanoeval.scoring import clean, wilson
-from nanoeval.summary import RescoreSummary, Scores, SuiteEntry, SuiteSummary, TaskSummary
+from nanoeval.summary import Aggregate, RescoreSummary, Scores, SuiteEntry, SuiteSummary, TaskSummary, aggregate
 
 
 def versions(root: Path) -> dict:
@@ -87,8 +87,9 @@ def notes(s: TaskSummary) -> list[str]:
     return [*s.flags, *([f"resumed {resumed} of {s.counts['examples']} examples from journals"] if resumed else [])]
 
 
-def suite_table(summaries: dict[str, TaskSummary], gate_results: list) -> list[str]:
-    """The compact end-of-run table: task, headline ± stderr, examples, examples/s, cases, gates."""
+def suite_table(summaries: dict[str, TaskSummary], gate_results: list, agg: Aggregate | None = None) -> list[str]:
+    """The compact end-of-run table: task, headline ± stderr, examples, examples/s, cases, gates; a suite's
+    aggregate (`agg`) as its closing line."""
     rows = [("task", "metric", "value", "examples", "ex/s", "cases", "gates", "notes")]
     for name, s in summaries.items():
         gate = _gates(name, gate_results)
@@ -98,7 +99,8 @@ def suite_table(summaries: dict[str, TaskSummary], gate_results: list) -> list[s
                      "-" if eps is None else f"{eps:.1f}", cases, gate, ", ".join(notes(s)) or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(c.ljust(w) if i in (0, 1, 5, 6, 7) else c.rjust(w)
-                      for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
+                      for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows] + \
+        ([agg.line()] if agg is not None else [])
 
 
 def _gates(task: str, gate_results: list) -> str:
@@ -108,9 +110,10 @@ def _gates(task: str, gate_results: list) -> str:
 
 
 def html_summary(summaries: dict[str, TaskSummary], gate_results: list, failures: list[str],
-                 page: Path | None = None) -> list[str]:
-    """HTML for pytest-html's summary: the suite table, gate results, plots (embedded PNG), links to predictions
-    (relative to the report's folder `page`, so a report uploaded with its artifacts keeps working)."""
+                 page: Path | None = None, agg: Aggregate | None = None) -> list[str]:
+    """HTML for pytest-html's summary: the suite table (a suite's aggregate, `agg`, as its last row), gate results,
+    plots (embedded PNG), links to predictions (relative to the report's folder `page`, so a report uploaded with
+    its artifacts keeps working)."""
     import base64
     import html
     import os
@@ -131,6 +134,8 @@ def html_summary(summaries: dict[str, TaskSummary], gate_results: list, failures
                    f"<td>{_gates(name, gate_results)}</td>"
                    f"<td>{noted}</td>"
                    f"<td><a href='{html.escape(link)}'>predictions.jsonl</a></td></tr>")
+    if agg is not None:  # the terminal's closing line, as the table's last row
+        out.append(f"<tr class='nanoeval-aggregate'><td colspan='9'><b>{html.escape(agg.line())}</b></td></tr>")
     out.append("</table>")
     for name, s in summaries.items():
         for w in s.warnings:
@@ -218,7 +223,12 @@ def plot_png(summary: Scores) -> bytes:
     return buf.getvalue()
 
 
-def write_suite(path: Path, suite_name: str, tasks: dict[str, TaskSummary]) -> None:
-    """Every task's metrics, model metadata, fingerprint and artifact paths in one place."""
-    suite = SuiteSummary(suite_name, {name: SuiteEntry.of(s) for name, s in tasks.items()})
+def write_suite(path: Path, suite_name: str, tasks: dict[str, TaskSummary],
+                names: list[str] | None = None) -> Aggregate:
+    """Every task's metrics, model metadata, fingerprint and artifact paths in one place, and the suite's
+    aggregate over `names` (the suite's tasks, in order: one without a summary is left out and named); return
+    the aggregate."""
+    agg = aggregate({name: tasks.get(name) for name in (names if names is not None else tasks)})
+    suite = SuiteSummary(suite_name, {name: SuiteEntry.of(s) for name, s in tasks.items()}, agg)
     write_atomic(path, dumps(suite.to_dict()))
+    return agg

@@ -14,6 +14,8 @@
     NANOEVAL_FAULT_PLAIN_EVERY=s    plain progress lines every s seconds instead of every 15
     NANOEVAL_FAULT_AHEAD_LOG=file   each look-ahead appends a JSON line {"worker", "cases"} (the cases it scored)
     NANOEVAL_FAULT_PRESCORE=1       scoring ahead (Engine.prescore) raises
+    NANOEVAL_FAULT_NO_CHANCE=bench  that benchmark's `summarize` reports no chance level (as a benchmark without
+                                    one would)
     NANOEVAL_FAULT_TEARDOWN=file    under -n: each worker sleeps at its exit (pytest_unconfigure), and the controller
                                     creates `file` when xdist starts waiting for them (a test then interrupts there)
 """
@@ -29,6 +31,15 @@ import pytest
 
 
 def pytest_configure(config):
+    if os.environ.get("NANOEVAL_FAULT_NO_CHANCE"):
+        import dataclasses
+
+        from nanoeval.benchmarks import BENCHMARKS
+
+        name = os.environ["NANOEVAL_FAULT_NO_CHANCE"]
+        summarize = BENCHMARKS[name].summarize
+        BENCHMARKS[name] = dataclasses.replace(BENCHMARKS[name], summarize=lambda records, cfg: dataclasses.replace(
+            summarize(records, cfg), chance=None))
     if os.environ.get("NANOEVAL_FAULT_PLAIN_EVERY"):
         import nanoeval.progress
 

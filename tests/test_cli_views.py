@@ -200,3 +200,66 @@ def test_table_of_one_benchmark_has_a_column_per_run_and_warns_when_examples_dif
     assert same.returncode == 0 and "warning" not in same.stderr
     assert same.stdout.splitlines()[0] == (f"| mmlu (acc_macro) | {tiny_lm.name} (n=21) [{a}] | "
                                            f"{tiny_lm.name} (n=21) [{c}] |")
+
+
+def test_a_suite_shows_its_aggregate_and_table_averages_only_the_shared_tasks(run_evals, tiny_lm, second_lm,
+                                                                             tmp_path):
+    """suite_summary.json's aggregate is the mean of the tasks' own summary.json headlines and centered accuracies,
+    over the tasks with a chance level (the others named); the terminal and HTML say it in one line; a run with
+    cases missing is partial; `nanoeval table` averages only what every run it compares can average."""
+    import html
+
+    base = mmlu_tiny_config(tiny_lm, tmp_path)
+    mmlu = {"task": "mmlu", "dataset": base["dataset"]}
+    hellaswag = {"task": "hellaswag", "dataset": {"data_files": {"validation": str(DATA / "hellaswag" /
+                                                                                  "validation.jsonl")}, "limit": 4},
+                 "scoring": {"num_shards": 2}}
+    arc = {"task": "arc", "dataset": {"name": "ARC-Easy", "data_files": {"test": str(DATA / "arc" / "ARC-Easy" /
+                                                                                     "test.jsonl")}, "limit": 4},
+           "scoring": {"num_shards": 2}}
+    page = tmp_path / "a.html"
+    result = run_evals({"suite": "a", "report_dir": str(tmp_path / "a"), "model": base["model"],
+                        "tasks": [mmlu, hellaswag, arc]}, "-p", "tests.fault_injection", f"--html={page}",
+                       suite=True, env={"NANOEVAL_FAULT_NO_CHANCE": "arc"})  # arc's summarize: no chance level
+    assert result.ret == 0, result.stdout.str()
+    s = json.loads((tmp_path / "a" / "suite_summary.json").read_text())
+    own = {t: json.loads((tmp_path / "a" / t / "summary.json").read_text()) for t in ("mmlu", "hellaswag", "arc")}
+    assert own["arc"]["chance"] is None and own["mmlu"]["chance"] == 0.25 and 0 < own["hellaswag"]["chance"] < 1
+    value = {t: own[t]["metrics"][own[t]["headline"]] for t in ("mmlu", "hellaswag")}
+    centered = {t: (value[t] - own[t]["chance"]) / (1 - own[t]["chance"]) for t in value}
+    agg = s["aggregate"]
+    assert agg["tasks"] == ["mmlu", "hellaswag"] and agg["of"] == 3 and agg["left_out"] == {"arc": "no chance level"}
+    assert agg["macro_average"] == pytest.approx(sum(value.values()) / 2)
+    assert agg["centered_mean"] == pytest.approx(sum(centered.values()) / 2)
+    assert agg["partial"] is False and s["schema_version"] == 5
+    assert [s["tasks"][t]["chance"] for t in own] == [own[t]["chance"] for t in own]
+    assert s["tasks"]["hellaswag"]["centered"] == pytest.approx(centered["hellaswag"])
+    assert s["tasks"]["arc"]["centered"] is None
+    line = (f"suite (2 of 3 tasks): macro avg {agg['macro_average']:.4f}, centered {agg['centered_mean']:.4f}; "
+            "left out: arc (no chance level)")
+    lines = result.stdout.lines
+    assert line in lines and lines[lines.index(line) - 1].startswith("arc "), lines  # the table's closing line
+    assert f"<b>{html.escape(line)}</b>" in page.read_text(encoding="utf-8")
+
+    # another checkpoint, another task set, a case deselected: the aggregate is partial and says where
+    result = run_evals({"suite": "b", "report_dir": str(tmp_path / "b"), "model": {"path": str(second_lm)},
+                        "tasks": [mmlu, arc]}, "-k", "not anatomy", suite=True)
+    assert result.ret == 0, result.stdout.str()
+    b = json.loads((tmp_path / "b" / "suite_summary.json").read_text())["aggregate"]
+    assert b["tasks"] == ["mmlu", "arc"] and b["partial"] is True and b["incomplete"] == {"mmlu": "1 of 3 cases missing"}
+    result.stdout.fnmatch_lines([f"suite (2 of 2 tasks, PARTIAL: mmlu 1 of 3 cases missing): macro avg "
+                                 f"{b['macro_average']:.4f}, centered {b['centered_mean']:.4f}"])
+
+    # the table: hellaswag is only in a, arc has no chance level in a: the aggregate columns average mmlu alone
+    out = cli("table", str(tmp_path / "a" / "suite_summary.json"), str(tmp_path / "b" / "suite_summary.json"))
+    assert out.returncode == 0, out.stderr
+    head, _, row_a, row_b = out.stdout.splitlines()
+    assert head.endswith("| macro avg (1 shared task) | centered (1 shared task) |"), head
+    mmlu_b = json.loads((tmp_path / "b" / "mmlu" / "summary.json").read_text())
+    for row, m, partial in ((row_a, own["mmlu"], ""), (row_b, mmlu_b, " (partial)")):
+        v = m["metrics"]["acc_macro"]
+        c = (v - m["chance"]) / (1 - m["chance"])
+        assert row.endswith(f"| {100 * v:.1f}{partial} | {100 * c:.1f}{partial} |"), row
+    assert "averages 1 of 3 tasks, those every run has with a value and a chance level (mmlu); left out: " \
+           "hellaswag (not in every run), arc (no chance level in a (" in out.stderr, out.stderr
+    assert "partial: b (" in out.stderr and "mmlu 1 of 3 cases missing" in out.stderr

@@ -91,7 +91,11 @@ def test_shards_and_merge_equal_a_single_run(run_evals, tiny_lm, tmp_path):
     res = subprocess.run(cli, capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     assert_same(artifacts(tmp_path / "single" / "s"), artifacts(merged))
-    assert json.loads((merged / "suite_summary.json").read_text())["tasks"].keys() == {"mmlu", "hellaswag"}
+    merged_suite = json.loads((merged / "suite_summary.json").read_text())
+    assert merged_suite["tasks"].keys() == {"mmlu", "hellaswag"}
+    one = json.loads((tmp_path / "single" / "s" / "suite_summary.json").read_text())["aggregate"]
+    assert sorted(merged_suite["aggregate"]["tasks"]) == sorted(one["tasks"]) == ["hellaswag", "mmlu"]
+    assert merged_suite["aggregate"]["centered_mean"] == pytest.approx(one["centered_mean"])
 
     # refusals: a missing shard, an overlapping shard, a shard from another config
     def merge(*dirs):
@@ -180,7 +184,8 @@ def test_table_markdown_and_latex(run_evals, tiny_lm, tmp_path):
     assert lines[2].startswith("| ckpt_a (") and " ± " in lines[2]
     tex = subprocess.run([sys.executable, "-m", "nanoeval.cli", "table", "--latex", *files], capture_output=True,
                          text=True, cwd=ROOT).stdout
-    assert "\\begin{tabular}{lcc}" in tex and "$\\pm$" in tex and "ckpt\\_a" in tex
+    assert "\\begin{tabular}{lcccc}" in tex and "$\\pm$" in tex and "ckpt\\_a" in tex
+    assert lines[0].endswith("| macro avg (2 shared tasks) | centered (2 shared tasks) |")
     assert "(n=21)" in lines[2] and "(n=12)" in lines[2]  # examples per cell: mmlu 3 x 7, hellaswag 3 shards x 4
     labelled = subprocess.run([sys.executable, "-m", "nanoeval.cli", "table", files[0], files[0], "--label", "before",
                                "--label", "after"], capture_output=True, text=True, cwd=ROOT).stdout.splitlines()
@@ -201,5 +206,6 @@ def test_html_report_has_table_gates_and_plots(run_evals, tiny_lm, tmp_path):
     assert "<th>Headline</th>" in page and "<th>Examples</th>" in page
     assert "acc_norm 0." in page and "acc 0." in page  # each case: its headline (one subject: its acc, not a macro)
     assert "<th>gates</th>" in page and "<td>pass</td>" in page
+    assert "<b>suite (2 of 2 tasks): macro avg 0." in page  # the aggregate row, from the controller under -n
     assert "href='s/mmlu/predictions.jsonl'" in page and "file://" not in page.split("<h2>NanoEval</h2>")[1][:4000]
     assert '"lls"' not in page  # predictions are linked, not embedded
