@@ -150,7 +150,7 @@ class Case:
         """`gates.min_per_subject` fails the case of a subject (cases that are subjects), on the headline's own
         correctness (`m`: the case's metrics)."""
         threshold = self.cfg.gates.min_per_subject
-        subjects = {r["subject"] for r in j.records}
+        subjects = {r.get("subject") for r in j.records}
         if threshold is None or subjects != {self.id} or not j.records:
             return
         acc = sum(bool(r[m.correct_key]) for r in j.records) / len(j.records)

@@ -85,7 +85,7 @@ SERVING_KEYS = ("base_url", "api_key_env", "concurrency", "timeout", "max_retrie
 # same whether bad rows stop the run or are skipped): not part of the fingerprint, so a rerun with a larger or other
 # selection keeps every journaled example and scores only the new ones; runner.case_records reports only what the
 # current selection selects
-SELECTION_KEYS = {"dataset": ("subjects", "limit", "on_bad_row"), "scoring": ("num_shards", "shard_size")}
+SELECTION_KEYS = {"dataset": ("subjects", "limit", "sample", "on_bad_row"), "scoring": ("num_shards", "shard_size")}
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,7 @@ class DatasetConfig:
     drop_header_rows: bool = False            # drop rows that repeat the column names (CSV export artefact)
     subjects: list[str] | None = None         # subset of subjects (snake_case)
     limit: int | None = None                  # at most this many examples per case
+    sample: int | None = None                 # at most this many rows of the split: a fixed seeded sample (data.py)
     on_bad_row: str = "error"                 # error | skip (skipped rows are counted in summary.json)
 
 

@@ -154,6 +154,8 @@ def _check_values(cfg: TaskConfig, pre: str, src: str):
         bad("dataset.on_bad_row", "error or skip", d.on_bad_row)
     if d.limit is not None and d.limit < 1:
         bad("dataset.limit", "an integer >= 1", d.limit)
+    if d.sample is not None and d.sample < 1:
+        bad("dataset.sample", "an integer >= 1", d.sample)
     if s.needs_fewshot_split():  # the shots' split must be named, and present in local data
         if not d.fewshot_split:
             raise ConfigError(f"{src}: {pre}dataset.fewshot_split: scoring.num_fewshot={s.num_fewshot} needs a split "
@@ -241,7 +243,7 @@ def load_suite(path: str | Path) -> SuiteConfig:
     if "suite" not in data and "tasks" not in data and "task" in data:
         raise ConfigError(f"{path}: top level: this is a task config (it has `task`, no `suite`/`tasks`); "
                           "use NANOEVAL_CONFIG")
-    known = ["engine", "model", "report", "report_dir", "seed", "suite", "tasks"]
+    known = ["engine", "model", "report", "report_dir", "sample", "seed", "suite", "tasks"]
     problems = Problems()  # the suite's keys and every task entry: all mistakes at once
     problems.lines += [unknown_key(src, key, known) for key in data if key not in known]
     name = data.get("suite")
@@ -261,8 +263,14 @@ def load_suite(path: str | Path) -> SuiteConfig:
     inherited = {"model": data.get("model"), "engine": engine, "report": report, "suite": name}
     if "seed" in data:
         inherited["seed"] = data["seed"]
+    sample = problems.attempt(lambda: check_type(data.get("sample"), int | None, "sample", src))
+    if isinstance(sample, int) and sample < 1:
+        problems.lines.append(f"{src}: sample: expected an integer >= 1, got {got(sample)}")
     out, seen = [], {}
     for i, entry in enumerate(tasks):
+        if sample and isinstance(entry, dict) and isinstance(entry.get("dataset", {}), dict):
+            # the suite's `sample` caps every task that does not set its own dataset.sample
+            entry = {**entry, "dataset": {"sample": sample, **entry.get("dataset", {})}}
         cfg = problems.attempt(lambda: _task(entry, f"tasks[{i}]", src, inherited))
         if cfg is None:
             continue

@@ -311,8 +311,11 @@ def parse_rows(ds: DatasetConfig, split: str, root: Path, parse, keep=None, subj
     it is left out and listed (summary.json counts it)."""
     rows, address = load_rows(ds, split, root), row_addresses(ds, split, root)
     indices = range(len(rows)) if subject is None else subject_index(ds, split, root, normalize).get(subject, [])
+    sampled = sampled_rows(len(rows), ds.sample) if ds.sample and split == ds.split else None
     out, skipped, bad, seen = [], [], [], {}
     for i in indices:
+        if sampled is not None and i not in sampled:
+            continue
         row, where = rows[i], address(i)
         if keep is not None and not keep(i, row, where):
             continue
@@ -331,6 +334,20 @@ def parse_rows(ds: DatasetConfig, split: str, root: Path, parse, keep=None, subj
     if bad:  # every bad row of the case at once: one fix-and-rerun round, not one per row
         raise DataError(bad_rows_message([str(e) for e in bad])) from bad[0]  # --tb: the first row's own trace
     return out, skipped
+
+
+SAMPLE_SEED = "nanoeval-sample"
+
+
+def sampled_rows(n: int, k: int) -> frozenset[int]:
+    """`dataset.sample: k` of a split of n rows: the first k row numbers of one fixed shuffle (random.Random(
+    SAMPLE_SEED)), so every run, step and worker scores the same rows, and a larger k keeps the smaller one's rows
+    (a rerun scores only the rows it adds). The rows are then scored in the split's order."""
+    import random
+
+    order = list(range(n))
+    random.Random(SAMPLE_SEED).shuffle(order)
+    return frozenset(order[:k])
 
 
 def bad_rows_message(errors: list[str], shown: int = 3) -> str:
@@ -411,7 +428,8 @@ def subject_sizes(ds: DatasetConfig, root: Path, cases: list[str], normalize, kn
     `drop` rows taken as shots, at most dataset.limit."""
     counts = {s: len(rows) for s, rows in subject_index(ds, ds.split, root, normalize).items()} \
         if ds.data_files else known
-    return {s: min(max(counts[s] - drop, 0), ds.limit or counts[s]) for s in cases if s in counts}
+    share = min(1.0, ds.sample / max(1, sum(counts.values()))) if ds.sample else 1.0  # a sample: its share
+    return {s: min(max(round(counts[s] * share) - drop, 0), ds.limit or counts[s]) for s in cases if s in counts}
 
 
 def col(ds: DatasetConfig, name: str) -> str | list[str]:

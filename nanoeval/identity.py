@@ -18,6 +18,7 @@ path by equivalence tests, and the library versions cover the libraries undernea
 from __future__ import annotations
 
 import ast
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -192,6 +193,19 @@ def _ours(obj) -> bool:
     return (getattr(obj, "__module__", None) or "").split(".")[0] == PACKAGE
 
 
+def _closed_over(value) -> list:
+    """What a closure holds that decides records: our functions and classes; for an instance of one of our
+    dataclasses (a benchmark stated as data: multiple_choice.py), the whole module of each function it holds (its
+    lambdas, the helpers they call and the literals beside them)."""
+    if inspect.isfunction(value) or inspect.isclass(value):
+        return [inspect.unwrap(value)] if _ours(value) else []
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) and _ours(type(value)):
+        held = [getattr(value, f.name) for f in dataclasses.fields(value)]
+        return list({f.__module__: sys.modules[f.__module__] for f in held if inspect.isfunction(f) and _ours(f)}
+                    .values())
+    return []
+
+
 def _constant(value) -> str | None:
     """A stable text for a module-level constant (None: not plain data, e.g. a function inside a dict)."""
     def plain(v):
@@ -228,8 +242,11 @@ def code_hash(roots: list) -> tuple[str, list[str]]:
         seen.add(id(obj))
         tree = _tree(obj)
         dump = ast.dump(tree)
-        parts[f"{obj.__qualname__} {hashlib.sha256(dump.encode()).hexdigest()[:8]}"] = dump
-        scope = getattr(obj, "__globals__", None) or vars(sys.modules[obj.__module__])
+        parts[f"{getattr(obj, '__qualname__', obj.__name__)} {hashlib.sha256(dump.encode()).hexdigest()[:8]}"] = dump
+        scope = vars(obj) if inspect.ismodule(obj) else \
+            getattr(obj, "__globals__", None) or vars(sys.modules[obj.__module__])
+        for cell in getattr(obj, "__closure__", None) or ():
+            queue += _closed_over(cell.cell_contents)
         for node in ast.walk(tree):
             name, target = None, None
             if isinstance(node, ast.Name) and node.id in scope:

@@ -158,8 +158,11 @@ def score_examples(journal: Path, key: str, examples: list, score, engine, skipp
         raise DataLoadError(f"{key}: example id {next(i for i in ids if ids.count(i) > 1)!r} occurs twice in the "
                             "case's data; example ids must be unique")
     todo = [(i, e) for i, e in enumerate(examples) if e.id not in done]
-    if j.complete is not None and not todo and not journaled_ahead[0]:
+    listed = [e.id for e in examples] if example_ids is None else example_ids
+    if j.complete is not None and not todo and not journaled_ahead[0] and \
+            j.complete.get("example_ids", listed) == listed:
         return  # complete for this selection, nothing new (not even journaled ahead): its completion line stands
+    #         (another dataset.sample lists other examples: a new completion line says which)
     writer = JournalWriter(journal, keep_bytes=j.valid_bytes)
     started, n, ahead = started or time.time(), len(examples) - len(todo), engine.ahead_used
     if progress is not None:
@@ -186,7 +189,7 @@ def score_examples(journal: Path, key: str, examples: list, score, engine, skipp
                     "model": engine.meta,
                     "scored_now": len(todo) + journaled_ahead[0],
                     "scored_ahead": journaled_ahead[1] + engine.ahead_used - ahead,
-                    "example_ids": [e.id for e in examples] if example_ids is None else example_ids}
+                    "example_ids": listed}
         writer.append([{"_complete": complete}])
     finally:
         writer.close()

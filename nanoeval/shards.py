@@ -60,8 +60,8 @@ def check_shards(cfg: TaskConfig, root) -> str | None:
 def shard_sizes(cfg: TaskConfig, root, full_size: int) -> dict[str, int]:
     """Expected examples per shard (progress and its ETA only); `full_size`: the hub split's rows."""
     rows = len(load_rows(cfg.dataset, cfg.dataset.split, root)) if cfg.dataset.data_files else full_size
-    n = num_shards(cfg, root)
-    return {case: min(len(range(i, rows, n)), cfg.dataset.limit or rows) for i, case in enumerate(shard_cases(cfg, root))}
+    n, kept = num_shards(cfg, root), min(rows, cfg.dataset.sample or rows)  # a sample: about kept / n per shard
+    return {case: min(len(range(i, kept, n)), cfg.dataset.limit or rows) for i, case in enumerate(shard_cases(cfg, root))}
 
 
 def shard_rows(cfg: TaskConfig, split: str, root, parse, shard: int | None = None) -> tuple[list, list[dict]]:

@@ -151,9 +151,15 @@ def test_code_hash_follows_what_builds_records_not_where_it_lives(tmp_path):
     # what builds prompts or parses answers is
     edit(mmlu, '{options}Answer:"', '{options}Answer: "')
     edit(mmmu_pro, 'for ch in [",", ".", "!", "?", ";", ":", "\'"]:', 'for ch in [",", ".", "!", "?", ";", ":"]:')
+    # a benchmark stated as data (multiple_choice.py): its lambdas, and the helpers they call
+    edit(project / "nanoeval" / "benchmarks" / "piqa.py", 'f"Question: {row[\'goal\']}\\nAnswer:"',
+         'f"Question: {row[\'goal\']}\\nAnswer: "')
+    edit(project / "nanoeval" / "benchmarks" / "winogrande.py", 'return row["sentence"].index("_")',
+         'return row["sentence"].rindex("_")')
     changed = code_hashes(project)
-    assert changed["mmlu"] != base["mmlu"] and changed["mmmu_pro"] != base["mmmu_pro"]
-    assert all(changed[t] == base[t] for t in base if t not in ("mmlu", "mmmu_pro"))  # the others use neither
+    edited = ("mmlu", "mmmu_pro", "piqa", "winogrande")
+    assert all(changed[t] != base[t] for t in edited), changed
+    assert all(changed[t] == base[t] for t in base if t not in edited)  # the others use none of it
 
 
 def test_edited_prompt_moves_the_run_aside_and_an_edited_metric_rebuilds_from_journals(tiny_lm, tmp_path):

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from nanoeval.benchmark import Benchmark
-from nanoeval.benchmarks import arc, hellaswag, mmlu, mmmu_pro
+from nanoeval.benchmarks import (arc, boolq, commonsense_qa, hellaswag, mmlu, mmmu_pro, openbookqa, piqa, social_iqa,
+                                 winogrande)
 
 BENCHMARKS: dict[str, Benchmark] = {
     "mmlu": mmlu.BENCHMARK,
     "hellaswag": hellaswag.BENCHMARK,
     "mmmu_pro": mmmu_pro.BENCHMARK,
     "arc": arc.BENCHMARK,
+    "piqa": piqa.BENCHMARK,
+    "winogrande": winogrande.BENCHMARK,
+    "commonsense_qa": commonsense_qa.BENCHMARK,
+    "openbookqa": openbookqa.BENCHMARK,
+    "social_iqa": social_iqa.BENCHMARK,
+    "boolq": boolq.BENCHMARK,
 }
