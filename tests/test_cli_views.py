@@ -109,6 +109,9 @@ def benchmark_configs() -> list[dict]:
     return [cfg("mmlu", {"test": "mmlu_tiny/test.jsonl", "dev": "mmlu_tiny/dev.jsonl"}, num_fewshot=1),
             cfg("hellaswag", {"validation": "hellaswag/validation.jsonl"}, num_shards=2),
             cfg("arc", {"test": "arc/ARC-Easy/test.jsonl"}, num_shards=2),
+            *(cfg(task, {split: f"{task}/{split}.jsonl"}, num_shards=2) for task, split in (
+                ("piqa", "validation"), ("winogrande", "validation"), ("commonsense_qa", "validation"),
+                ("openbookqa", "test"), ("social_iqa", "validation"), ("boolq", "validation"))),
             cfg("mmmu_pro", {"test": "mmmu_pro/standard10.parquet"}, strategy="gen_letter",
                 setting="standard (10 options)"),
             cfg("mmmu_pro", {"test": "mmmu_pro/vision.parquet"}, strategy="gen_letter", setting="vision")]
