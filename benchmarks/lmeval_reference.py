@@ -18,7 +18,7 @@ loader from that file's own folder), so WinoGrande's preprocess module is used u
 `mmlu_continuation` includes lm-eval's `mmlu/continuation/_continuation_template_yaml` and adds the per-subject
 description those generated subject YAMLs carry, as a per-doc template over the `subject` column.
 `--variant NAME` (a 'cloze' or 'letters' form lm-eval has no task for) writes a stand-alone YAML from the templates
-given on the command line instead, on the same data files and splits.
+given on the command line instead, on the same data files and splits (a literal \\n / \\t in them is a newline / tab).
 
 It runs `python -m lm_eval ... --num_fewshot 0 --log_samples` (float32, CPU, batch 8 by default) under
 /usr/bin/time -v when present, and writes one JSON line per doc in dataset order:
@@ -119,6 +119,11 @@ def included_task_yaml(task: str, lm_tasks: Path, files: dict[str, Path], eval_s
     return "\n".join(lines) + "\n"
 
 
+def unescape(s: str | None) -> str | None:
+    """Command-line templates may spell a newline / tab as \\n / \\t (as in a YAML double-quoted string)."""
+    return None if s is None else s.replace("\\n", "\n").replace("\\t", "\t")
+
+
 def template_value(s: str):
     """--doc-to-choice '["A", "B"]' is a list; '{{[sol1, sol2]}}' or a column name stays a string."""
     s = s.strip()
@@ -131,12 +136,13 @@ def variant_task_yaml(task: str, variant: str, files: dict[str, Path], eval_spli
     lines = [f"task: nanoeval_{task}_{variant}", "output_type: multiple_choice"]
     lines += data_lines(files, "train" if "train" in files else None)
     lines += split_lines(eval_split)
-    lines += [f"doc_to_text: {q(a.doc_to_text)}", f"doc_to_choice: {q(template_value(a.doc_to_choice))}",
-              f"doc_to_target: {q(a.doc_to_target)}"]
+    lines += [f"doc_to_text: {q(unescape(a.doc_to_text))}",
+              f"doc_to_choice: {q(template_value(unescape(a.doc_to_choice)))}",
+              f"doc_to_target: {q(unescape(a.doc_to_target))}"]
     if a.target_delimiter is not None:
-        lines.append(f"target_delimiter: {q(a.target_delimiter)}")
+        lines.append(f"target_delimiter: {q(unescape(a.target_delimiter))}")
     if a.description:
-        lines.append(f"description: {q(a.description)}")
+        lines.append(f"description: {q(unescape(a.description))}")
     lines.append("metric_list:")
     for m in a.metrics.split(","):
         lines += [f"  - metric: {m}", "    aggregation: mean", "    higher_is_better: true"]
@@ -260,7 +266,7 @@ def main():
         if not (a.doc_to_text and a.doc_to_choice and a.doc_to_target):
             ap.error("--variant needs --doc-to-text, --doc-to-choice and --doc-to-target")
         yaml_text = variant_task_yaml(a.task, a.variant, files, eval_split, a)
-        multiple_input, delimiter = False, " " if a.target_delimiter is None else a.target_delimiter
+        multiple_input, delimiter = False, " " if a.target_delimiter is None else unescape(a.target_delimiter)
     else:
         yaml_text = included_task_yaml(a.task, lm_tasks, files, eval_split)
         multiple_input = a.task == "winogrande"
