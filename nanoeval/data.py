@@ -127,6 +127,8 @@ def data_hashes(ds: DatasetConfig, root: Path) -> dict[str, list[str]]:
 def dataset_meta(ds: DatasetConfig, root: Path) -> dict:
     """What summary.json records about the data: hub id or files with their sha256, config, split, revision."""
     meta = {"id": ds.path, "config": ds.name, "split": ds.split, "revision": ds.revision}
+    if ds.sample:
+        meta["sample"] = f"{ds.sample} rows: the first of random.Random({SAMPLE_SEED!r}).shuffle(row numbers)"
     if ds.data_files:
         meta["files"] = {split: [{"path": str(p), "sha256": _sha256(p)} for p in paths]
                          for split, paths in resolve_files(ds, root).items()}

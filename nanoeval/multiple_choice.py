@@ -25,7 +25,6 @@ cases a run selects.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -33,7 +32,7 @@ from nanoeval.benchmark import Benchmark, CaseData, Metrics
 from nanoeval.config import TaskConfig
 from nanoeval.data import DataError, get, seeded_sample
 from nanoeval.engine.requests import LLRequest
-from nanoeval.scoring import LETTERS, accuracy, by_subject, mean_stderr, with_prompts
+from nanoeval.scoring import LETTERS, accuracy, by_subject, choice_record, per_token_and_bpb, with_prompts
 from nanoeval.shards import ShardOptions, check_shards, load_shard, num_shards, shard_cases, shard_sizes
 
 CORRECT_KEY = {"acc": "correct", "acc_norm": "correct_norm", "acc_per_token": "correct_token"}
@@ -215,24 +214,8 @@ def _written(spec: MultipleChoice, form: str, item: Item) -> str:
 
 def _record(spec: MultipleChoice, form: str, item: Item, lls: list[float], tokens: list[int],
             request: LLRequest) -> dict:
-    """The example's scores: pred (acc), pred_norm (acc_norm), pred_token (acc_per_token), bpb of the gold."""
-    texts = [f"{LETTERS[i]}" for i in range(len(item.choices))] if form == "letters" else item.choices
-    gold_continuation = request.pairs()[item.gold][1]
-
-    def argmax(values: list[float]) -> int:  # ties go to the first
-        return max(range(len(values)), key=values.__getitem__)
-
-    pred = argmax(lls)
-    pred_norm = argmax([ll / max(1, len(t)) for ll, t in zip(lls, texts)])
-    pred_token = argmax([ll / max(1, n) for ll, n in zip(lls, tokens)])
-    record = {"id": item.id, "subject": item.subject, "gold": item.gold, "pred": pred, "correct": pred == item.gold}
-    if item.subject is None:
-        del record["subject"]
-    if "acc_norm" in _accuracies(spec, form)[0]:
-        record.update(pred_norm=pred_norm, correct_norm=pred_norm == item.gold)
-    record.update(pred_token=pred_token, correct_token=pred_token == item.gold, lls=lls, tokens=tokens,
-                  bpb=-lls[item.gold] / (math.log(2) * max(1, len(gold_continuation.encode("utf-8")))))
-    return record
+    texts = item.choices if "acc_norm" in _accuracies(spec, form)[0] else None
+    return choice_record(item.id, item.subject, item.gold, lls, tokens, texts, request.pairs()[item.gold][1])
 
 
 def choice_metrics(records: list[dict], accuracies: tuple[str, ...] = ("acc", "acc_norm"),
@@ -240,9 +223,10 @@ def choice_metrics(records: list[dict], accuracies: tuple[str, ...] = ("acc", "a
     """acc (and acc_norm), acc_per_token and the gold's bits per byte (`bpb`), per subject where records have
     one; chance as stated, else from the number of choices."""
     metrics, stderr = {}, {}
-    for name in (*accuracies, "acc_per_token"):
+    for name in accuracies:
         metrics[name], stderr[name] = accuracy(records, CORRECT_KEY[name])
-    metrics["bpb"], stderr["bpb"] = mean_stderr([r["bpb"] for r in records])
+    for name, (value, se) in per_token_and_bpb(records).items():
+        metrics[name], stderr[name] = value, se
     per: dict[str, dict] = {}
     if any("subject" in r for r in records):
         per = by_subject(records)

@@ -5,7 +5,7 @@ import math
 import re
 from collections import defaultdict
 
-from nanoeval.benchmark import Metrics, Record
+from nanoeval.benchmark import Record
 
 
 def mean_stderr(values: list[float]) -> tuple[float, float]:
@@ -129,24 +129,29 @@ def with_prompts(engine, cfg, records: list[Record], requests: list) -> list[Rec
     return records
 
 
-def ranked_record(example_id: str, subject: str, gold: int, lls: list[float], texts: list[str]) -> Record:
+def choice_record(example_id: str, subject: str | None, gold: int, lls: list[float], tokens: list[int],
+                  texts: list[str] | None, gold_continuation: str) -> Record:
     """A record for choices ranked by log-likelihood (lm-eval's multiple_choice): `pred` is the argmax of the
-    summed log-likelihoods (acc), `pred_norm` of the log-likelihood per character of the choice's text (acc_norm,
-    the text without the leading space); ties go to the first."""
-    norm = [ll / max(1, len(t)) for ll, t in zip(lls, texts)]
-    pred, pred_norm = (max(range(len(xs)), key=xs.__getitem__) for xs in (lls, norm))
-    return {"id": example_id, "subject": subject, "gold": gold, "pred": pred, "correct": pred == gold,
-            "pred_norm": pred_norm, "correct_norm": pred_norm == gold, "lls": lls}
+    summed log-likelihoods (acc); with `texts`, `pred_norm` of the log-likelihood per character of the choice's text
+    (acc_norm, the text without the leading space); `pred_token` of the log-likelihood per token of the continuation
+    (acc_per_token); `bpb` the gold continuation's bits per byte, -ll / (ln 2 x its UTF-8 bytes). Ties go to the
+    first. No subject: no `subject` key."""
+    def argmax(values: list[float]) -> int:
+        return max(range(len(values)), key=values.__getitem__)
+
+    pred = argmax(lls)
+    record: Record = {"id": example_id, "subject": subject, "gold": gold, "pred": pred, "correct": pred == gold}
+    if subject is None:
+        del record["subject"]
+    if texts is not None:
+        pred_norm = argmax([ll / max(1, len(t)) for ll, t in zip(lls, texts)])
+        record.update(pred_norm=pred_norm, correct_norm=pred_norm == gold)
+    pred_token = argmax([ll / max(1, n) for ll, n in zip(lls, tokens)])
+    record.update(pred_token=pred_token, correct_token=pred_token == gold, lls=lls, tokens=tokens,
+                  bpb=-lls[gold] / (math.log(2) * max(1, len(gold_continuation.encode("utf-8")))))
+    return record
 
 
-def acc_norm_metrics(records: list[dict]) -> Metrics:
-    """acc and acc_norm (the headline, as papers quote it), per subject too; chance from the number of choices."""
-    metrics, stderr = {}, {}
-    metrics["acc"], stderr["acc"] = accuracy(records, "correct")
-    metrics["acc_norm"], stderr["acc_norm"] = accuracy(records, "correct_norm")
-    per = by_subject(records)
-    for subject, norm in by_subject(records, "correct_norm").items():
-        per[subject].update(acc_norm=norm["acc"], acc_norm_stderr=norm["stderr"])
-    chance = sum(1 / len(r["lls"]) for r in records) / len(records) if records else None
-    return Metrics("acc_norm", metrics, stderr, per, chance=chance, plot_by="metrics", correct_key="correct_norm",
-                   subject_metric="acc_norm")
+def per_token_and_bpb(records: list[dict]) -> dict[str, tuple[float, float]]:
+    """acc_per_token and the mean bits per byte of the gold (lower is better), each with its stderr."""
+    return {"acc_per_token": accuracy(records, "correct_token"), "bpb": mean_stderr([r["bpb"] for r in records])}

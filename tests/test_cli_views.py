@@ -58,7 +58,7 @@ def test_a_model_override_of_a_suite_names_the_suite_dir(run_evals, tiny_lm, sec
 def test_a_model_override_that_does_not_exist_is_one_line(run_evals, tiny_lm, tmp_path):
     result = run_evals(mmlu_tiny_config(tiny_lm, tmp_path / "r"), "--nanoeval-model", str(tmp_path / "nope"))
     assert result.ret != 0
-    result.stderr.fnmatch_lines([f"ERROR: *config.yaml: model.path: *nope*"])
+    result.stderr.fnmatch_lines(["ERROR: *config.yaml: model.path: *nope*"])
     assert not (tmp_path / "r-nope").exists()
 
 

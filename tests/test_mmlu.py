@@ -236,7 +236,8 @@ def test_letters_is_the_default_and_its_output_is_unchanged(run_evals, tiny_lm, 
     default, letters = ((runs[n] / "predictions.jsonl").read_bytes() for n in ("default", "letters"))
     assert default == letters
     preds = read_jsonl(runs["letters"] / "predictions.jsonl")
-    assert all(set(r) == {"id", "subject", "gold", "pred", "correct", "lls", "prompt"} for r in preds)
+    assert all(set(r) == {"id", "subject", "gold", "pred", "correct", "lls", "prompt", "pred_token", "correct_token",
+                          "tokens", "bpb"} for r in preds)  # no pred_norm: a letter's length normalises nothing
     first = next(r for r in preds if r["id"] == "anatomy/0")
     assert first["prompt"] == ("The following are multiple choice questions (with answers) about anatomy.\n\n"
                                "What is 2 + 3?\nA. 4\nB. 5\nC. 6\nD. 7\nAnswer: B\n\n"
@@ -245,7 +246,9 @@ def test_letters_is_the_default_and_its_output_is_unchanged(run_evals, tiny_lm, 
     summary = json.loads((runs["letters"] / "summary.json").read_text())
     assert summary["headline"] == "acc_macro" and summary["subject_metric"] == "acc"
     assert set(summary["metrics"]) == {"acc_macro", "acc_micro", "acc_stem", "acc_humanities",
-                                       "acc_social_sciences", "acc_other"}
+                                       "acc_social_sciences", "acc_other", "acc_per_token", "bpb"}
+    assert summary["metrics"]["bpb"] == pytest.approx(sum(r["bpb"] for r in preds) / len(preds))
+    assert all(r["bpb"] == pytest.approx(-r["lls"][r["gold"]] / math.log(2) / 2) for r in preds)  # " A": 2 bytes
     # the recipe of before formulations existed, key for key: a baseline kept from then still compares in gates
     assert set(summary["recipe"]) == {"template", "strategy", "num_fewshot", "fewshot_source", "continuations",
                                       "max_new_tokens", "chat_template", "normalisation", "aggregation", "code_hash"}

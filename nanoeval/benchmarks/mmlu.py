@@ -51,8 +51,8 @@ from nanoeval.config import TaskConfig
 from nanoeval.data import (DataError, answer_index, dataset_label, get, parse_rows, snake, subject_cases,
                            subject_index, subject_sizes, unknown_subjects)
 from nanoeval.engine import GenRequest, LLRequest
-from nanoeval.scoring import (LETTERS, accuracy, by_subject, fallback_summary, first_letter, macro, mean_stderr,
-                              ranked_record, with_prompts)
+from nanoeval.scoring import (LETTERS, accuracy, by_subject, choice_record, fallback_summary, first_letter, macro,
+                              mean_stderr, per_token_and_bpb, with_prompts)
 
 
 # ------------------------------------------------------------------------------------ the prompt (lm-eval default)
@@ -255,8 +255,9 @@ def score(engine, cfg: TaskConfig, batch: list[Question], shots: list[Question])
         prefix = cloze_prefix(batch[0].subject, shot_tuples)
         requests = [LLRequest(cloze_prompt(q.subject, q.question, shot_tuples), cloze_continuations(q.choices),
                               prefix) for q in batch]
-        lls = engine.loglikelihoods(requests)
-        records = [ranked_record(q.id, q.subject, q.answer, ll, q.choices) for q, ll in zip(batch, lls)]
+        lls, tokens = engine.loglikelihoods(requests), engine.token_counts(requests)
+        records = [choice_record(q.id, q.subject, q.answer, ll, n, q.choices, r.continuations[q.answer])
+                   for q, ll, n, r in zip(batch, lls, tokens, requests)]
         return with_prompts(engine, cfg, records, requests)
     prompts = [prompt(q.subject, q.question, q.choices, shot_tuples) for q in batch]
     records = []
@@ -265,11 +266,9 @@ def score(engine, cfg: TaskConfig, batch: list[Question], shots: list[Question])
         prefix = fewshot_prefix(batch[0].subject, shot_tuples)
         requests = [LLRequest(p, [f" {LETTERS[i]}" for i in range(len(q.choices))], prefix)
                     for p, q in zip(prompts, batch)]
-        lls = engine.loglikelihoods(requests)
-        for q, ll in zip(batch, lls):
-            pred = max(range(len(ll)), key=ll.__getitem__)
-            records.append({"id": q.id, "subject": q.subject, "gold": q.answer, "pred": pred,
-                            "correct": pred == q.answer, "lls": ll})
+        lls, tokens = engine.loglikelihoods(requests), engine.token_counts(requests)
+        records = [choice_record(q.id, q.subject, q.answer, ll, n, None, r.continuations[q.answer])
+                   for q, ll, n, r in zip(batch, lls, tokens, requests)]
     else:
         requests = [GenRequest(p) for p in prompts]
         responses = engine.generate(requests, cfg.scoring.max_new_tokens)
@@ -292,9 +291,17 @@ def summarize(records: list[dict], cfg: TaskConfig) -> Metrics:
         cat_records = [float(r["correct"]) for r in records if CATEGORY.get(r["subject"]) == cat]
         metrics[f"acc_{cat}"], stderr[f"acc_{cat}"] = mean_stderr(cat_records)
         n[f"acc_{cat}"] = len(cat_records)
+    with_bpb(records, metrics, stderr)
     # gen_letter: a response without a standalone letter is counted wrong, and said so
     counts, notes = fallback_summary(records, ("counted those rows wrong", "zeros"))
     return Metrics("acc_macro", metrics, stderr, per, chance=0.25, counts=counts, notes=notes, n=n)
+
+
+def with_bpb(records: list[dict], metrics: dict, stderr: dict) -> None:
+    """rank_ll (either form): acc_per_token (micro) and the gold's bits per byte, mean over questions."""
+    if records and all("bpb" in r for r in records):
+        for name, (value, se) in per_token_and_bpb(records).items():
+            metrics[name], stderr[name] = value, se
 
 
 def summarize_cloze(records: list[dict]) -> Metrics:
@@ -311,6 +318,7 @@ def summarize_cloze(records: list[dict]) -> Metrics:
         n[f"acc_norm_{cat}"] = len(cat_records)
     metrics["acc_macro"], stderr["acc_macro"] = macro(per)
     metrics["acc_micro"], stderr["acc_micro"] = accuracy(records)
+    with_bpb(records, metrics, stderr)
     chance = sum(1 / len(r["lls"]) for r in records) / len(records) if records else 0.25
     return Metrics("acc_norm_macro", metrics, stderr, per, chance=chance, n=n, correct_key="correct_norm",
                    subject_metric="acc_norm")
