@@ -197,8 +197,8 @@ def plot_png(summary: Scores) -> bytes:
         labels = [f"{k} (n={v['n']})" for k, v in items]
         values = [v[metric] for _, v in items]
         errors = [v.get("stderr" if metric == "acc" else f"{metric}_stderr") or 0 for _, v in items]
-    else:
-        labels = list(summary.metrics)
+    else:  # accuracies only: bits per byte is not one (lower is better, not bounded by 1)
+        labels = [k for k in summary.metrics if k != "bpb"]
         values = [summary.metrics[k] or 0 for k in labels]
         errors = [summary.stderr.get(k) or 0 for k in labels]
     fig, ax = plt.subplots(figsize=(9, 1.6 + 0.22 * len(labels)))

@@ -164,3 +164,19 @@ def test_plot_labels_a_single_subject_by_name_and_draws_mmmu_pro_chance(tmp_path
     labels, lines = _plot_labels(scores)
     assert labels == ["Math (n=6)"]
     assert any(name.startswith("chance = ") for name in lines), lines
+
+
+def test_the_metrics_plot_of_a_task_without_subjects_draws_accuracies_only(tmp_path):
+    """PIQA has no subjects: one bar per metric, but bits per byte is not an accuracy (lower is better, above 1
+    for a weak model), so it is in summary.json and metrics.csv, not on the accuracy axis."""
+    from nanoeval.benchmarks import BENCHMARKS
+    from nanoeval.reporting import assemble
+    from nanoeval.scoring import choice_record
+
+    records = [choice_record(str(i), None, 1, [-3.0 - i, -9.5], [2, 3], ["one", "three"], " three")
+               for i in range(4)]
+    m = BENCHMARKS["piqa"].summarize(records, None)
+    assert m.metrics["bpb"] > 1 and m.per_subject == {}
+    labels, lines = _plot_labels(assemble(m, records, task="piqa", name="piqa"))
+    assert labels == ["acc", "acc_norm", "acc_per_token"]
+    assert any(name.startswith("acc_norm = ") for name in lines) and any(n.startswith("chance = ") for n in lines)
