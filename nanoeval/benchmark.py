@@ -34,11 +34,13 @@ class Record(TypedDict, total=False):
     The keys below are the ones the machinery reads; a benchmark adds its own (e.g. HellaSwag's `pred_norm` and
     `correct_norm`, the key its headline's correctness lives in, named by `Metrics.correct_key`)."""
     id: Required[str]         # unique within the task: resume skips ids already journaled; gates pair runs by it
-    subject: Required[str]    # per-subject metrics, the plot, gates.min_per_subject
+    subject: str              # per-subject metrics, the plot, gates.min_per_subject (none: no per-subject rows)
     gold: Required[Any]
     pred: Required[Any]       # None: no answer (a generation the parser could not read)
     correct: Required[bool]   # the per-case accuracy in the terminal, the HTML report and min_per_subject
     lls: list[float]          # log-likelihood ranking: checked finite before it is journaled
+    tokens: list[int]         # ranked choices: each continuation's tokens (acc_per_token)
+    bpb: float                # ranked choices: the gold continuation's bits per byte (scoring.choice_record)
     response: str             # generation: counted in summary.json's counts.generations
     truncated_prompt: bool    # set by the runner (true only): the engine cut this example's prompt to max_length
     hit_max_new_tokens: bool  # set by the runner (true only): its generation stopped at max_new_tokens

@@ -1,7 +1,8 @@
 """The model engine (this package: requests.py, loading.py, batching.py, loglik.py, generation.py): load a model once per process, score log-likelihood requests, generate greedily.
 
 Benchmarks hand over requests and never batch or pad. A log-likelihood request is one context with several
-continuations. The fast path (each part can be switched off in `engine:`, and is tested equal to the naive path):
+continuations, or several contexts sharing one continuation (WinoGrande): the tokens its choices' contexts share
+are the unit's context, the rest of each choice its branch. The fast path (each part can be switched off in `engine:`, and is tested equal to the naive path):
   * share_context: the context goes through the model once; each continuation's tokens follow it in the same row
     as a branch that sees the context and itself only (a tree attention mask). MMLU's " A".." D" are one token
     each, so a question is just its context and the four scores are read at its last position;
