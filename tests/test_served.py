@@ -94,24 +94,30 @@ def predictions(report_dir: Path) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------- log-likelihoods
-RANK_LL = [name for name, b in BENCHMARKS.items() if "rank_ll" in b.strategies]
+# one benchmark of each kind of request: a shared prefix with one-token letters (MMLU 1-shot), endings of several
+# tokens (HellaSwag; ARC: 3-5 choices), choices that vary the context (WinoGrande); the other ranked-choice
+# benchmarks build ARC's kind through the same multiple_choice.py
+RANK_LL = ["mmlu", "hellaswag", "arc", "winogrande"]
 
 
 def rank_ll_config(task: str, model: Path, out: Path) -> dict:
     """A small rank_ll config of each such benchmark on its test fixtures (MMLU 1-shot: a shared prefix)."""
     from tests.test_arc import arc_config
     from tests.test_hellaswag import config as hellaswag_config
+    from tests.test_small_core import task_config
 
     return {"mmlu": lambda: mmlu_tiny_config(model, out, scoring={"strategy": "rank_ll", "num_fewshot": 1}),
             "hellaswag": lambda: hellaswag_config(model, out),
             "arc": lambda: {**arc_config(model, out, num_shards=2), "dataset": {
-                **arc_config(model, out)["dataset"], "limit": 6}}}[task]()
+                **arc_config(model, out)["dataset"], "limit": 6}},
+            "winogrande": lambda: {**task_config("winogrande", model, out), "dataset": {
+                **task_config("winogrande", model, out)["dataset"], "limit": 6}}}[task]()
 
 
 @pytest.mark.parametrize("task", RANK_LL)
 def test_loglikelihoods_through_a_server_equal_the_local_engine(run_evals, tiny_lm, tmp_path, task, fake_vllm):
     """Token ids from the local tokenizer, echoed prompt log-probabilities summed: the same numbers (1e-4) and
-    predictions as the local engine, for every benchmark that ranks by log-likelihood."""
+    predictions as the local engine, for each kind of log-likelihood request."""
     result = run_evals(rank_ll_config(task, tiny_lm, tmp_path / "local"))
     assert result.ret == 0, result.stdout.str()
     url = fake_vllm
