@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from nanoeval.benchmarks import BENCHMARKS
 from tests.conftest import ROOT, mmlu_tiny_config, read_jsonl
 
 SECRET = "sk-test-0123456789abcdef"  # must never reach a config, a record, a log or an artifact
