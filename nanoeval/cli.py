@@ -206,12 +206,13 @@ def _merge_into(args, out: Path) -> list[str]:
             detail = "; ".join(f"{d}: {r['fingerprint']}" for d, r in runs.items())
             raise MergeError(f"{task}: shards come from different runs ({', '.join(differ) or 'fingerprint'} "
                              f"differ; fingerprints {detail})")
-        selections = {json.dumps([r["cases"], r["config"]["dataset"].get("limit")]) for r in runs.values()}
+        selections = {json.dumps([r["cases"], r["config"]["dataset"].get("limit"),
+                                  r["config"]["dataset"].get("sample")]) for r in runs.values()}
         if len(selections) > 1:  # the fingerprint leaves selection out: shards of one run select alike
-            detail = "; ".join(f"{d}: {len(r['cases'])} cases, limit {r['config']['dataset'].get('limit')}"
-                               for d, r in runs.items())
-            raise MergeError(f"{task}: shards select different examples (dataset.subjects, dataset.limit or "
-                             f"num_shards differ: {detail}); rerun them with one config")
+            detail = "; ".join(f"{d}: {len(r['cases'])} cases, limit {r['config']['dataset'].get('limit')}, "
+                               f"sample {r['config']['dataset'].get('sample')}" for d, r in runs.items())
+            raise MergeError(f"{task}: shards select different examples (dataset.subjects, dataset.limit, "
+                             f"dataset.sample or num_shards differ: {detail}); rerun them with one config")
         first = next(iter(runs.values()))
         try:
             cfg = task_from_dict(first["config"])

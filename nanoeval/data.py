@@ -306,23 +306,24 @@ def _bad_file(args: tuple, kwargs: dict, sources: dict[str, str]) -> str:
 
 
 def parse_rows(ds: DatasetConfig, split: str, root: Path, parse, keep=None, subject: str | None = None,
-               normalize=str) -> tuple[list, list[dict]]:
-    """parse(row, where, k, i) for the rows of `split` that keep(i, row, where) selects, or whose subject column
-    (normalized) is `subject` (k counts them; i is the row's number in the split, 0-based: the id of a row without
-    one, the same whichever rows a run selects). A bad row raises DataError naming it; with dataset.on_bad_row: skip
-    it is left out and listed (summary.json counts it)."""
+               normalize=str, sample: bool = True) -> tuple[list, list[dict]]:
+    """parse(row, where, k, i) for the rows of `split` whose subject column (normalized) is `subject` (all rows
+    without one) that keep(i, row, where) selects and, for the scored split with `sample`, dataset.sample keeps.
+    k is the row's number among the subject's rows and i its number in the split, both 0-based and the same
+    whichever rows a run selects (ids are built from them). A bad row raises DataError naming it; with
+    dataset.on_bad_row: skip it is left out and listed (summary.json counts it)."""
     rows, address = load_rows(ds, split, root), row_addresses(ds, split, root)
     indices = range(len(rows)) if subject is None else subject_index(ds, split, root, normalize).get(subject, [])
-    sampled = sampled_rows(len(rows), ds.sample) if ds.sample and split == ds.split else None
+    sampled = sampled_rows(len(rows), ds.sample) if sample and ds.sample and split == ds.split else None
     out, skipped, bad, seen = [], [], [], {}
-    for i in indices:
+    for k, i in enumerate(indices):
         if sampled is not None and i not in sampled:
             continue
         row, where = rows[i], address(i)
         if keep is not None and not keep(i, row, where):
             continue
         try:
-            item = parse(row, where, len(out) + len(skipped) + len(bad), i)
+            item = parse(row, where, k, i)
         except DataError as e:
             if ds.on_bad_row == "error":
                 bad.append(e)

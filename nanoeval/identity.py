@@ -171,6 +171,10 @@ class _Normalize(ast.NodeTransformer):
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
+    def visit_Module(self, node):  # a benchmark stated as data is hashed whole (_closed_over): not its docstring
+        self.generic_visit(node)
+        return self._body(node)
+
     def visit_ClassDef(self, node):
         self.generic_visit(node)
         return self._body(node)

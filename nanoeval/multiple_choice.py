@@ -112,6 +112,8 @@ class MultipleChoice:
 
 
 def multiple_choice(spec: MultipleChoice) -> Benchmark:
+    if len(spec.formulations) > 1 and "acc_norm" not in spec.metrics:  # summarize tells the forms apart by it
+        raise ValueError(f"{spec.name}: a benchmark with both formulations reports acc_norm in its cloze form")
     options = ShardOptions if len(spec.formulations) == 1 else \
         type(f"{spec.name}_options", (ChoiceOptions,), {"formulations": spec.formulations})
 
@@ -137,8 +139,10 @@ def multiple_choice(spec: MultipleChoice) -> Benchmark:
     def score(engine, cfg: TaskConfig, batch: list[Item], pool: list[Item]) -> list[dict]:
         form = _formulation(cfg, spec)
         requests = []
+        same_split = cfg.dataset.fewshot_split == cfg.dataset.split  # then an item is never its own shot
         for item in batch:
-            shots = seeded_sample(pool, cfg.scoring.num_fewshot, f"{cfg.seed}:{item.id}")
+            shots = seeded_sample([s for s in pool if s.id != item.id] if same_split else pool,
+                                  cfg.scoring.num_fewshot, f"{cfg.seed}:{item.id}")
             prefix = "".join(_written(spec, form, s) + "\n\n" for s in shots)
             contexts, continuations = _pairs(spec, form, item)
             requests.append(LLRequest([prefix + c for c in contexts] if spec.choices_are_contexts
@@ -148,7 +152,10 @@ def multiple_choice(spec: MultipleChoice) -> Benchmark:
         return with_prompts(engine, cfg, records, requests)
 
     def summarize(records: list[dict], cfg: TaskConfig | None) -> Metrics:
-        form = _formulation(cfg, spec) if cfg is not None else spec.formulations[0]
+        # without a config (a gate's baseline, read back): the records say which form scored them, as only the
+        # cloze form of a benchmark with both reports acc_norm
+        form = _formulation(cfg, spec) if cfg is not None else spec.formulations[0] if len(spec.formulations) == 1 \
+            else "cloze" if any("correct_norm" in r for r in records) else "letters"
         return choice_metrics(records, *_accuracies(spec, form), spec.chance)
 
     def recipe(cfg: TaskConfig, root) -> dict:

@@ -132,13 +132,13 @@ def run_case(cfg: TaskConfig, case_id: str, root: Path, journal: Path, engine, p
         ahead = lookahead.taken(cfg, case_id)
     score_examples(journal, f"{cfg.name}:{case_id}", case_examples(cfg, data), lambda batch: bench.score(
                    engine, cfg, batch, data.context), engine, data.skipped, chunk_size(bench, engine), progress,
-                   started, ahead, own, [e.id for e in data.examples])
+                   started, ahead, own, [e.id for e in data.examples], cfg.dataset.sample)
 
 
 def score_examples(journal: Path, key: str, examples: list, score, engine, skipped: list[dict] | None,
                    chunk: int, progress=None, started: float | None = None,
                    journaled_ahead: tuple[int, int, float] = (0, 0, 0.0), own: float | None = None,
-                   example_ids: list | None = None) -> None:
+                   example_ids: list | None = None, sample: int | None = None) -> None:
     """Score `examples` not yet in the journal, appending records per chunk (what a crash can lose), each with
     its position (`_seq`: journaled ahead or now, the journal reads back in the examples' order), with the
     engine's counters of that chunk; then mark the case complete: `scored_now` counts its examples scored in this
@@ -148,9 +148,10 @@ def score_examples(journal: Path, key: str, examples: list, score, engine, skipp
     every example id of the case in order (default: those of `examples`), from which `case_records` reads what a
     later run's `dataset.limit` selects. A complete case whose selection grew scores the new examples (or finds them
     journaled ahead) and appends a new completion line (the last one counts); one with nothing new is left as it
-    is. A case with nothing to score fails."""
+    is. `sample`: the dataset.sample that chose the examples, in the completion line (a case may hold none of
+    its rows: complete and empty). Any other case with nothing to score fails."""
     j = read_journal(journal)
-    if not examples and not j.records:
+    if not examples and not j.records and not sample:
         why = f"; all {len(skipped)} of its rows were skipped as bad rows" if skipped else ""
         raise EmptyCaseError(f"{key}: no examples to score (the data has no rows for this case{why})")
     done, ids = {r["id"] for r in j.records}, [e.id for e in examples]
@@ -160,7 +161,7 @@ def score_examples(journal: Path, key: str, examples: list, score, engine, skipp
     todo = [(i, e) for i, e in enumerate(examples) if e.id not in done]
     listed = [e.id for e in examples] if example_ids is None else example_ids
     if j.complete is not None and not todo and not journaled_ahead[0] and \
-            j.complete.get("example_ids", listed) == listed:
+            j.complete.get("example_ids", listed) == listed and j.complete.get("sample") == sample:
         return  # complete for this selection, nothing new (not even journaled ahead): its completion line stands
     #         (another dataset.sample lists other examples: a new completion line says which)
     writer = JournalWriter(journal, keep_bytes=j.valid_bytes)
@@ -189,7 +190,7 @@ def score_examples(journal: Path, key: str, examples: list, score, engine, skipp
                     "model": engine.meta,
                     "scored_now": len(todo) + journaled_ahead[0],
                     "scored_ahead": journaled_ahead[1] + engine.ahead_used - ahead,
-                    "example_ids": listed}
+                    "example_ids": listed, **({"sample": sample} if sample else {})}
         writer.append([{"_complete": complete}])
     finally:
         writer.close()
@@ -243,7 +244,7 @@ def case_records(j: Journal, cfg: TaskConfig) -> list[dict] | None:
     last completion line lists (a journal may hold more, scored under a larger limit); None while the case is not
     complete for that selection (never completed, or a larger limit's examples not all scored yet). Records are
     per example, so reruns with another selection share journals; no data is read."""
-    if j.complete is None:
+    if j.complete is None or j.complete.get("sample") != cfg.dataset.sample:  # another sample: not this one's
         return None
     ids = j.complete.get("example_ids")
     if ids is None:  # a journal written before completion lines listed their ids

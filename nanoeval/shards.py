@@ -65,11 +65,12 @@ def shard_sizes(cfg: TaskConfig, root, full_size: int) -> dict[str, int]:
 
 
 def shard_rows(cfg: TaskConfig, split: str, root, parse, shard: int | None = None) -> tuple[list, list[dict]]:
-    """The rows of one shard of a split (all rows: shard None), each through `parse(cfg, row, where, i)` (i: the
-    row's number in the split), and the rows skipped as bad (dataset.on_bad_row: skip)."""
+    """The rows of one shard of the scored split (dataset.sample applies), or all rows of a split (shard None: a
+    few-shot pool, never sampled), each through `parse(cfg, row, where, i)` (i: the row's number in the split), and
+    the rows skipped as bad (dataset.on_bad_row: skip)."""
     n = num_shards(cfg, root) if shard is not None else 1
     return parse_rows(cfg.dataset, split, root, lambda row, where, k, i: parse(cfg, row, where, i),
-                      keep=lambda i, row, where: shard is None or i % n == shard)
+                      keep=lambda i, row, where: shard is None or i % n == shard, sample=shard is not None)
 
 
 def load_shard(cfg: TaskConfig, case_id: str, root, parse) -> CaseData:

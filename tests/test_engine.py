@@ -180,6 +180,24 @@ def test_several_contexts_share_one_continuation(tiny_lm, share, packing):
         LLRequest(c, [k])).conts[0]) for c, k in CONTEXT_REQUESTS[0].pairs()]]
 
 
+@pytest.mark.parametrize("share,packing", [(True, True), (True, False), (False, True)])
+def test_several_contexts_in_awkward_shapes_score_as_each_alone(tiny_lm, share, packing):
+    """One context a prefix of the other, contexts differing in their last token, sharing one token or none,
+    trailing spaces moved to the continuation: every choice is its own context + continuation, textbook-scored."""
+    engine = make(tiny_lm, share_context=share, packing=packing)
+    requests = [LLRequest(["The cat sat", "The cat sat on"], [" the mat."]),
+                LLRequest(["The cat sat on the", "The cat sat on a"], [" mat."]),
+                LLRequest(["A", "A B"], [" C D E"]),
+                LLRequest(["xxx", "yyy"], ["z"]),
+                LLRequest(["Shots here.\n\nThe man", "Shots here.\n\nThe woman"], [" left early. "]),
+                LLRequest(["Hello there ", "Hello there  "], ["friend"])]
+    got, counts = engine.loglikelihoods(requests), engine.token_counts(requests)
+    for request, lls, tokens in zip(requests, got, counts):
+        for (context, continuation), ll, n in zip(request.pairs(), lls, tokens):
+            assert ll == pytest.approx(naive_loglikelihood(engine, context, continuation), abs=1e-4)
+            assert n == len(engine.encode_request(LLRequest(context, [continuation])).conts[0])
+
+
 def test_packing_fills_rows_and_changes_no_score(tiny_lm):
     """Short units share a row (as wide as the longest unit); scores equal the unpacked and naive paths."""
     requests = [LLRequest("The heart pumps blood through the body, and the lungs take in air. " * 3, [" yes", " no"]),

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -15,7 +17,7 @@ from nanoeval.benchmarks import BENCHMARKS
 from nanoeval.config_files import load_task
 from nanoeval.data import sampled_rows
 from nanoeval.journal import journal_path
-from tests.conftest import DATA, ROOT, read_jsonl
+from tests.conftest import DATA, ROOT, mmlu_tiny_config, read_jsonl
 
 SPLITS = {"piqa": "validation", "winogrande": "validation", "commonsense_qa": "validation", "openbookqa": "test",
           "social_iqa": "validation", "boolq": "validation"}
@@ -156,6 +158,64 @@ def test_sample_is_fixed_nested_and_reuses_journals(run_evals, tiny_lm, tmp_path
         scored.append(scored_now(out, ["shard0of2", "shard1of2"]))
     assert scored == [20, 10, 0]  # a larger sample keeps the smaller's rows; a smaller one reports only its own
     assert sampled_rows(60, 20) < sampled_rows(60, 30)
+
+
+def test_a_sample_keeps_mmlu_ids_and_may_leave_cases_empty(run_evals, tiny_lm, tmp_path):
+    """An MMLU id is the row's number among its subject's rows whatever the sample, so journals of a smaller sample
+    serve a larger one with the right rows; a subject (or shard) the sample leaves empty is complete and empty."""
+    out, fresh = tmp_path / "r", tmp_path / "fresh"
+    cfg = mmlu_tiny_config(tiny_lm, out, dataset__sample=3)
+    result = run_evals(cfg)
+    assert result.ret == 0, result.stdout.str()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["examples"] == 3 and summary["cases"]["complete"] and len(summary["cases"]["done"]) == 3
+    cfg["dataset"]["sample"] = 15
+    assert run_evals(cfg).ret == 0
+    assert run_evals(mmlu_tiny_config(tiny_lm, fresh, dataset__sample=15)).ret == 0
+    grown, new = ({r["id"]: (r["gold"], r["lls"]) for r in read_jsonl(d / "predictions.jsonl")} for d in (out, fresh))
+    assert grown.keys() == new.keys() and all(grown[i][0] == new[i][0] for i in new)
+    assert all(grown[i][1] == pytest.approx(new[i][1], abs=1e-4) for i in new)
+    piqa = tmp_path / "piqa"  # 5 rows over 8 shards: some shards hold none
+    cfg = task_config("piqa", tiny_lm, piqa, num_shards=8)
+    cfg["dataset"]["sample"] = 5
+    assert len({i % 8 for i in sampled_rows(64, 5)}) < 8 and run_evals(cfg).ret == 0
+    cfg["dataset"]["sample"] = 12  # one shard rerun: the other cases' lines are of sample 5, not this one's
+    assert run_evals(cfg, "-k", "shard0of8").ret == 0
+    summary = json.loads((piqa / "summary.json").read_text())
+    assert summary["cases"]["complete"] is False and summary["cases"]["done"] == ["shard0of8"]
+    assert {r["id"] for r in read_jsonl(piqa / "predictions.jsonl")} <= {str(i) for i in sampled_rows(64, 12)}
+    other = tmp_path / "other"  # shards of two samples never merge into one run
+    cfg["report_dir"], cfg["dataset"]["sample"] = str(other), 5
+    assert run_evals(cfg, "-k", "not shard0of8").ret == 0
+    merged = subprocess.run([sys.executable, "-m", "nanoeval.cli", "merge", str(piqa), str(other), "--out",
+                             str(tmp_path / "m")], capture_output=True, text=True, cwd=ROOT)
+    assert merged.returncode != 0 and "dataset.sample" in merged.stderr, merged.stderr
+
+
+def test_a_sample_selects_scored_rows_only_and_an_item_is_never_its_own_shot(tmp_path):
+    path = tmp_path / "c.yaml"
+    cfg = task_config("piqa", "m", tmp_path / "r", num_shards=1, num_fewshot=63)
+    cfg["dataset"].update(sample=20, fewshot_split="validation")
+    path.write_text(yaml.safe_dump(cfg))
+    cfg = load_task(path)
+    data = BENCHMARKS["piqa"].load(cfg, "shard0of1", ROOT)
+    assert len(data.examples) == 20 and len(data.context) == 64  # the shot pool is the whole split
+    engine = Recorder()
+    BENCHMARKS["piqa"].score(engine, cfg, data.examples, data.context)
+    for item, request in zip(data.examples, engine.requests):
+        own = f"Question: {item.text.removeprefix('Question: ').removesuffix(chr(10) + 'Answer:')}\n"
+        assert request.context.count(own) == 1 and request.context.endswith(item.text)  # only as the question
+
+
+def test_a_baseline_is_summarized_in_the_formulation_that_scored_it():
+    """A gate reads a baseline's records without its config: a letters run's records have no acc_norm."""
+    from nanoeval.scoring import choice_record
+
+    letters = [choice_record(str(i), None, i % 2, [-1.0, -2.0], [1, 1], None, " A") for i in range(4)]
+    cloze = [choice_record(str(i), None, i % 2, [-1.0, -2.0], [1, 1], ["a", "bb"], " a") for i in range(4)]
+    for task, records, headline in (("piqa", letters, "acc"), ("piqa", cloze, "acc_norm"),
+                                    ("commonsense_qa", letters, "acc"), ("commonsense_qa", cloze, "acc_norm")):
+        assert BENCHMARKS[task].summarize(records, None).headline == headline
 
 
 def test_formulations_and_bad_rows(run_evals, tiny_lm, tmp_path):

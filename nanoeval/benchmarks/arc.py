@@ -19,7 +19,17 @@ tests/data/arc (208 rows: 128 Easy, 80 Challenge; SmolLM2-135M-Instruct): see RE
 """
 from __future__ import annotations
 
-from nanoeval.multiple_choice import MultipleChoice, multiple_choice
+from nanoeval.data import DataError
+from nanoeval.multiple_choice import MultipleChoice, Row, multiple_choice
+
+
+def texts(row: Row) -> list[str]:
+    """The choices' texts, one per label (the labels are what answerKey names)."""
+    choices = row["choices"]
+    if len(choices["text"]) != len(choices["label"]):
+        raise DataError(f"{row.where}: choices: {len(choices['text'])} texts but {len(choices['label'])} labels")
+    return choices["text"]
+
 
 BENCHMARK = multiple_choice(MultipleChoice(
     name="arc", doc="ARC-Easy / ARC-Challenge: science questions, 3-5 choices (lm-eval's recipe; acc, acc_norm)",
@@ -27,7 +37,7 @@ BENCHMARK = multiple_choice(MultipleChoice(
     columns=("id", "question", "choices", "answerKey"),
     text=lambda row: f"Question: {row['question']}\nAnswer:",
     question=lambda row: row["question"],
-    choices=lambda row: row["choices"]["text"],
+    choices=texts,
     gold=lambda row: row.answer("answerKey", row["choices"]["label"]),
     formulations=("cloze", "letters"),
     subject=lambda row: str(row["id"]).split("_")[0],

@@ -190,8 +190,11 @@ def case_sizes(cfg: TaskConfig, root) -> dict[str, int]:
     return subject_sizes(cfg.dataset, root, cases(cfg, root), snake, CASE_SIZES, k)
 
 
-def questions(cfg: TaskConfig, split: str, subject: str, root) -> tuple[list[Question], list[dict]]:
-    """The subject's rows of one split as Questions, and the rows skipped (if the config allows skipping)."""
+def questions(cfg: TaskConfig, split: str, subject: str, root, sample: bool = True) -> tuple[list[Question],
+                                                                                           list[dict]]:
+    """The subject's rows of one split as Questions (of the scored split, those dataset.sample keeps unless
+    `sample` is off), and the rows skipped (if the config allows skipping). Ids are the row's number among the
+    subject's rows, whatever the sample."""
     ds = cfg.dataset
 
     def parse(row, where, k, i):
@@ -201,10 +204,10 @@ def questions(cfg: TaskConfig, split: str, subject: str, root) -> tuple[list[Que
         return Question(f"{subject}/{k}", subject, str(get(row, ds, "question", where)), choices,
                         answer_index(get(row, ds, "answer", where), len(choices), where))
 
-    out, skipped = parse_rows(ds, split, root, parse, subject=subject, normalize=snake)
-    if not out and not skipped:
+    out, skipped = parse_rows(ds, split, root, parse, subject=subject, normalize=snake, sample=sample)
+    if not out and not skipped and not subject_index(ds, split, root, snake).get(subject):
         raise DataError(f"dataset {dataset_label(ds)} split {split!r}: no rows for subject {subject!r}")
-    return out, skipped
+    return out, skipped  # (none: dataset.sample kept none of the subject's rows)
 
 
 def load(cfg: TaskConfig, subject: str, root) -> CaseData:
@@ -213,8 +216,9 @@ def load(cfg: TaskConfig, subject: str, root) -> CaseData:
     k = cfg.scoring.num_fewshot
     batch, skipped = questions(cfg, cfg.dataset.split, subject, root)
     shots: list[Question] = []
-    if k and cfg.scoring.fewshot_from == "test_head":
-        shots, batch = batch[:k], batch[k:]
+    if k and cfg.scoring.fewshot_from == "test_head":  # the subject's first k rows, whatever dataset.sample keeps
+        shots = questions(cfg, cfg.dataset.split, subject, root, sample=False)[0][:k]
+        batch = [q for q in batch if q.id not in {s.id for s in shots}]
     elif k:
         shots = questions(cfg, cfg.dataset.fewshot_split, subject, root)[0][:k]
     return CaseData(batch, skipped, shots)
