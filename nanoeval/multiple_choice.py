@@ -30,7 +30,7 @@ from typing import Callable
 
 from nanoeval.benchmark import Benchmark, CaseData, Metrics
 from nanoeval.config import TaskConfig
-from nanoeval.data import DataError, get, seeded_sample
+from nanoeval.data import DataError, get, load_rows, row_addresses, seeded_sample
 from nanoeval.engine.requests import LLRequest
 from nanoeval.scoring import LETTERS, accuracy, by_subject, choice_record, per_token_and_bpb, with_prompts
 from nanoeval.shards import ShardOptions, check_shards, load_shard, num_shards, shard_cases, shard_sizes
@@ -77,7 +77,7 @@ class ChoiceOptions(ShardOptions):
 
     @classmethod
     def shown_defaults(cls) -> dict[str, str]:
-        return {**super().shown_defaults(), "formulation": cls.formulations[0]}
+        return {**super().shown_defaults(), "formulation": repr(cls.formulations[0])}
 
     def resolve(self) -> "ChoiceOptions":
         if self.formulation is None:
@@ -173,6 +173,20 @@ def multiple_choice(spec: MultipleChoice) -> Benchmark:
                 "ids": f"column {spec.id_column!r}" if spec.id_column else "the row's number in the split",
                 "shards": f"row i -> shard i % {num_shards(cfg, root)}"}
 
+    def check_cases(cfg: TaskConfig, root) -> str | None:
+        """Before the model loads: shards that would be empty, a column the first row of local data lacks (every
+        case would fail on it)."""
+        if (why := check_shards(cfg, root)) or not cfg.dataset.data_files:
+            return why
+        first, where = load_rows(cfg.dataset, cfg.dataset.split, root)[0], row_addresses(
+            cfg.dataset, cfg.dataset.split, root)(0)
+        try:
+            for column in spec.columns:
+                get(first, cfg.dataset, column, where)
+        except DataError as e:
+            return str(e)
+        return None
+
     def case_sizes(cfg: TaskConfig, root) -> dict[str, int]:
         full = spec.full_size if isinstance(spec.full_size, int) else \
             spec.full_size.get(cfg.dataset.name, next(iter(spec.full_size.values())))
@@ -180,7 +194,7 @@ def multiple_choice(spec: MultipleChoice) -> Benchmark:
 
     return Benchmark(name=spec.name, doc=spec.doc, options=options, dataset=spec.dataset, strategies=("rank_ll",),
                      cases=shard_cases, load=load, score=score, summarize=summarize, recipe=recipe,
-                     case_sizes=case_sizes, check_cases=check_shards, id_column=spec.id_column,
+                     case_sizes=case_sizes, check_cases=check_cases, id_column=spec.id_column,
                      columns=spec.columns)
 
 

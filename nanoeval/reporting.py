@@ -16,7 +16,7 @@ from pathlib import Path
 from nanoeval import __version__
 from nanoeval.benchmark import Metrics
 from nanoeval.journal import inside, write_atomic
-from nanoeval.scoring import clean, wilson
+from nanoeval.scoring import NOT_PROPORTIONS, clean, interval
 from nanoeval.summary import Aggregate, RescoreSummary, Scores, SuiteEntry, SuiteSummary, TaskSummary, aggregate
 
 
@@ -43,10 +43,10 @@ def dumps(obj) -> str:
 def assemble(m: Metrics, records: list[dict], *, task: str, name: str, skipped_rows: list[dict] = (),
              extra_counts: dict | None = None, flags: list[str] = (), warnings: list[str] = ()) -> Scores:
     """The metric part of summary.json: the benchmark's metrics (from `summarize`), each with its n and Wilson
-    interval (metrics are proportions), and counts of the records."""
+    interval (Wilson's for accuracies), and counts of the records."""
     n = {k: m.n.get(k, len(records)) for k in m.metrics}
     return Scores(task=task, name=name, headline=m.headline, metrics=m.metrics, stderr=m.stderr, n=n,
-                  ci95={k: wilson(v, n[k]) for k, v in m.metrics.items()},
+                  ci95={k: interval(k, v, m.stderr.get(k), n[k]) for k, v in m.metrics.items()},
                   per_subject=m.per_subject, subject_metric=m.subject_metric, chance=m.chance, plot_by=m.plot_by,
                   counts={"examples": len(records), "skipped_rows": len(skipped_rows), **m.counts,
                           **(extra_counts or {})},
@@ -164,7 +164,7 @@ def metrics_csv(summary: Scores) -> str:
     w.writerow(["row", "metric", "n", "value", "stderr", "ci95_lo", "ci95_hi"])
 
     def row(name: str, metric: str, n: int, value, se) -> None:
-        lo, hi = wilson(value, n) or (None, None)
+        lo, hi = interval(metric, value, se, n) or (None, None)
         w.writerow([name, metric, n, _fmt(value), _fmt(se), _fmt(lo), _fmt(hi)])
 
     for subject, v in summary.per_subject.items():
@@ -198,7 +198,7 @@ def plot_png(summary: Scores) -> bytes:
         values = [v[metric] for _, v in items]
         errors = [v.get("stderr" if metric == "acc" else f"{metric}_stderr") or 0 for _, v in items]
     else:  # accuracies only: bits per byte is not one (lower is better, not bounded by 1)
-        labels = [k for k in summary.metrics if k != "bpb"]
+        labels = [k for k in summary.metrics if k not in NOT_PROPORTIONS]
         values = [summary.metrics[k] or 0 for k in labels]
         errors = [summary.stderr.get(k) or 0 for k in labels]
     fig, ax = plt.subplots(figsize=(9, 1.6 + 0.22 * len(labels)))

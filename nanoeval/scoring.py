@@ -13,10 +13,10 @@ def mean_stderr(values: list[float]) -> tuple[float, float]:
     n = len(values)
     if n == 0:
         return float("nan"), float("nan")
-    mean = sum(values) / n
+    mean = math.fsum(values) / n  # fsum: exact, so the same records in another order give the same digits
     if n == 1:
         return mean, float("nan")
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
     return mean, math.sqrt(var / n)
 
 
@@ -64,6 +64,16 @@ def wilson(p: float | None, n: int, z: float = 1.96) -> tuple[float, float] | No
     center = (p + z * z / (2 * n)) / d
     half = z / d * math.sqrt(max(0.0, p * (1 - p)) / n + z * z / (4 * n * n))
     return max(0.0, center - half), min(1.0, center + half)
+
+
+NOT_PROPORTIONS = ("bpb",)  # metrics that are means of positive reals (bits per byte, lower is better), not accuracies
+
+
+def interval(metric: str, value: float | None, se: float | None, n: int) -> tuple[float, float] | None:
+    """A metric's 95 % interval: Wilson's for an accuracy, mean +- 1.96 stderr for bits per byte."""
+    if metric in NOT_PROPORTIONS:
+        return None if value is None or se is None or se != se else (value - 1.96 * se, value + 1.96 * se)
+    return wilson(value, n)
 
 
 # ------------------------------------------------------------------------ generations the parser could not read

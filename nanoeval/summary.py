@@ -26,8 +26,8 @@ class Scores:
     metrics: dict[str, float | None]
     stderr: dict[str, float | None]
     n: dict[str, int]               # examples behind each metric (an MMLU category: its own)
-    ci95: dict[str, list[float] | None]  # Wilson 95 % interval of each metric over its n (never a point, even at
-    #                                 0 % or 100 %, where the stderr is 0)
+    ci95: dict[str, list[float] | None]  # 95 % interval of each metric over its n: Wilson's for an accuracy (never
+    #                                 a point, even at 0 % or 100 %, where the stderr is 0), mean +- 1.96 se for bpb
     per_subject: dict[str, dict]
     subject_metric: str             # the per-subject value that matches the headline (min_per_subject, the plot)
     chance: float | None

@@ -163,8 +163,8 @@ def test_a_new_shard_count_keeps_every_journaled_example(run_evals, tiny_lm, tmp
     assert sum(c["_complete"]["scored_now"] for case in ("shard0of2", "shard1of2")
                for c in journal_lines(rdir, case) if "_complete" in c) == 4
     fresh = tmp_path / "fresh"
-    rerun(fresh, 12)
-    assert summary(rdir)["metrics"] == summary(fresh)["metrics"]
+    rerun(fresh, 12)  # other batches: log-likelihoods (and bpb) equal to float noise, accuracies exactly
+    assert summary(rdir)["metrics"] == pytest.approx(summary(fresh)["metrics"], abs=1e-6)
     assert [(r["id"], r["pred"]) for r in read_jsonl(rdir / "predictions.jsonl")] == \
         [(r["id"], r["pred"]) for r in read_jsonl(fresh / "predictions.jsonl")]
 

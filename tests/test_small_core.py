@@ -126,6 +126,8 @@ def test_the_six_tasks_run_as_one_suite(run_evals, tiny_lm, tmp_path):
             bpb.append(r["bpb"])
             per_token.append(r["pred_token"] == gold)
         assert summary["metrics"]["bpb"] == pytest.approx(sum(bpb) / len(bpb))
+        lo, hi = summary["ci95"]["bpb"]  # a mean of positive reals: mean +- 1.96 se, not a proportion's interval
+        assert lo == pytest.approx(summary["metrics"]["bpb"] - 1.96 * summary["stderr"]["bpb"]) and lo < hi
         assert summary["metrics"]["acc_per_token"] == pytest.approx(sum(per_token) / len(per_token))
         value = summary["metrics"][HEADLINE[task]]
         assert aggregate["centered"][task] == pytest.approx((value - CHANCE[task]) / (1 - CHANCE[task]))
@@ -234,6 +236,15 @@ def test_formulations_and_bad_rows(run_evals, tiny_lm, tmp_path):
     result = run_evals(bad)
     assert result.ret != 0
     result.stderr.fnmatch_lines(["*scoring.formulation: not a setting of boolq*"])
+    rows = read_jsonl(DATA / "piqa" / "validation.jsonl")[:4]  # a column every row lacks: before the model loads
+    f = tmp_path / "piqa.jsonl"
+    f.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "sol2"}) + "\n" for r in rows))
+    cfg = task_config("piqa", tiny_lm, tmp_path / "p", num_shards=1)
+    cfg["dataset"]["data_files"] = {"validation": str(f)}
+    result = run_evals(cfg)
+    assert result.ret == 4 and not (tmp_path / "p").exists()
+    result.stderr.fnmatch_lines([f"ERROR: *config.yaml: {f}:1: missing column 'sol2' (for 'sol2'; the row has: goal, "
+                                 "label, sol1); map it with dataset.columns.sol2"])
     rows = read_jsonl(DATA / "winogrande" / "validation.jsonl")[:4]
     rows[2]["sentence"] = rows[2]["sentence"].replace("_", "it")
     f = tmp_path / "wino.jsonl"
