@@ -45,6 +45,22 @@ doc_to_target: answer
 metric_list:
   - metric: acc
 """
+# benchmarks/speed.py's HellaSwag shape: lm-eval's own process_docs (its utils.py copied next to this task file)
+HELLASWAG_TASK = """task: nanoeval_hellaswag
+dataset_path: json
+dataset_kwargs:
+  data_files: {{validation: {data}}}
+validation_split: validation
+output_type: multiple_choice
+process_docs: !function hellaswag_utils.process_docs
+doc_to_text: "{{{{query}}}}"
+doc_to_target: "{{{{label}}}}"
+doc_to_choice: "choices"
+metric_list:
+  - metric: acc
+  - metric: acc_norm
+"""
+
 
 def hf_folder() -> Path:
     from nanoeval.data import package_dir
