@@ -423,8 +423,10 @@ def suite(args) -> None:
                                      "acc": {n: round(sum(r["correct"] for r in p) / len(p), 4)
                                              for n, p in preds.items()}})
             print(f"  {wall:.1f} s, {rss:.2f} GB", flush=True)
-    med = {tool: {k: statistics.median(r[k] for r in rs) for k in ("wall", "rss", "cpu")} for tool, rs in runs.items()}
-    report_suite(runs, med, args)
+            # after every pair, so that a sitting cut short keeps its finished pairs
+            med = {tool: {k: statistics.median(r[k] for r in rs) for k in ("wall", "rss", "cpu")}
+                   for tool, rs in runs.items()}
+            report_suite(runs, med, args)
 
 
 def report_suite(runs: dict, med: dict, args) -> None:
@@ -444,7 +446,8 @@ def report_suite(runs: dict, med: dict, args) -> None:
              f"python {platform.python_version()}, torch {metadata.version('torch')}, transformers "
              f"{metadata.version('transformers')}; lm_eval 0.4.13 (`hf`, own venv, `--batch_size "
              f"{args.lm_batch.split(',')[0]}`). Model: SmolLM2-135M-Instruct (fp32; lm-eval on the HF folder NanoEval "
-             f"de-quantizes the GGUF to). {n} interleaved pair(s), lm-eval first, each from an empty output dir.", "",
+             f"de-quantizes the GGUF to). {n} of {args.repeat} interleaved pair(s) done, lm-eval first, each from an "
+             "empty output dir.", "",
              "Rows per task (0-shot, the same rows in both tools): "
              + ", ".join(f"{k} {v}" for k, v in ours["rows"].items()) + f"; {sum(ours['rows'].values())} in all.", "",
              "| tool | command | wall s (median) | CPU s (median) | peak RSS GB (median) | wall s per run |",
