@@ -239,6 +239,17 @@ def agreement(args, tmp: Path, model: Path) -> dict:
             return ids[r["doc_index"]]
         return str(r["id"]) if "id" in r else str(r["doc_index"])
 
+    out = {"formulation": form, **compare_rows(task, ours, lm, lm_id)}
+    n = len(ours)
+    out.update({"acc": {"nanoeval": round(sum(r["correct"] for r in ours) / n, 4),
+                        "lm_eval": round(sum(l["pred"] == l["gold"] for l in lm) / n, 4)},
+                "lm_eval_seconds": summary["seconds"], "nanoeval_seconds": round(our_s, 2),
+                "lm_eval_task": summary["lm_eval_task"], "lm_eval_peak_rss_mb": summary.get("peak_rss_mb")})
+    return out
+
+
+def compare_rows(task: str, ours: list[dict], lm: list[dict], lm_id) -> dict:
+    """NanoEval's predictions.jsonl records against lmeval_reference.py's rows (paired by lm_id(row) == id)."""
     by_id = {lm_id(r): r for r in lm}
     if set(by_id) != {r["id"] for r in ours}:
         missing = sorted(set(by_id) ^ {r["id"] for r in ours})
@@ -262,14 +273,10 @@ def agreement(args, tmp: Path, model: Path) -> dict:
                            "lm_eval_top2_margin": top2_margin(l["lls"]),
                            "max_dll_here": round(max(abs(a - b) for a, b in zip(r["lls"], l["lls"])), 6)})
     n = len(ours)
-    out = {"formulation": form, "examples": n, "identical_pred": round(same / n, 4)}
+    out = {"examples": n, "identical_pred": round(same / n, 4)}
     if has_norm:
         out["identical_pred_norm"] = round(same_norm / n, 4)
-    out.update({"max_abs_delta_ll": round(max_dll, 6), "differing": differ,
-                "acc": {"nanoeval": round(sum(r["correct"] for r in ours) / n, 4),
-                        "lm_eval": round(sum(l["pred"] == l["gold"] for l in lm) / n, 4)},
-                "lm_eval_seconds": summary["seconds"], "nanoeval_seconds": round(our_s, 2),
-                "lm_eval_task": summary["lm_eval_task"], "lm_eval_peak_rss_mb": summary.get("peak_rss_mb")})
+    out.update({"max_abs_delta_ll": round(max_dll, 6), "differing": differ})
     return out
 
 

