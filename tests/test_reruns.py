@@ -60,8 +60,8 @@ def test_a_larger_limit_scores_only_the_new_examples(run_evals, tiny_lm, tmp_pat
     # the reused run equals a fresh one at limit 3
     fresh = tmp_path / "fresh"
     run(run_evals, tiny_lm, fresh, dataset__subjects=TWO, dataset__limit=3)
-    assert predicted(rdir) == predicted(fresh)
-    assert summary(rdir)["metrics"] == summary(fresh)["metrics"]
+    assert predicted(rdir) == predicted(fresh)  # other batches: bpb equal to float noise, accuracies exactly
+    assert summary(rdir)["metrics"] == pytest.approx(summary(fresh)["metrics"], abs=1e-6)
 
 
 def test_adding_a_subject_scores_only_it(run_evals, tiny_lm, tmp_path):
