@@ -467,7 +467,8 @@ def report_suite(runs: dict, med: dict, args) -> None:
         return ", ".join(f"{r['wall']:.1f}" for r in runs[tool])
 
     lines = [f"Measured {now} by `benchmarks/speed.py --lmeval-python ... --suite --repeat {args.repeat}` at commit "
-             f"{commit}. Machine: {platform.machine()}, {os.cpu_count()} CPU cores (1-min load average {os.getloadavg()[0]:.1f} when written: about 2 is this benchmark alone), {platform.platform()}; "
+             f"{commit}. Machine: {platform.machine()}, {os.cpu_count()} CPU cores (1-min load average "
+             f"{os.getloadavg()[0]:.1f} when written: about 2 is this benchmark alone), {platform.platform()}; "
              f"python {platform.python_version()}, torch {metadata.version('torch')}, transformers "
              f"{metadata.version('transformers')}; lm_eval 0.4.13 (`hf`, own venv, `--batch_size "
              f"{args.lm_batch.split(',')[0]}`). Model: SmolLM2-135M-Instruct (fp32; lm-eval on the HF folder NanoEval "
