@@ -238,10 +238,13 @@ def load_task(path: str | Path) -> TaskConfig:
 
 
 def load_suite(path: str | Path) -> SuiteConfig:
-    data = read_yaml(path)
-    src = str(path)
+    return suite_from_data(read_yaml(path), str(path))
+
+
+def suite_from_data(data: dict, src: str) -> SuiteConfig:
+    """A suite mapping (a suite file's content; `src` names it in messages), checked as load_suite does."""
     if "suite" not in data and "tasks" not in data and "task" in data:
-        raise ConfigError(f"{path}: top level: this is a task config (it has `task`, no `suite`/`tasks`); "
+        raise ConfigError(f"{src}: top level: this is a task config (it has `task`, no `suite`/`tasks`); "
                           "use NANOEVAL_CONFIG")
     known = ["engine", "model", "report", "report_dir", "sample", "seed", "suite", "tasks"]
     problems = Problems()  # the suite's keys and every task entry: all mistakes at once

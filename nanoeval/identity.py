@@ -134,6 +134,27 @@ def model_identity(location: str, gguf_file: str | None, revision: str | None) -
     return ident
 
 
+def memory_identity(model, tokenizer) -> dict:
+    """The identity of a model in memory (training.py): sha256 over every tensor of its state dict (name, dtype,
+    shape, bytes) and its tokenizer (vocabulary and special tokens as serialized), {"kind": "memory", ...}. The
+    weights, never where they came from: the same weights hash alike at any step, other weights never do."""
+    import torch
+
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        t = t.detach()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.contiguous().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    vocab = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    h.update(vocab.encode())
+    h.update(json.dumps(tokenizer.special_tokens_map, sort_keys=True, default=str).encode())
+    weights = h.hexdigest()
+    ident = {"kind": "memory", "class": type(model).__name__, "weights": weights}
+    ident["digest"] = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+    return ident
+
+
 def environment(dtype: str, device: str) -> dict:
     """Python and the versions of the libraries that turn examples into tokens and numbers (torch, transformers,
     tokenizers, datasets, jinja2 for chat templates, gguf for converted models, Pillow for images), dtype and

@@ -87,7 +87,15 @@ def open_session(root: Path, config: str | None, suite: str | None, shard: str |
         tasks = suite_cfg.tasks
     if model:
         tasks, suite_cfg = override_model(tasks, suite_cfg, model, root, cwd or Path.cwd())
-    notes = [note] if note else []
+    return start_session(root, tasks, suite_cfg, [note] if note else [], shard, fresh, controller)
+
+
+def start_session(root: Path, tasks: list[TaskConfig], suite_cfg: SuiteConfig | None, notes: list[str],
+                  shard: str | None = None, fresh: bool = False, controller: bool = True,
+                  identity: dict | None = None) -> Session:
+    """open_session's checks of loaded tasks (and, on the controller, run.json and the report dirs' locks).
+    `identity`: the model identity of every task when the caller knows it (a model in memory: training.py), instead
+    of each task's model files."""
     if controller and any(not t.dataset.data_files for t in tasks) and not hub_offline() and not hub_reachable():
         go_offline()  # before the workers start: they inherit it
         notes.append("the Hugging Face hub is unreachable: offline (HF_HUB_OFFLINE=1), only local copies are used")
@@ -106,7 +114,7 @@ def open_session(root: Path, config: str | None, suite: str | None, shard: str |
     if controller:  # before any model loads: what identifies each task's results, cases that cannot run
         for t in tasks:
             try:
-                model = check_model(t, root)  # first: the likeliest typo, and quick to check
+                model = identity or check_model(t, root)  # first: the likeliest typo, quick to check
                 if why := benchmark(t).check_cases(t, root):
                     pre = f"tasks[{tasks.index(t)}]." if suite_cfg is not None else ""
                     raise ConfigError(f"{t.source}: {pre}{why}")

@@ -30,7 +30,7 @@ from nanoeval.config import EngineConfig, ModelConfig
 from nanoeval.engine.base import EngineBase
 from nanoeval.engine.batching import Batcher
 from nanoeval.engine.generation import generate
-from nanoeval.engine.loading import convert_gguf, load_model, model_location, seed_everything
+from nanoeval.engine.loading import Loaded, convert_gguf, load_model, model_location, seed_everything
 from nanoeval.engine.loglik import LogLikelihoods
 from nanoeval.engine.requests import GenRequest, LLRequest
 
@@ -41,19 +41,22 @@ class Engine(EngineBase):
     """A loaded model and what scores with it: tokenization (here), log-likelihoods (loglik.py), generation
     (generation.py), batches under a token budget (batching.py). One per process; benchmarks only hand it requests."""
 
-    def __init__(self, cfg: ModelConfig, engine: EngineConfig, root: Path, commit: str | None = None):
+    def __init__(self, cfg: ModelConfig, engine: EngineConfig, root: Path, commit: str | None = None,
+                 loaded: Loaded | None = None):
+        """Loads `cfg`'s model, or scores with `loaded` (loading.in_memory: a model already in memory)."""
         import torch
 
         self.cfg, self.settings = cfg, engine
         if engine.threads:
             torch.set_num_threads(engine.threads)
-        loaded = load_model(cfg, root, commit)
+        loaded = loaded or load_model(cfg, root, commit)
         self.model, self.tokenizer, self.processor = loaded.model, loaded.tokenizer, loaded.processor
         self.kind, self.device, self.max_length, self.meta = loaded.kind, loaded.device, loaded.max_length, loaded.meta
         self.commit, self.load_seconds = loaded.meta["commit"], loaded.meta["load_seconds"]
         # Packing needs a custom attention mask: SDPA or eager attention (flash attention takes none).
         self.attn_impl = loaded.attn_impl
         self.packing = engine.packing and self.attn_impl in ("sdpa", "eager")
+        self.plain = loaded.plain  # a module whose forward(ids) gives logits: only the naive path (loglik.py)
         # Branchless units (a context scored at its last position: MMLU's one-token letters) need no mask unpacked,
         # so on a GPU they are not packed: SDPA's flash kernel (plain causal mask) beats the little padding that
         # packing saves in length-sorted batches. On a CPU packing measured ~5 % faster (benchmarks/RESULTS.md).
@@ -73,6 +76,7 @@ class Engine(EngineBase):
         import torch
 
         self.ahead.clear()
+        self.prefix_caches.clear()
         del self.model
         gc.collect()
         if torch.cuda.is_available():

@@ -86,6 +86,7 @@ class Loaded:
     max_length: int
     attn_impl: str
     meta: dict                  # summary.json's `model`
+    plain: bool = False         # not a transformers decoder (.model + .lm_head): forward(ids) -> logits, naive path
 
 
 def load_model(cfg: ModelConfig, root: Path, commit: str | None = None) -> Loaded:
@@ -132,3 +133,29 @@ def load_model(cfg: ModelConfig, root: Path, commit: str | None = None) -> Loade
             "parameters": sum(p.numel() for p in model.parameters()),
             "max_length": max_length, "load_seconds": round(time.time() - t0, 2)}
     return Loaded(model, tokenizer, processor, kind, device, max_length, attn_impl, meta)
+
+
+def in_memory(model, tokenizer, cfg: ModelConfig) -> Loaded:
+    """A model already in memory (a training loop's), as it is: its device, dtype and weights; nothing is copied or
+    moved. A transformers decoder with `.model` and `.lm_head` (Llama, Qwen, SmolLM, ...) takes every fast path;
+    any other module whose `forward(input_ids)` returns the logits of every position (a tensor, a tuple whose first
+    item they are, or an object with `.logits`) is scored on the naive path: one right-padded sequence per choice,
+    no attention mask (padding follows every scored position, so causal attention is exact)."""
+    import torch
+
+    hf = getattr(model, "config", None)
+    plain = not (isinstance(model, torch.nn.Module) and hasattr(model, "model") and hasattr(model, "lm_head")
+                 and hasattr(hf, "to_dict"))
+    param = next(model.parameters())
+    text = (hf.get_text_config() if hasattr(hf, "get_text_config") else hf) if hf is not None else None
+    max_length = cfg.max_length or next((getattr(text, k) for k in ("max_position_embeddings", "n_positions",
+                                                                     "block_size") if getattr(text, k, None)), None)
+    if not max_length:
+        raise ValueError(f"{type(model).__name__}: no context length found (model.config.max_position_embeddings, "
+                         "n_positions or block_size); pass max_length=")
+    attn_impl = "none" if plain else (getattr(text, "_attn_implementation", None) or "sdpa")
+    meta = {"id": f"in-memory {type(model).__name__}", "backend": "in_memory", "package": None, "gguf_file": None,
+            "revision": None, "commit": None, "dtype": str(param.dtype).removeprefix("torch."),
+            "device": str(param.device), "kind": "causal_lm", "architecture": type(model).__name__,
+            "parameters": sum(p.numel() for p in model.parameters()), "max_length": max_length, "load_seconds": 0.0}
+    return Loaded(model, tokenizer, None, "causal_lm", str(param.device), max_length, attn_impl, meta, plain)

@@ -122,7 +122,7 @@ class LogLikelihoods:
         self.e = engine
         # The fast paths hand the model their own masks (or caches), which transformers does not narrow to a
         # sliding window; so a sequence that reaches the window goes the naive path, where transformers does.
-        self.window = sliding_window(engine.model.config)
+        self.window = None if engine.plain else sliding_window(engine.model.config)
 
     def __call__(self, requests: list[LLRequest], naive: bool = False,
                  done=None) -> tuple[list[list[float]], list[bool]]:
@@ -141,7 +141,7 @@ class LogLikelihoods:
         rest = []
         for i, (ctx, conts, scored) in enumerate(encoded):
             length = len(ctx) + max(map(len, conts), default=1) - 1
-            if naive or not ctx or not all(scored) or length > self.e.max_length or \
+            if naive or self.e.plain or not ctx or not all(scored) or length > self.e.max_length or \
                     (self.window and length >= self.window):
                 rest.append(i)  # over-long: the naive path left-truncates each sequence (and keeps a window); also
                 #                 choices whose contexts share no token
@@ -325,10 +325,15 @@ class LogLikelihoods:
         def run(rows):
             batch = [k for (k,) in rows]
             ids, mask = right_pad([items[k][2] for k in batch], self.e.tokenizer.pad_token_id, self.e.device)
-            hidden = self._hidden(ids, mask).last_hidden_state
+            if self.e.plain:  # forward(ids) -> every position's logits; right padding needs no mask (causal)
+                out = self.e.model(ids)
+                logits = out.logits if hasattr(out, "logits") else out[0] if isinstance(out, (tuple, list)) else out
+            else:
+                hidden = self._hidden(ids, mask).last_hidden_state
             for row, k in enumerate(batch):
                 i, j, inp, cont = items[k]
-                lp = self._logprobs(hidden[row, len(inp) - len(cont): len(inp)])
+                at = slice(len(inp) - len(cont), len(inp))
+                lp = logits[row, at].float().log_softmax(-1) if self.e.plain else self._logprobs(hidden[row, at])
                 scores[i, j] = lp.gather(-1, torch.tensor(cont, device=self.e.device)[:, None]).double().sum().item()
 
         self.e.batcher.run({k: len(items[k][2]) for k in range(len(items))}, run)
