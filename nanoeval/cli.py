@@ -7,6 +7,10 @@
     nanoeval merge DIR... --out DIR
         Combine the report dirs of `--nanoeval-shard i/N` runs of one task (or suite dirs holding such task dirs)
         into the artifacts a single run would have written. Refuses missing, overlapping or mismatched shards.
+    nanoeval compare A B [--json] [--html FILE]
+        Two runs (report dirs, summary.json or suite_summary.json files) compared task by task on the examples both
+        scored: the paired difference with its standard error and 95 % interval, McNemar's counts and exact p
+        (Holm-adjusted across tasks), the gold answer's bits per byte likewise; how many examples matched.
     nanoeval benchmarks
         The benchmarks (`task:` names), the data columns each reads, the `scoring:` options each can use and their
         real defaults.
@@ -456,6 +460,19 @@ def benchmarks(args) -> int:
     return 0
 
 
+def compare(args) -> int:
+    from nanoeval.compare import CompareError, compare_runs, html_table, markdown
+
+    try:
+        c = compare_runs(Path(args.a), Path(args.b))
+    except (CompareError, ValueError) as e:
+        return _fail(f"nanoeval compare: {e}")
+    if args.html:
+        Path(args.html).write_text(html_table(c), encoding="utf-8")
+    print(json.dumps(c.to_dict(), indent=1) if args.json else markdown(c))
+    return 0 if c.tasks else 2
+
+
 def _fail(message: str) -> int:
     print(message, file=sys.stderr)
     return 2
@@ -481,9 +498,15 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("files", nargs="+")
     t.add_argument("--latex", action="store_true")
     t.add_argument("--label", action="append", help="a row label for each file, in order (repeat the option)")
+    c = sub.add_parser("compare", help="two runs compared example by example (paired statistics)")
+    c.add_argument("a")
+    c.add_argument("b")
+    c.add_argument("--json", action="store_true", help="the comparison as JSON instead of a Markdown table")
+    c.add_argument("--html", help="also write the table as an HTML file")
     sub.add_parser("benchmarks", help="list the benchmarks, their scoring options and defaults")
     args = ap.parse_args(argv)
-    return {"rescore": rescore, "merge": merge, "table": table, "benchmarks": benchmarks}[args.command](args)
+    return {"rescore": rescore, "merge": merge, "table": table, "compare": compare,
+            "benchmarks": benchmarks}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nanoeval.benchmarks import BENCHMARKS
+from nanoeval.paired import discordant, mcnemar_p
 
 # recipe keys a baseline may differ in: the code hash (a gate is often the check of a code change) and the shard
 # count (it only splits the rows into cases)
@@ -147,14 +148,15 @@ def _differences(here: dict, there: dict) -> str:
                      for k in keys if here.get(k) != there.get(k))
 
 
-def _unlike(summary, base: dict) -> str | None:
-    """Why the baseline is not the same measurement as this run (None if it is)."""
-    if base.get("task") != summary.task or base.get("headline") != summary.headline:
-        return f"another benchmark or headline ({summary.task} {summary.headline} here, {base.get('task')} " \
+def unlike(here: dict, base: dict) -> str | None:
+    """Why `base` (a summary.json) is not the same measurement as `here` (one, or the same keys of a summary):
+    another benchmark, headline, recipe (code hash and shards aside) or data. None if it is."""
+    if base.get("task") != here.get("task") or base.get("headline") != here.get("headline"):
+        return f"another benchmark or headline ({here.get('task')} {here.get('headline')} here, {base.get('task')} " \
                f"{base.get('headline')} in the baseline)"
-    if not isinstance(base.get("recipe"), dict) or not isinstance(base.get("dataset"), dict):
+    if not all(isinstance(d.get(k), dict) for d in (here, base) for k in ("recipe", "dataset")):
         return "no recipe or dataset recorded (not a task run's summary.json)"
-    here = json.loads(json.dumps({"recipe": summary.recipe, "dataset": summary.dataset}))  # as the file has them
+    here = json.loads(json.dumps({"recipe": here["recipe"], "dataset": here["dataset"]}))  # as the file has them
     recipe = _differences(*({k: v for k, v in r.items() if k not in RECIPE_NOT_COMPARED}
                             for r in (here["recipe"], base["recipe"])))
     if recipe:
@@ -173,7 +175,8 @@ def compare(summary, baseline_path: Path) -> Comparison:
     if not isinstance(b_value, (int, float)) or b_value != b_value:
         raise ValueError(f"baseline {base.source}: metric {head!r} is missing or null (has: "
                          f"{', '.join(k for k, v in b_metrics.items() if v is not None)})")
-    why = _unlike(summary, base.summary)
+    why = unlike({"task": summary.task, "headline": summary.headline, "recipe": summary.recipe,
+                  "dataset": summary.dataset}, base.summary)
     if why:
         raise ValueError(f"baseline {base.source}: {why}: nothing to compare")
     own = Path(summary.artifacts["predictions.jsonl"])
@@ -207,13 +210,11 @@ def compare(summary, baseline_path: Path) -> Comparison:
 
 
 def mcnemar_worse_p(base: dict[str, bool], new: dict[str, bool]) -> tuple[float, int, int]:
-    """One-sided exact McNemar p-value that the new run is worse: P(X >= b), X ~ Bin(b + c, 1/2)."""
-    common = base.keys() & new.keys()
-    b = sum(base[i] and not new[i] for i in common)  # right before, wrong now
-    c = sum(new[i] and not base[i] for i in common)
-    n = b + c
-    p = sum(math.comb(n, k) for k in range(b, n + 1)) / 2 ** n if n else 1.0
-    return p, b, c
+    """One-sided exact McNemar p-value that the new run is worse (paired.py, as `nanoeval compare` computes it),
+    with the counts right -> wrong and wrong -> right on the common ids."""
+    common = [i for i in base if i in new]
+    b, c = discordant([base[i] for i in common], [new[i] for i in common])
+    return mcnemar_p(b, c, "worse"), b, c
 
 
 def check(summary, gates, baseline_path: Path | None) -> list[GateResult]:
