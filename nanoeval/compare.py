@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -67,8 +68,9 @@ def read_run(path: Path) -> dict[str, tuple[dict, Path]]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AssertionError) as e:
         raise CompareError(f"{path}: not a readable summary.json or suite_summary.json ({e.__class__.__name__})") \
             from None
-    if "tasks" not in data:
-        return {data.get("name") or path.parent.name: (data, path.parent / "predictions.jsonl")}
+    if "tasks" not in data:  # one task; a sweep's checkpoint (`arc_easy@step-2000`) compares as its task
+        name = re.sub(r"@step-\d+$", "", data.get("name") or path.parent.name)
+        return {name: (data, path.parent / "predictions.jsonl")}
     out = {}
     for name in data["tasks"]:
         task_dir = path.parent / name

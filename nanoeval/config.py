@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -77,10 +78,17 @@ class ModelConfig:
     concurrency: int | None = None            # requests in flight per process (default 8)
     timeout: float | None = None              # seconds per request (default 600)
     max_retries: int | None = None            # retries of a 429, 5xx, timeout or lost connection (default 5)
+    # a sweep: the same tasks on each checkpoint of a run (expand_checkpoints), each its own task, report dir and
+    # fingerprint, so a new checkpoint is the only thing a rerun scores
+    checkpoints: str | list[str | dict[str, str | int]] | None = None  # a glob of folders (runs/x/step-*) or a
+    #                                           list of folders / {path, step}; the step: the name's last number
+    revisions: list[str] | None = None        # hub revisions as checkpoints (Pythia's step1000, ...)
 
 
 # how a served model is reached, not what it is: not part of the fingerprint (a run resumes on another port)
 SERVING_KEYS = ("base_url", "api_key_env", "concurrency", "timeout", "max_retries")
+# which checkpoints a sweep covers: each checkpoint's task has its own path or revision (hashed), these are None
+SWEEP_KEYS = ("checkpoints", "revisions")
 # what selects examples, not what a record is (a record's shots are seeded by its own id; a good row's record is the
 # same whether bad rows stop the run or are skipped): not part of the fingerprint, so a rerun with a larger or other
 # selection keeps every journaled example and scores only the new ones; runner.case_records reports only what the
@@ -152,6 +160,8 @@ class TaskConfig:
     report: ReportConfig = ReportConfig()
     source: str = ""                          # file it came from (for messages)
     suite: str | None = None
+    step: int | None = None                   # a sweep's checkpoint: its training step (expand_checkpoints)
+    sweep: str | None = None                  # ... and the task name it expands (the curves' task)
 
     def config_hash(self) -> str:
         """Hash of the settings that can change a result: model, dataset, scoring, seed (not engine, gates, paths,
@@ -338,11 +348,73 @@ def override_model(tasks: list[TaskConfig], suite: SuiteConfig | None, path: str
         if t.model.backend != "local":
             raise ConfigError(f"{t.source}: model: --nanoeval-model / NANOEVAL_MODEL replaces a local model's path; "
                               f"task {t.name!r} uses a served model (backend {t.model.backend})")
-        model = dataclasses.replace(t.model, path=value, package=None, gguf_file=None, revision=None)
+        model = dataclasses.replace(t.model, path=value, package=None, gguf_file=None, revision=None,
+                                    checkpoints=None, revisions=None)
         rdir = f"{report_dir(t, root)}-{tag}" if t.report_dir or suite is None else None  # else: in the suite's dir
         out.append(dataclasses.replace(t, model=model, report_dir=rdir))
     if suite is not None:
         suite = dataclasses.replace(suite, tasks=out, report_dir=f"{suite_dir(suite, root)}-{tag}")
+    return out, suite
+
+
+def step_of(label: str) -> int | None:
+    """A checkpoint's step from its folder or revision name: its last number (`step-2000`, `checkpoint-500`,
+    `step1000`), None without one."""
+    found = re.findall(r"\d+", label)
+    return int(found[-1]) if found else None
+
+
+def expand_checkpoints(tasks: list[TaskConfig], suite: SuiteConfig | None,
+                       root: Path) -> tuple[list[TaskConfig], SuiteConfig | None]:
+    """A task whose model names `checkpoints` (or `revisions`) becomes one task per checkpoint, in step order:
+    named `<task>@step-<N>`, its model that checkpoint's folder (or revision), its report dir `step-<N>` under the
+    task's own, `step` and `sweep` set. A glob is taken from the project root (or is absolute) and must match a
+    folder; every checkpoint needs a step (its name's last number, or `step:` in a {path, step} entry), and no
+    two the same."""
+    out = []
+    for t in tasks:
+        m = t.model
+        if m.checkpoints is None and m.revisions is None:
+            out.append(t)
+            continue
+        where = f"{t.source}: model"
+        if m.backend != "local":
+            raise ConfigError(f"{where}.checkpoints: a sweep loads each checkpoint here (backend local)")
+        if m.checkpoints is not None and m.revisions is not None:
+            raise ConfigError(f"{where}.checkpoints: either checkpoints (folders) or revisions (hub), not both")
+        found: list[tuple[int | None, str, dict]] = []  # (step, what it is called, model fields)
+        if m.revisions is not None:
+            found = [(step_of(r), r, {"revision": r}) for r in m.revisions]
+        elif isinstance(m.checkpoints, str):
+            base = Path(m.checkpoints) if Path(m.checkpoints).is_absolute() else root / m.checkpoints
+            folders = sorted(p for p in Path(base.anchor).glob(str(base.relative_to(base.anchor))) if p.is_dir())
+            if not folders:
+                raise ConfigError(f"{where}.checkpoints: {m.checkpoints!r} matches no folder (taken from {root})")
+            found = [(step_of(p.name), p.name, {"path": str(p)}) for p in folders]
+        else:
+            for i, c in enumerate(m.checkpoints):
+                path, step = (c, None) if isinstance(c, str) else (c.get("path"), c.get("step"))
+                if not isinstance(path, str) or (step is not None and not isinstance(step, int)):
+                    raise ConfigError(f"{where}.checkpoints[{i}]: expected a folder or {{path: FOLDER, step: N}}, "
+                                      f"got {got(c)}")
+                local = Path(path) if Path(path).is_absolute() else root / path
+                found.append((step if step is not None else step_of(Path(path).name), Path(path).name,
+                              {"path": str(local)}))
+        for step, name, _ in found:
+            if step is None:
+                raise ConfigError(f"{where}.checkpoints: {name!r}: no step in its name (give it: {{path: ..., "
+                                  "step: N}})")
+        steps = [s for s, _, _ in found]
+        if dup := next((s for s in steps if steps.count(s) > 1), None):
+            raise ConfigError(f"{where}.checkpoints: step {dup} twice ({', '.join(n for s, n, _ in found if s == dup)})")
+        base_dir = report_dir(t, root, suite)
+        for step, _, fields in sorted(found, key=lambda x: x[0]):
+            label = f"step-{step}"
+            model = dataclasses.replace(m, checkpoints=None, revisions=None, **fields)
+            out.append(dataclasses.replace(t, name=f"{t.name}@{label}", model=model, step=step, sweep=t.name,
+                                           report_dir=str(base_dir / label)))
+    if suite is not None:
+        suite = dataclasses.replace(suite, tasks=out)
     return out, suite
 
 
@@ -353,7 +425,7 @@ def task_to_dict(cfg: TaskConfig) -> dict:
 def hashed_settings(d: dict) -> dict:
     """The settings of a task (task_to_dict) that its config hash covers; run.json keeps them, so a changed hash
     can name the keys that changed."""
-    model = {k: v for k, v in d["model"].items() if k not in SERVING_KEYS}
+    model = {k: v for k, v in d["model"].items() if k not in SERVING_KEYS + SWEEP_KEYS}
     dataset, scoring = ({k: v for k, v in d[name].items() if k not in SELECTION_KEYS[name]}
                         for name in ("dataset", "scoring"))
     payload = {"task": d["task"], "model": model, "dataset": dataset, "scoring": scoring, "seed": d["seed"]}

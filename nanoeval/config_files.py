@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from nanoeval.benchmark import STRATEGIES, OptionError, Options
 from nanoeval.benchmarks import BENCHMARKS
-from nanoeval.config import (SERVING_KEYS, ConfigError, DatasetConfig, EngineConfig, GateConfig, ModelConfig,
+from nanoeval.config import (SERVING_KEYS, SWEEP_KEYS, ConfigError, DatasetConfig, EngineConfig, GateConfig, ModelConfig,
                              Problems, ReportConfig, SuiteConfig, TaskConfig, check_type, checked, checked_fields, got,
                              read_yaml, unknown_key)
 
@@ -43,7 +43,7 @@ def _task(entry: dict, where: str, src: str, inherited: dict) -> TaskConfig:
     pre = f"{where}." if where else ""
     if not isinstance(entry, dict):
         raise ConfigError(f"{src}: {where}: expected a mapping, got {got(entry)}")
-    known = sorted({f.name for f in dataclasses.fields(TaskConfig)} - {"source", "suite"})
+    known = sorted({f.name for f in dataclasses.fields(TaskConfig)} - {"source", "suite", "step", "sweep"})
     problems = Problems()  # each section is checked on its own: all its mistakes are reported at once
     problems.lines += [unknown_key(src, f"{pre}{key}", known) for key in entry if key not in known]
     task = entry.get("task")
@@ -189,12 +189,17 @@ def _check_backend(m: ModelConfig, s: Options, pre: str, src: str) -> None:
     if m.backend not in ("local", "openai"):
         bad("backend", f"expected local or openai, got {got(m.backend)}")
     if m.backend == "local":
-        if m.path is None:
-            bad("path", "missing required key")
+        if m.path is None and m.checkpoints is None:
+            bad("path", "missing required key (or model.checkpoints: a sweep over checkpoint folders)")
+        if m.revisions is not None and m.path is None:
+            bad("path", "the hub id whose model.revisions are the checkpoints")
         for key in ("name", *SERVING_KEYS):
             if getattr(m, key) is not None:
                 bad(key, "only for a served model (add `backend: openai` to the model block)")
         return
+    for key in SWEEP_KEYS:
+        if getattr(m, key) is not None:
+            bad(key, "a sweep loads each checkpoint here (backend local); serve each under its own name instead")
     for key, example in (("name", "the served model's name, as /v1/models lists it"),
                          ("base_url", "the server's URL, e.g. http://localhost:8000/v1")):
         if not getattr(m, key):

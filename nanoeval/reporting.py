@@ -110,10 +110,10 @@ def _gates(task: str, gate_results: list) -> str:
 
 
 def html_summary(summaries: dict[str, TaskSummary], gate_results: list, failures: list[str],
-                 page: Path | None = None, agg: Aggregate | None = None) -> list[str]:
+                 page: Path | None = None, agg: Aggregate | None = None, curves: Path | None = None) -> list[str]:
     """HTML for pytest-html's summary: the suite table (a suite's aggregate, `agg`, as its last row), gate results,
-    plots (embedded PNG), links to predictions (relative to the report's folder `page`, so a report uploaded with
-    its artifacts keeps working)."""
+    a sweep's learning curves (`curves`, first) and each task's plot (embedded PNG), links to predictions (relative
+    to the report's folder `page`, so a report uploaded with its artifacts keeps working)."""
     import base64
     import html
     import os
@@ -148,6 +148,10 @@ def html_summary(summaries: dict[str, TaskSummary], gate_results: list, failures
         out.append("</ul>")
     for f in failures:
         out.append(f"<p style='color:red'>{html.escape(f)}</p>")
+    if curves is not None and curves.exists():
+        data = base64.b64encode(curves.read_bytes()).decode()
+        out.append(f"<h3 class='nanoeval'>learning curves</h3><img style='max-width:1200px' "
+                   f"src='data:image/png;base64,{data}'/>")
     for name, s in summaries.items():
         png = Path(s.artifacts["accuracy.png"])
         if png.exists():

@@ -6,7 +6,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nanoeval.config import ConfigError, SuiteConfig, TaskConfig, check_report_dirs, override_model, report_dir
+from nanoeval.config import (ConfigError, SuiteConfig, TaskConfig, check_report_dirs, expand_checkpoints,
+                             override_model, report_dir)
 from nanoeval.config_files import load_suite, load_task
 from nanoeval.data import (DataError, go_offline, hub_dataset_missing, hub_offline, hub_reachable, repeated_id,
                            scan_local)
@@ -87,6 +88,7 @@ def open_session(root: Path, config: str | None, suite: str | None, shard: str |
         tasks = suite_cfg.tasks
     if model:
         tasks, suite_cfg = override_model(tasks, suite_cfg, model, root, cwd or Path.cwd())
+    tasks, suite_cfg = expand_checkpoints(tasks, suite_cfg, root)  # a sweep: one task per checkpoint
     return start_session(root, tasks, suite_cfg, [note] if note else [], shard, fresh, controller)
 
 

@@ -19,7 +19,8 @@ requires_grad, grad mode, autocast (off while scoring), torch's thread count and
 change between steps is the model's, not the sample's. `report_dir`: the usual artifacts under
 `<report_dir>/step-<N>/` (a suite_summary.json and one folder per task), with the journals: the fingerprint holds
 the weights' digest (identity.memory_identity), so a rerun of a step with the same weights resumes and other
-weights move the old run aside. Without it, journals go to a temporary folder that is removed.
+weights move the old run aside; after each step, `<report_dir>/curves.csv` and `curves.png` (curves.py) hold every
+step so far. Without it, journals go to a temporary folder that is removed.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nanoeval import curves
 from nanoeval.config import ConfigError, ModelConfig
 from nanoeval.config_files import read_yaml, suite_from_data
 from nanoeval.engine import Engine, seed_everything
@@ -124,6 +126,8 @@ def evaluate(model, tokenizer, tasks, *, step: int | None = None, limit: int | N
             if rank == 0:
                 try:
                     payload = _finish(session, gathered, out)
+                    if report_dir is not None and step is not None:  # the run's learning curves so far
+                        curves.write(out.parent, *curves.from_steps(out.parent))
                 except Exception as e:
                     error, payload = e, _Failed.of(e, rank)
             payload = _broadcast(payload, world)

@@ -3,6 +3,7 @@ and torch as they were, gives the records `pytest evals/` gives on the same weig
 rows at every step, keeps its report dirs per step with resume, and does not grow the loop's memory."""
 from __future__ import annotations
 
+import csv
 import gc
 import json
 import random
@@ -99,6 +100,10 @@ def test_a_training_loop_evaluates_every_step_and_equals_pytest_evals_on_the_sav
         for t in ("arc_easy", "hellaswag", "winogrande"):  # limit: 24 rows of each split, the same every step
             assert len(res.records[t]) == 24
     assert seen[0] == seen[1] == seen[2]
+    with open(runs / "curves.csv") as f:  # the loop's learning curves so far, redrawn after every step
+        table = list(csv.DictReader(f))
+    assert sorted({int(r["step"]) for r in table}) == [1, 2, 3] and (runs / "curves.png").is_file()
+    assert {r["task"] for r in table} == {"arc_easy", "hellaswag", "winogrande", "mmlu", "suite"}
     assert res.records["arc_easy"][0]["lls"] != read_jsonl(runs / "step-1" / "arc_easy" / "predictions.jsonl")[0][
         "lls"]  # the model moved between steps, and the journals of each step are its own
 
