@@ -2,7 +2,8 @@
 `curves.csv`, and `curves.png`, each task's headline against the training step with its 95 % interval as a band.
 
 curves.csv has one row per (step, task, metric): step, tokens (empty: not known from a folder), task (the sweep's
-task name), metric, value, stderr, n, ci95_low, ci95_high, checkpoint (the model folder or revision). With several
+task name), metric, headline (1 for the task's headline metric, which curves.png draws), value, stderr, n, ci95_low,
+ci95_high, checkpoint (the model folder or revision). With several
 tasks, `suite` rows carry the macro average and centered accuracy of the tasks at each step (summary.aggregate).
 `nanoeval curves DIR... [--label NAME ...] [--out FILE]` redraws curves.png from saved runs, several runs on one
 plot, each labelled.
@@ -17,7 +18,8 @@ from pathlib import Path
 from nanoeval.journal import inside, write_atomic
 from nanoeval.summary import aggregate
 
-COLUMNS = ["step", "tokens", "task", "metric", "value", "stderr", "n", "ci95_low", "ci95_high", "checkpoint"]
+COLUMNS = ["step", "tokens", "task", "metric", "headline", "value", "stderr", "n", "ci95_low", "ci95_high",
+           "checkpoint"]
 
 
 def rows(summaries: dict[str, dict], steps: dict[str, tuple[str, int]]) -> list[dict]:
@@ -32,7 +34,8 @@ def rows(summaries: dict[str, dict], steps: dict[str, tuple[str, int]]) -> list[
         model = s.get("model") or {}
         for metric, value in s["metrics"].items():
             ci = (s.get("ci95") or {}).get(metric) or [None, None]
-            out.append({"step": step, "tokens": None, "task": task, "metric": metric, "value": value,
+            out.append({"step": step, "tokens": None, "task": task, "metric": metric,
+                        "headline": int(metric == s.get("headline")), "value": value,
                         "stderr": (s.get("stderr") or {}).get(metric),
                         "n": (s.get("n") or {}).get(metric, (s.get("counts") or {}).get("examples")),
                         "ci95_low": ci[0], "ci95_high": ci[1], "checkpoint": model.get("revision") or model.get("id")})
@@ -41,7 +44,8 @@ def rows(summaries: dict[str, dict], steps: dict[str, tuple[str, int]]) -> list[
             agg = aggregate(tasks)
             for metric, value in (("macro_average", agg.macro_average), ("centered_mean", agg.centered_mean)):
                 if value is not None:
-                    out.append({"step": step, "tokens": None, "task": "suite", "metric": metric, "value": value,
+                    out.append({"step": step, "tokens": None, "task": "suite", "metric": metric,
+                                "headline": int(metric == "macro_average"), "value": value,
                                 "stderr": None, "n": len(agg.tasks), "ci95_low": None, "ci95_high": None,
                                 "checkpoint": None})
     return out
@@ -90,7 +94,7 @@ def read(path: Path) -> list[dict]:
         for r in csv.DictReader(f):
             for k in ("value", "stderr", "ci95_low", "ci95_high"):
                 r[k] = float(r[k]) if r[k] not in ("", None) else None
-            r["step"] = int(r["step"])
+            r["step"], r["headline"] = int(r["step"]), int(r.get("headline") or 0)
             out.append(r)
     return out
 
@@ -102,10 +106,12 @@ def plot(runs: dict[str, list[dict]], headlines: dict[str, str] | None = None) -
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     tasks = list(dict.fromkeys(r["task"] for table in runs.values() for r in table if r["task"] != "suite"))
-    heads = {t: (headlines or {}).get(t) or next(r["metric"] for table in runs.values() for r in table
-                                                  if r["task"] == t) for t in tasks}
+    heads = {t: (headlines or {}).get(t) or next((r["metric"] for table in runs.values() for r in table
+                                                   if r["task"] == t and r.get("headline")), None)
+             or next(r["metric"] for table in runs.values() for r in table if r["task"] == t) for t in tasks}
     cols = min(3, len(tasks)) or 1
     rows_ = (len(tasks) + cols - 1) // cols or 1
     fig, axes = plt.subplots(rows_, cols, figsize=(4.2 * cols, 3.0 * rows_), squeeze=False)
@@ -122,6 +128,7 @@ def plot(runs: dict[str, list[dict]], headlines: dict[str, str] | None = None) -
                                 color=line.get_color(), alpha=0.2, lw=0)
         ax.set_title(f"{task}: {heads[task]}", fontsize=9)
         ax.set_xlabel("step", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
         if any(runs) and len(runs) > 1:

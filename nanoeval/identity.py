@@ -144,7 +144,7 @@ def memory_identity(model, tokenizer) -> dict:
     for name, t in model.state_dict().items():
         t = t.detach()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.contiguous().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+        h.update(t.contiguous().cpu().reshape(-1).view(torch.uint8).numpy())  # the bytes in place, no copy
     backend = getattr(tokenizer, "backend_tokenizer", None)
     vocab = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
     h.update(vocab.encode())

@@ -1,6 +1,7 @@
 """ARC: lm-eval 0.4.13's recipe character for character, the upstream schema's quirks (digit labels, 3 to 5
-choices), row shards, config and data errors, and per-example agreement with lm-eval's own task (slow: real
-SmolLM2 against lm-eval's predictions on the same rows, tests/data/arc/lmeval_0.4.13_smollm2.jsonl)."""
+choices), row shards, config and data errors. Per-example agreement with lm-eval's own task (real SmolLM2 against
+lm-eval's predictions on the same rows, tests/data/arc/lmeval_0.4.13_smollm2.jsonl) is part of
+tests/test_small_core.py's one real-model suite run."""
 from __future__ import annotations
 
 import json
@@ -119,23 +120,6 @@ def test_arc_options_and_bad_rows_are_named(run_evals, tiny_lm, tmp_path):
     result = run_evals(cfg)
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*bad.jsonl:3: answerKey: 'Z' is not one of the labels*"])
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", SETS)
-def test_real_smollm2_agrees_with_lm_eval_per_example(run_evals, tmp_path, name):
-    """The shipped configs, the real SmolLM2, against lm-eval 0.4.13's own predictions on the same rows."""
-    cfg = yaml.safe_load((ROOT / "configs" / f"arc_{name.split('-')[1].lower()}_smollm2.yaml").read_text())
-    cfg["report_dir"] = str(tmp_path / "real")
-    result = run_evals(cfg)
-    assert result.ret == 0, result.stdout.str()
-    ours = {p["id"]: p for p in read_jsonl(tmp_path / "real" / "predictions.jsonl")}
-    theirs = {r["id"]: r for r in read_jsonl(LMEVAL) if r["set"] == name}
-    assert ours.keys() == theirs.keys()
-    same = sum(ours[i]["pred"] == theirs[i]["pred"] and ours[i]["pred_norm"] == theirs[i]["pred_norm"] for i in ours)
-    assert same >= 0.995 * len(ours), (same, len(ours))
-    worst = max(abs(a - b) for i in ours for a, b in zip(ours[i]["lls"], theirs[i]["lls"]))
-    assert worst < 1e-3, worst
 
 
 def test_paired_gate_compares_the_headlines_own_correctness(run_evals, tiny_lm, tmp_path):
