@@ -248,7 +248,6 @@ class NanoEvalPlugin:
             progress.set_sink(self.progress.publisher)
 
     @pytest.hookimpl(optionalhook=True)
-    @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(self, config, log):
         """xdist, on the controller, for a sweep under -n N: every case of one checkpoint (`task@step-N:case`, all
         its tasks) goes to one worker, which loads that checkpoint once; other cases spread as with --dist load."""
@@ -263,6 +262,7 @@ class NanoEvalPlugin:
 
         return CheckpointScheduling(config, log)
 
+    @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node):
         """xdist, on the controller: hand each worker the hub commits and the progress folder."""
         node.workerinput["nanoeval_commits"] = self.s.commits

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from nanoeval.benchmarks import BENCHMARKS
 from nanoeval.gates import read_predictions, unlike
+from nanoeval.journal import inside
 from nanoeval.paired import PairedDifference, discordant, holm, mcnemar_p, paired_difference
 
 
@@ -73,9 +74,10 @@ def read_run(path: Path) -> dict[str, tuple[dict, Path]]:
         return {name: (data, path.parent / "predictions.jsonl")}
     out = {}
     for name in data["tasks"]:
-        task_dir = path.parent / name
-        if Path(name).name != name:
-            raise CompareError(f"{path}: task name {name!r} is not a plain folder name")
+        try:  # a name read from a file never leads outside the suite's dir
+            task_dir = inside(path.parent, name)
+        except ValueError:
+            raise CompareError(f"{path}: task name {name!r} is not a folder of the suite's dir") from None
         try:
             out[name] = (json.loads((task_dir / "summary.json").read_text(encoding="utf-8")),
                          task_dir / "predictions.jsonl")
@@ -144,7 +146,8 @@ def _p(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g}"
 
 
-HEADER = ["task", "metric", "matched", "A", "B", "B - A ± paired se", "95 % CI", "right→wrong", "wrong→right",
+HEADER = ["task", "metric", "matched", "A", "B", "per example: B - A ± paired se", "95 % CI", "right→wrong",
+          "wrong→right",
           "p (McNemar)", "p (Holm)", "bpb A", "bpb B", "Δ bpb ± se", "Δ bpb 95 % CI"]
 
 
@@ -163,8 +166,10 @@ def markdown(c: Comparison) -> str:
     lines = [f"A: {c.a}", f"B: {c.b}", "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(r) + " |" for r in rows(c)]
     lines += [f"not compared: {name}: {why}" for name, why in c.not_compared.items()]
-    lines.append("accuracies in points (percent); B - A and its interval from per-example differences on the "
-                 "matched examples; p: exact two-sided McNemar, Holm-adjusted across the tasks compared")
+    lines.append("accuracies in points (percent). A, B: the headline on the matched examples; B - A and its "
+                 "interval: the mean per-example difference of the headline's correctness (for a headline averaged "
+                 "over subjects, this is the micro difference); p: exact two-sided McNemar, "
+                 "Holm-adjusted across the tasks compared")
     return "\n".join(lines)
 
 

@@ -405,7 +405,7 @@ def expand_checkpoints(tasks: list[TaskConfig], suite: SuiteConfig | None,
                 raise ConfigError(f"{where}.checkpoints: {name!r}: no step in its name (give it: {{path: ..., "
                                   "step: N}})")
         steps = [s for s, _, _ in found]
-        if dup := next((s for s in steps if steps.count(s) > 1), None):
+        if (dup := next((s for s in steps if steps.count(s) > 1), None)) is not None:
             raise ConfigError(f"{where}.checkpoints: step {dup} twice ({', '.join(n for s, n, _ in found if s == dup)})")
         base_dir = report_dir(t, root, suite)
         for step, _, fields in sorted(found, key=lambda x: x[0]):

@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
+import os
 import random
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -89,17 +92,29 @@ def evaluate(model, tokenizer, tasks, *, step: int | None = None, limit: int | N
     if isinstance(model, torch.nn.parallel.DistributedDataParallel):  # its forward would sync buffers across
         model = model.module                                            # ranks: the module itself is scored
     rank, world = _rank_world()
-    loaded = in_memory(model, tokenizer, ModelConfig(path=f"in-memory:{type(model).__name__}", max_length=max_length))
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nanoeval-")))
         out = work if report_dir is None else Path(report_dir).resolve() / (f"step-{step}" if step is not None else "")
-        suite = _suite(tasks, limit, out, loaded.meta, max_length, engine or {})
-        if loaded.plain and (gen := [t.name for t in suite.tasks if t.scoring.strategy != "rank_ll"]):
-            raise ConfigError(f"{', '.join(gen)}: {type(model).__name__} is not a transformers model: ranked-choice "
-                              "(strategy rank_ll) tasks only, no generation")
-        with _untouched(model):
-            session, error = None, None  # a failure is raised on every rank, after the collective it would skip
-            plan = None
+        error = None  # every rank checks the model and the tasks; a mistake on any rank is raised on all of them
+        try:
+            loaded = in_memory(model, tokenizer, ModelConfig(path=f"in-memory:{type(model).__name__}",
+                                                             max_length=max_length))
+            suite = _suite(tasks, limit, out, loaded.meta, max_length, engine or {})
+            if loaded.plain and (gen := [t.name for t in suite.tasks if t.scoring.strategy != "rank_ll"]):
+                raise ConfigError(f"{', '.join(gen)}: {type(model).__name__} is not a transformers model: "
+                                  "ranked-choice (strategy rank_ll) tasks only, no generation")
+        except Exception as e:
+            error = e
+        # what each rank will run (not its device or report dir, which differ by rank)
+        what = "" if error else repr([(t.name, t.task, t.dataset, t.scoring, t.seed) for t in suite.tasks])
+        told = _gather(_Failed.of(error, rank) if error else hashlib.sha256(what.encode()).hexdigest(), world)
+        _raise(error, told)
+        if len(set(told)) > 1:  # every rank must run the same tasks: the cases are dealt out by position
+            raise ConfigError(f"evaluate(): the ranks were given different tasks (rank(s) "
+                              f"{[r for r, x in enumerate(told) if x != told[0]]} differ from rank 0; every rank must "
+                              "pass the same tasks, limit and engine settings)")
+        with _untouched(model, tokenizer):
+            session, plan = None, None  # a failure is raised on every rank, after the collective it would skip
             if rank == 0:  # the checks, the report dirs (locked, stale runs moved aside) and what to score
                 try:
                     identity = memory_identity(model, tokenizer) if report_dir is not None else \
@@ -204,7 +219,7 @@ def _score(tasks: list, mine: list, dirs: dict[str, Path], loaded, root: Path, k
     import torch
 
     by_name, engines, lookahead, out = {t.name: t for t in tasks}, {}, Lookahead(), {}
-    with torch.inference_mode():
+    with torch.no_grad():  # not inference_mode: what a module caches while scoring stays usable for training
         for i, (name, case, held) in enumerate(mine):
             t = by_name[name]
             if repr(t.engine) not in engines:  # no load: the engine holds the model as it is
@@ -283,9 +298,10 @@ def _flat(summaries: dict[str, TaskSummary], aggregate: Aggregate | None) -> dic
 
 
 @contextlib.contextmanager
-def _untouched(model):
+def _untouched(model, tokenizer):
     """Eval mode and no autocast while scoring; afterwards (also after an exception) every module's train flag,
-    every parameter's requires_grad, grad mode, torch's threads and the random generators are as they were."""
+    every parameter's requires_grad, grad mode, torch's threads, the random generators, the tokenizer's padding and
+    truncation sides and the hub-offline switches (data.go_offline) are as they were."""
     import numpy as np
     import torch
 
@@ -295,6 +311,10 @@ def _untouched(model):
     cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
     rng = (random.getstate(), np.random.get_state(), torch.get_rng_state(),
            torch.cuda.get_rng_state_all() if cuda else None)
+    sides = {k: getattr(tokenizer, k) for k in ("padding_side", "truncation_side") if hasattr(tokenizer, k)}
+    env = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+    flags = [(m, getattr(m, "HF_HUB_OFFLINE")) for m in (sys.modules.get("huggingface_hub.constants"),
+                                                          sys.modules.get("datasets.config")) if m is not None]
     try:
         model.eval()
         with torch.autocast(next(model.parameters()).device.type, enabled=False):
@@ -311,4 +331,9 @@ def _untouched(model):
         torch.set_rng_state(rng[2])
         if cuda:
             torch.cuda.set_rng_state_all(rng[3])
-
+        for k, v in sides.items():
+            setattr(tokenizer, k, v)
+        for k, v in env.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        for m, flag in flags:
+            m.HF_HUB_OFFLINE = flag

@@ -9,10 +9,12 @@ import subprocess
 import sys
 from fractions import Fraction
 
+import pytest
 import torch
 
 from nanoeval import evaluate
 from nanoeval.gates import mcnemar_worse_p
+from nanoeval.paired import holm, mcnemar_p, paired_difference
 from tests.conftest import ROOT, read_jsonl
 from tests.test_training import load, tasks
 
@@ -102,3 +104,16 @@ def test_compare_counts_what_matched_and_refuses_what_it_cannot_compare(tiny_lm,
     assert "not compared: winogrande: scored on other data" in res.stdout
     res = cli(runs / "step-1", tmp_path / "nothing")
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "nothing" in res.stderr
+
+
+def test_paired_statistics_on_known_values():
+    """Numbers worked out by hand: se = sd(d; n - 1) / sqrt(n); McNemar on Bin(b + c, 1/2); Holm's step-down."""
+    d = paired_difference("acc", [0, 1, 1, 0], [1, 1, 0, 1])  # differences 1, 0, -1, 1
+    assert (d.a, d.b, d.diff) == (0.5, 0.75, 0.25)
+    assert math.isclose(d.se, math.sqrt(2.75 / 3) / 2)  # squared deviations .5625 + .0625 + 1.5625 + .5625
+    assert mcnemar_p(0, 5) == 2 / 32 and mcnemar_p(5, 0) == 2 / 32   # all 5 discordant pairs one way
+    assert mcnemar_p(3, 1) == 2 * 5 / 16 and mcnemar_p(3, 1, "worse") == 5 / 16 and mcnemar_p(1, 3, "worse") == 15 / 16
+    assert mcnemar_p(2, 2) == 1.0 and mcnemar_p(0, 0) == 1.0
+    # sorted 0.01, 0.03, 0.04 -> x3, x2, x1 = 0.03, 0.06, 0.04 -> running max 0.03, 0.06, 0.06
+    assert holm({"a": 0.01, "b": 0.04, "c": 0.03}) == pytest.approx({"a": 0.03, "c": 0.06, "b": 0.06})
+    assert holm({"a": 0.5, "b": 0.2}) == pytest.approx({"b": 0.4, "a": 0.5})

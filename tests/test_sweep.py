@@ -128,7 +128,8 @@ def test_checkpoint_lists_revisions_and_mistakes(tmp_path):
     assert tasks[0].report_dir.endswith("/s/arc_easy/step-1000")
     for model, message in (({"checkpoints": "nothing/step-*"}, "matches no folder"),
                            ({"checkpoints": ["a/final"]}, "no step in its name"),
-                           ({"checkpoints": ["a/ckpt-7", "b/step-7"]}, "step 7 twice")):
+                           ({"checkpoints": ["a/ckpt-7", "b/step-7"]}, "step 7 twice"),
+                           ({"checkpoints": [{"path": "x", "step": 0}, {"path": "y", "step": 0}]}, "step 0 twice")):
         with pytest.raises(ConfigError, match=message):
             expand(model)
 

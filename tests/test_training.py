@@ -179,6 +179,36 @@ def test_a_plain_torch_module_scores_as_the_transformers_model_it_wraps(tiny_lm)
                                "dataset": {"data_files": {"test": str(DATA / "mmlu_tiny" / "test.jsonl")}}}])
 
 
+class CachingLM(PlainLM):
+    """A module that fills a cache on its first forward (as rotary tables are) and uses it in training."""
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.table = None
+
+    def forward(self, idx, targets=None):
+        if self.table is None:
+            self.table = torch.ones(1)
+        return self.inner(input_ids=idx).logits * self.table, None
+
+
+def test_a_cache_filled_while_scoring_serves_the_next_training_step_and_the_tokenizer_keeps_its_sides(tiny_lm):
+    """Scored under no_grad, not inference_mode: a tensor a module caches during evaluate() can be saved for
+    backward afterwards. Generation pads on the left; the caller's tokenizer comes back with its own sides."""
+    model, tok = load(tiny_lm)
+    wrapped = CachingLM(model)
+    evaluate(wrapped, tok, tasks()[:1], limit=4)
+    ids = torch.randint(0, model.config.vocab_size, (2, 8))
+    logits, _ = wrapped(ids)
+    logits.float().logsumexp(-1).mean().backward()  # an inference tensor in the graph would raise here
+    assert model.lm_head.weight.grad is not None
+    tok.padding_side, tok.truncation_side = "right", "left"
+    evaluate(model, tok, [{"task": "mmlu", "scoring": {"strategy": "gen_letter", "max_new_tokens": 2},
+                           "dataset": {"data_files": {"test": str(DATA / "mmlu_tiny" / "test.jsonl"),
+                                                      "dev": str(DATA / "mmlu_tiny" / "dev.jsonl")}}}], limit=3)
+    assert (tok.padding_side, tok.truncation_side) == ("right", "left")
+
+
 def test_an_error_leaves_the_model_and_torch_as_they_were(tiny_lm, tmp_path):
     model, tok = load(tiny_lm)
     model.train()
@@ -259,6 +289,11 @@ got = {}
 for name, chosen in (("two", tasks), ("one_case", tasks[:1])):  # 6 + 5 cases; 1 case: rank 1 has none
     res = nanoeval.evaluate(model, tok, chosen, step=1, limit=20, report_dir=f"{out}/{name}")
     got[name] = {"metrics": res.metrics, "records": res.records}
+bad = [{"task": "arc", "scoring": {"num_shardz": 2}}]
+try:  # a mistake on one rank only, found before any scoring: both ranks raise, neither waits
+    nanoeval.evaluate(model, tok, bad if rank == 1 else tasks, limit=20)
+except Exception as e:
+    got["early"] = f"{type(e).__name__}: {e}"
 if rank == 1:  # this rank's model fails: both ranks raise, neither waits
     model.module.model.forward = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("rank 1 broke"))
 try:
@@ -287,6 +322,8 @@ def test_two_gloo_ranks_share_the_cases_and_return_the_same_results(tiny_lm, tmp
     got = [json.loads(next(line for line in o[0].splitlines() if line.startswith("RESULT "))[7:]) for o in outs]
     assert got[0]["two"] == got[1]["two"] and got[0]["one_case"] == got[1]["one_case"]  # every rank: the same
     assert got[1]["error"] == "RuntimeError: rank 1 broke"
+    assert got[1]["early"].startswith("ConfigError: evaluate(): tasks[0].scoring.num_shardz: unknown key")
+    assert got[0]["early"].startswith("RuntimeError: nanoeval.evaluate failed on rank 1: ConfigError: ")
     assert got[0]["error"] == "RuntimeError: nanoeval.evaluate failed on rank 1: RuntimeError: rank 1 broke"
     model, tok = load(tiny_lm)
     alone = evaluate(model, tok, chosen, limit=20)

@@ -57,6 +57,9 @@ class Engine(EngineBase):
         self.attn_impl = loaded.attn_impl
         self.packing = engine.packing and self.attn_impl in ("sdpa", "eager")
         self.plain = loaded.plain  # a module whose forward(ids) gives logits: only the naive path (loglik.py)
+        # a training loop's model (in memory) is scored under no_grad, not inference_mode: a cache a module fills
+        # lazily while scoring (rotary tables) must stay usable by the next training step's autograd
+        self.no_grad = torch.no_grad if loaded.meta.get("backend") == "in_memory" else torch.inference_mode
         # Branchless units (a context scored at its last position: MMLU's one-token letters) need no mask unpacked,
         # so on a GPU they are not packed: SDPA's flash kernel (plain causal mask) beats the little padding that
         # packing saves in length-sorted batches. On a CPU packing measured ~5 % faster (benchmarks/RESULTS.md).

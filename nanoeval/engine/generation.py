@@ -39,7 +39,7 @@ def generate(engine, requests: list[GenRequest], max_new_tokens: int) -> list[st
                       "attention_mask": torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in enc],
                                                      device=engine.device)}
         width = inputs["input_ids"].shape[1]
-        with torch.inference_mode():
+        with engine.no_grad():
             gen = engine.model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens,
                                       pad_token_id=pad_id)
         for row, i in enumerate(batch):

@@ -128,9 +128,7 @@ class LogLikelihoods:
                  done=None) -> tuple[list[list[float]], list[bool]]:
         """Summed log-probability of each continuation given its context, per request, and whether the request's
         prompt was left-truncated to fit the model. `done`: see _Scores."""
-        import torch
-
-        with torch.inference_mode():
+        with self.e.no_grad():
             return self._score(requests, naive, done)
 
     def _score(self, requests: list[LLRequest], naive: bool, done=None) -> tuple[list[list[float]], list[bool]]:
