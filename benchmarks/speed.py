@@ -546,8 +546,8 @@ print("CALLS " + json.dumps({"load": ready, "calls": calls, "examples": n}))
 def evaluate_cost(args) -> None:
     """The suite's rows (limit 500 per task: every fixture row, MMLU 3 per subject), interleaved `--repeat` times:
     one `pytest evals/` run from an empty report dir (process start, model load and all), then one process that
-    loads the same HF folder with transformers and calls nanoeval.evaluate() three times (report_dir, a new step
-    each call: every call scores everything and hashes the weights). The warm calls (2nd, 3rd) are what a training
+    loads the same HF folder with transformers and calls nanoeval.evaluate() four times (report_dir, a new step
+    each call: every call scores everything and hashes the weights). The warm calls (2nd to 4th) are what a training
     loop pays per evaluation; pytest's own figure to hold them against is its session wall minus its model load."""
     import statistics
 
@@ -573,9 +573,9 @@ def evaluate_cost(args) -> None:
             out["pytest"].append({"wall": wall, "rss": rss, "session": summary["timing"]["session_wall_seconds"],
                                   "load": summary["timing"]["model_load_seconds"], "examples": examples})
             print(f"  {wall:.1f} s (session {out['pytest'][-1]['session']:.1f} s)", flush=True)
-            print(f"[{rep + 1}/{args.repeat}] evaluate() x3 ... ({time.strftime('%H:%M:%S')})", flush=True)
+            print(f"[{rep + 1}/{args.repeat}] evaluate() x4 ... ({time.strftime('%H:%M:%S')})", flush=True)
             log = tmp / f"evaluate_{rep}.log"
-            wall, rss = timed([sys.executable, str(script), str(model), str(cfg), str(tmp / f"evaluate_{rep}"), "3",
+            wall, rss = timed([sys.executable, str(script), str(model), str(cfg), str(tmp / f"evaluate_{rep}"), "4",
                                str(ROOT)], {**ENV, "PYTHONPATH": str(ROOT)}, log)
             calls = json.loads(next(line for line in log.read_text().splitlines() if line.startswith("CALLS "))[6:])
             out["evaluate"].append({"wall": wall, "rss": rss, **calls})
