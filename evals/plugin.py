@@ -56,6 +56,7 @@ def pytest_addoption(parser):
                 help="run only shard i of N of the cases (0-based; default: $NANOEVAL_SHARD)")
 
 
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: `-p no:xdist` must not break the run
 def pytest_xdist_auto_num_workers(config):
     """`-n auto`: one worker per GPU; without GPUs, half the CPU cores."""
     return devices.auto_workers()

@@ -156,3 +156,12 @@ def test_hub_revisions_are_checkpoints_resolved_to_commits(tiny_lm, tmp_path, ru
     with open(tmp_path / "out" / "curves.csv") as f:
         assert sorted({(int(r["step"]), r["checkpoint"]) for r in csv.DictReader(f)}) == [
             (1000, "step1000"), (2000, "step2000")]
+
+
+def test_a_sweep_runs_with_xdist_disabled(tiny_lm, tmp_path, run_evals):
+    """The plugin's xdist hooks (worker count, scheduler, worker setup) are optional: `-p no:xdist` still runs."""
+    runs = tmp_path / "runs"
+    save_checkpoints(tiny_lm, runs, (1, 2))
+    result = run_evals(sweep(runs, tmp_path / "out"), "-p", "no:xdist", suite=True)
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    assert result.parseoutcomes()["passed"] == 8 and (tmp_path / "out" / "curves.csv").is_file()
