@@ -2,7 +2,7 @@
 and its friends again (4 of ~7 s a run). A resident parent (one per test process) imports the heavy libraries
 whose import reads no per-run setting, then forks one child per run; the child takes the run's working
 directory, environment, sys.path, stdin and output files, and runs `pytest ARGS` as `python -m pytest ARGS` would
-(pytest.console_main, then a normal interpreter exit: atexit handlers, non-daemon threads joined). Everything
+(pytest.main, then a normal interpreter exit: atexit handlers, non-daemon threads joined). Everything
 NanoEval imports, and everything that reads the environment or HOME when imported (huggingface_hub, datasets,
 transformers: their cache and offline settings), is imported in the child, fresh for each run.
 
@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # imported once by the parent; none reads HOME, HF_* or NANOEVAL_* when imported, none starts a thread (pyarrow
 # does: jemalloc's background thread; it and pandas are imported by each child, with datasets)
 PRELOAD = ("numpy", "torch", "torch._dynamo", "torch.distributed.tensor", "PIL.Image", "yaml",
-           "jinja2", "safetensors.torch", "tokenizers", "matplotlib", "matplotlib.pyplot", "execnet", "xdist",
-           "pytest_html", "pytest")
+           "jinja2", "safetensors.torch", "tokenizers", "matplotlib", "matplotlib.pyplot", "pytest")
+# not pytest plugins (xdist, pytest_html): pytest rewrites their asserts when it loads them, and warns if it cannot
 # environment variables (prefixes) the preloaded libraries read when imported: a run that sets them differently
 # from the parent gets a real subprocess
 PRELOAD_ENV = ("TORCH", "PYTORCH", "OMP_", "KMP_", "MKL_", "OPENBLAS_", "NPY_", "MPL", "CUDA", "LD_", "PYTHON",
@@ -49,6 +49,7 @@ class Warm:
         self.env = dict(os.environ)
         self.proc = subprocess.Popen([sys.executable, "-m", "tests.forkrun"], cwd=ROOT, env=self.env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.runs = 0  # runs forked so far
         ready = self.proc.stdout.readline()
         if ready.strip() != "ready":
             raise RuntimeError(f"tests.forkrun did not start: {ready!r}")
@@ -63,6 +64,7 @@ class Warm:
         self.proc.stdin.write(json.dumps({"argv": argv, "cwd": cwd, "env": env, "out": str(out),
                                           "err": str(err)}) + "\n")
         self.proc.stdin.flush()
+        self.runs += 1
         return json.loads(self.proc.stdout.readline())["ret"]
 
     def close(self) -> None:
@@ -85,7 +87,9 @@ def _child(req: dict) -> None:
     sys.path[:] = [req["cwd"], *ours, *base]
     sys.argv = [str(Path(sys.modules["pytest"].__file__).parent / "__main__.py"), *req["argv"]]
     import pytest
-    raise SystemExit(pytest.console_main())
+    code = pytest.main()  # what `python -m pytest` runs (console_main, which warns when called from here)
+    sys.stdout.flush()
+    raise SystemExit(code)
 
 
 _parent_pythonpath: list[str] = []
