@@ -1,9 +1,13 @@
 """Shared test fixtures: tiny random-init models built from config once per session, and a runner for
-`pytest evals/` in a subprocess (pytester) with a YAML config written on the fly."""
+`pytest evals/` in a new process (pytester; started warm by tests/forkrun.py) with a YAML config written on the
+fly."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
+import time
 from pathlib import Path
 
 # One torch (OpenMP) thread per process, set before torch is imported here and inherited by every `pytest evals/`
@@ -14,6 +18,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import datasets  # noqa: F401 - before pytester snapshots sys.modules: a re-import clashes in pyarrow's registry
 import pytest
 import yaml
+from _pytest.pathlib import make_numbered_dir
+from _pytest.pytester import RunResult
+
+from tests.forkrun import Warm
 
 pytest_plugins = ["pytester"]
 
@@ -82,8 +90,8 @@ def mmlu_tiny_config(model: Path, report_dir: Path, **overrides) -> dict:
 
 
 @pytest.fixture
-def run_evals(pytester):
-    """Run `pytest evals/` in a subprocess with `config` (a dict, written as YAML) as NANOEVAL_CONFIG/SUITE."""
+def run_evals(pytester, warm):
+    """Run `pytest evals/` in a new process with `config` (a dict, written as YAML) as NANOEVAL_CONFIG/SUITE."""
     def run(config: dict | str | None = None, *args, suite: bool = False, env: dict | None = None):
         if isinstance(config, dict):
             path = pytester.path / ("suite.yaml" if suite else "config.yaml")
@@ -96,9 +104,43 @@ def run_evals(pytester):
         pytester._monkeypatch.setenv("PYTHONPATH", str(ROOT))  # `-p tests.fault_injection` imports from the repo
         for k, v in (env or {}).items():
             pytester._monkeypatch.setenv(k, v)
-        return pytester.runpytest_subprocess(str(ROOT / "evals"), "-o", f"cache_dir={pytester.path / '.cache'}",
-                                             *args)
+        return run_pytest(pytester, warm, str(ROOT / "evals"), "-o", f"cache_dir={pytester.path / '.cache'}", *args)
     return run
+
+
+@pytest.fixture(scope="session")
+def warm():
+    """The resident parent that forks warm `pytest evals/` processes (tests/forkrun.py); None: NANOEVAL_TEST_FORK=0."""
+    if os.environ.get("NANOEVAL_TEST_FORK") == "0":
+        yield None
+        return
+    parent = Warm()
+    yield parent
+    parent.close()
+
+
+def run_pytest(pytester, warm, *args: str):
+    """pytester.runpytest_subprocess(*args), in a warm fork when the run's environment allows (tests/forkrun.py):
+    the same arguments (a numbered --basetemp), working directory, environment (the working directory ahead on
+    PYTHONPATH, stdin closed) and RunResult."""
+    if warm is None:
+        return pytester.runpytest_subprocess(*args)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH", "")]))
+    if not warm.can_run(env):
+        return pytester.runpytest_subprocess(*args)
+    basetemp = make_numbered_dir(root=pytester.path, prefix="runpytest-", mode=0o700)
+    argv = [f"--basetemp={basetemp}", *args]
+    print("running (warm fork): pytest", *argv, "\n     in:", os.getcwd())
+    out, err = pytester.path / "stdout", pytester.path / "stderr"
+    out.write_text(""), err.write_text("")
+    start = time.perf_counter()
+    ret = warm.run(argv, os.getcwd(), env, out, err)
+    outlines, errlines = out.read_text(encoding="utf8").splitlines(), err.read_text(encoding="utf8").splitlines()
+    print("\n".join(outlines)), print("\n".join(errlines), file=sys.stderr)
+    with contextlib.suppress(ValueError):
+        ret = pytest.ExitCode(ret)
+    return RunResult(ret, outlines, errlines, time.perf_counter() - start)
 
 
 def read_jsonl(path: Path) -> list[dict]:
