@@ -43,7 +43,7 @@ class Record(TypedDict, total=False):
     bpb: float                # ranked choices: the gold continuation's bits per byte (scoring.choice_record)
     response: str             # generation: counted in summary.json's counts.generations
     truncated_prompt: bool    # set by the runner (true only): the engine cut this example's prompt to max_length
-    hit_max_new_tokens: bool  # set by the runner (true only): its generation stopped at max_new_tokens
+    hit_max_new_tokens: bool  # set by the runner (true only): cut at max_new_tokens (no stop string, no EOS)
 
 
 @dataclass
