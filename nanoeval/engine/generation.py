@@ -1,7 +1,7 @@
 """Greedy generation, batched with left padding; each row stops at its end-of-sequence token."""
 from __future__ import annotations
 
-from nanoeval.engine.requests import GenRequest
+from nanoeval.engine.requests import GenRequest, cut_at_stop
 
 
 def generate(engine, requests: list[GenRequest], max_new_tokens: int) -> list[str]:
@@ -44,8 +44,8 @@ def generate(engine, requests: list[GenRequest], max_new_tokens: int) -> list[st
                                       pad_token_id=pad_id)
         for row, i in enumerate(batch):
             new = gen[row, width:].tolist()
-            flags[i]["hit_max_new_tokens"] = int(len(new) >= max_new_tokens and not eos & set(new))
-            out[i] = engine.decode(new)
+            out[i], stopped = cut_at_stop(engine.decode(new), requests[i].until)  # STAND-IN: post-hoc cut
+            flags[i]["hit_max_new_tokens"] = int(len(new) >= max_new_tokens and not eos & set(new) and not stopped)
 
     engine.batcher.run(lengths, run)
     engine.count(flags)

@@ -45,3 +45,11 @@ class GenRequest:
     text: str                                   # the user turn's text
     images: list = field(default_factory=list)  # PIL images, attached after the text in this order
     chat: bool | None = None                    # wrap in the chat template (None: model.chat_template)
+    until: tuple[str, ...] = ()                 # stop sequences: the response ends before the first one
+
+
+def cut_at_stop(text: str, until: tuple[str, ...]) -> tuple[str, bool]:
+    """STAND-IN until the engine stops rows itself (branch gen-engine): `text` cut before the first occurrence of
+    any stop string (as lm-eval's generate_until cuts), and whether one occurred."""
+    cut = min((i for i in (text.find(s) for s in until if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
