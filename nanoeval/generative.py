@@ -14,13 +14,15 @@ Per example, in the batch's order (cases are row shards; a row without an id col
 Shots: fixed exemplars, the first k in order (lm-eval's first_n sampler), or drawn from dataset.fewshot_split as
 lm-eval 0.4.13's default sampler draws them (`lmeval_shots`).
 Metrics: `exact_match,<extractor>` per extractor (lm-eval's names; mean, stderr = sample sd / sqrt(n)) and `bpb`;
-counts: `fallback_rows` (the headline extractor found nothing: FALLBACK flag over 5 %), `invalid,<extractor>`.
+counts: `fallback_rows` (the headline extractor found nothing: FALLBACK flag over 5 %), `invalid,<extractor>`;
+chance 0.
 `nanoeval rescore FILE` extracts the saved responses again under the same declaration (each record names its
 formulation and headline extractor), or under another declared extractor or a regex of one's own.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import re
 import string
@@ -30,7 +32,7 @@ from typing import Callable
 
 from nanoeval.benchmark import Benchmark, CaseData, Metrics, OptionError, Rescorer
 from nanoeval.config import TaskConfig
-from nanoeval.data import DataError, Row, read_field
+from nanoeval.data import DataError, Row, load_rows, read_field
 from nanoeval.engine.requests import GenRequest, LLRequest
 from nanoeval.scoring import bits_per_byte, fallback_summary, mean_stderr, with_prompts
 from nanoeval.shards import (ShardOptions, check_shard_cases, num_shards, shard_cases, shard_of, shard_rows,
@@ -185,7 +187,7 @@ class _Draws:
             return self.made[i]
 
 
-_DRAWS: dict[tuple[int, int, int], _Draws] = {}
+_DRAWS: dict[tuple, tuple[list | None, _Draws]] = {}
 _DRAWS_LOCK = threading.Lock()
 
 
@@ -199,25 +201,33 @@ def lmeval_shots(seed: int, pool: list[Item], k: int, item: Item, same_split: bo
     dataset.limit / sample and resume (lm-eval's --limit keeps them too; its --samples and several ranks draw only
     for the docs they keep). Shots from the scored split itself: k + 1 drawn, the rows equal to the scored one
     left out, the first k kept, and where that leaves fewer, k drawn again from the rows not equal to it."""
-    if not same_split:
-        with _DRAWS_LOCK:
-            draws = _DRAWS.setdefault((seed, len(pool), k), _Draws(seed, lambda rnd, i: rnd.sample(range(len(pool)), k)))
-        return [pool[j] for j in draws[item.index]]
-    by_index = {p.index: p for p in pool}
+    if same_split:
+        equal: dict[str, set[int]] = {}  # the pool rows equal to each row (lm-eval compares the docs)
+        for j, p in enumerate(pool):
+            equal.setdefault(json.dumps(p.raw, sort_keys=True, default=str), set()).add(j)
+        docs = {p.index: equal[json.dumps(p.raw, sort_keys=True, default=str)] for p in pool}
 
-    def draw(rnd: random.Random, i: int) -> list[int]:
-        doc = by_index.get(i)
-        keep = [j for j in rnd.sample(range(len(pool)), k + 1) if doc is None or pool[j].raw != doc.raw][:k]
-        if len(keep) < k:
-            keep = rnd.sample([j for j in range(len(pool)) if doc is None or pool[j].raw != doc.raw], k)
-        return keep
-
-    return [pool[j] for j in _Draws(seed, draw)[item.index]]
+        def draw(rnd: random.Random, i: int) -> list[int]:
+            same = docs.get(i, set())
+            keep = [j for j in rnd.sample(range(len(pool)), k + 1) if j not in same][:k]
+            return keep if len(keep) == k else rnd.sample([j for j in range(len(pool)) if j not in same], k)
+        key = ("same split", seed, k, id(pool))  # the pool is kept with its draws: its id is not reused
+    else:
+        def draw(rnd: random.Random, i: int) -> list[int]:
+            return rnd.sample(range(len(pool)), k)
+        key = (seed, k, len(pool))
+    with _DRAWS_LOCK:
+        if key not in _DRAWS:
+            _DRAWS[key] = (pool if same_split else None, _Draws(seed, draw))
+        draws = _DRAWS[key][1]
+    return [pool[j] for j in draws[item.index]]
 
 
 # ------------------------------------------------------------------------------------------------ the benchmark
 def generative(spec: Generative) -> Benchmark:
-    options = type(f"{spec.name}_options", (GenerativeOptions,), {"prompts": spec.formulations})
+    fixed = [name for name, p in spec.formulations.items() if p.shots is not None]
+    options = type(f"{spec.name}_options", (GenerativeOptions,), {"prompts": spec.formulations, "fewshot_hint": (
+        f"scoring.formulation: {fixed[0]} (its fixed exemplars)" if fixed else "")})
     names = list(dict.fromkeys(n for p in spec.formulations.values() for n in p.extractors))
     fallbacks = {n: e.fallback for p in spec.formulations.values() for n, e in p.extractors.items()}  # + custom's
 
@@ -278,7 +288,9 @@ def generative(spec: Generative) -> Benchmark:
         counts, notes = fallback_summary(records, ("counted those rows wrong", "zeros"), f"answer ({head})")
         for n in names:
             counts[f"invalid,{n}"] = sum(r["extracted"][n] == fallbacks.get(n, Extractor.fallback) for r in records)
-        return Metrics(f"exact_match,{head}", metrics, stderr, chance=None, plot_by="metrics", counts=counts,
+        # chance 0: a guess never matches free text exactly (DCLM's CORE counts generative tasks so), so a suite's
+        # aggregate averages this task too, its centered accuracy its exact match
+        return Metrics(f"exact_match,{head}", metrics, stderr, chance=0.0, plot_by="metrics", counts=counts,
                        notes=notes)
 
     def recipe(cfg: TaskConfig, root) -> dict:
@@ -297,6 +309,20 @@ def generative(spec: Generative) -> Benchmark:
                 "ids": f"column {spec.id_column!r}" if spec.id_column else "the row's number in the split",
                 "shards": f"row i -> shard i % {num_shards(cfg, root)}"}
 
+    def check_cases(cfg: TaskConfig, root) -> str | None:
+        """Before the model loads: empty shards, a missing column, fewer local shot rows than the sampler draws."""
+        if (why := check_shard_cases(cfg, root, spec.columns)) or not cfg.dataset.data_files or \
+                not cfg.scoring.needs_fewshot_split():
+            return why
+        ds, k = cfg.dataset, cfg.scoring.num_fewshot
+        try:
+            rows = len(load_rows(ds, ds.fewshot_split, root))
+        except DataError:
+            return None  # a split without files: the session names it
+        draws = k + (ds.fewshot_split == ds.split)  # lm-eval draws one more where the scored row may be drawn
+        return None if rows >= draws else f"scoring.num_fewshot: {k} shots drawn from split {ds.fewshot_split!r} " \
+            f"need {draws} rows, it has {rows}"
+
     def rescore_row(row: dict, where: str, settings: RescoreSettings, seed: int) -> dict:
         p = spec.formulations.get(row["formulation"])
         if p is None:
@@ -307,15 +333,18 @@ def generative(spec: Generative) -> Benchmark:
         if head not in extractors:
             raise ValueError(f"--extractor {head}: not an extractor of the {row['formulation']} formulation "
                              f"({', '.join(extractors)})")
-        record = {"id": str(row["id"]), **judge(row["formulation"], extractors, head, p.match, row["response"],
-                                                str(row["gold"]))}
+        try:
+            record = {"id": str(row["id"]), **judge(row["formulation"], extractors, head, p.match, row["response"],
+                                                    str(row["gold"]))}
+        except ValueError as e:  # an extractor's group_select beyond this response's matches
+            raise ValueError(f"{where}: {e}") from None
         return {**record, **{k: row[k] for k in ("lls", "tokens", "bpb") if k in row}}
 
     return Benchmark(
         name=spec.name, doc=spec.doc, options=options, dataset=spec.dataset, strategies=("generate",),
         cases=shard_cases, load=load, score=score, summarize=summarize, recipe=recipe,
         case_sizes=lambda cfg, root: shard_sizes(cfg, root, spec.full_size),
-        check_cases=lambda cfg, root: check_shard_cases(cfg, root, spec.columns), chunk=8,
+        check_cases=check_cases,
         id_column=spec.id_column, columns=spec.columns,
         rescore=Rescorer(
             needs=("id", "response", "gold", "formulation"), score=rescore_row, settings=rescore_settings,
