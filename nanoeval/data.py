@@ -478,7 +478,7 @@ def seeded_sample(pool: list, k: int, seed: str) -> list:
     return random.Random(seed).sample(pool, k) if k else []
 
 
-# ------------------------------------------------------------------------------ a row as a benchmark's functions read it
+# ---------------------------------------------------------------------------- a row as a benchmark's functions read it
 class Row:
     """One data row as a benchmark's functions read it: row["goal"] is the column (through dataset.columns); a
     missing column or a value out of place is a DataError naming the row."""

@@ -81,7 +81,8 @@ class ExactMatch:
         pair = [prediction, reference] if self.regexes_to_ignore else [_np(prediction), _np(reference)]
         for pattern in self.regexes_to_ignore:
             pair = [_np(re.sub(pattern, "", t)) for t in pair]
-        for on, change in ((self.ignore_case, str.lower), (self.ignore_punctuation, lambda t: t.translate(_PUNCTUATION)),
+        for on, change in ((self.ignore_case, str.lower),
+                           (self.ignore_punctuation, lambda t: t.translate(_PUNCTUATION)),
                            (self.ignore_numbers, lambda t: t.translate(_DIGITS))):
             if on:
                 pair = [_np(change(t)) for t in pair]

@@ -15,7 +15,8 @@ HERE = Path(__file__).resolve().parent
 
 TRAIN = [
     ("A baker fills 7 trays with 12 rolls each. She sells 59 rolls in the morning. How many rolls are left?",
-     "She baked 7 * 12 = <<7*12=84>>84 rolls.\nAfter the morning she has 84 - 59 = <<84-59=25>>25 rolls left.\n#### 25"),
+     "She baked 7 * 12 = <<7*12=84>>84 rolls.\nAfter the morning she has 84 - 59 = <<84-59=25>>25 rolls left.\n"
+     "#### 25"),
     ("Marco saves $15 every week. How many weeks does he need to save to buy a bike that costs $180?",
      "He needs 180 / 15 = <<180/15=12>>12 weeks.\n#### 12"),
     ("A library had 1,250 books. It bought 340 more and gave away 95 old ones. How many books does the library have "
