@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from nanoeval.benchmarks import BENCHMARKS
 from nanoeval.config import ConfigError
@@ -268,3 +269,28 @@ def test_until_and_max_new_tokens_are_in_the_recipe_and_the_config_hash(tmp_path
     assert (cot.scoring.num_fewshot, cot.scoring.until) == (8, ["Q:", "</s>", "<|im_end|>"])
     assert not cot.scoring.needs_fewshot_split() and base.scoring.needs_fewshot_split()
     assert load(tmp_path, gsm8k_config("m", tmp_path / "r", num_shards=4)).config_hash() == base.config_hash()
+
+
+@pytest.mark.slow
+def test_real_smollm2_generates_what_lm_eval_generated(run_evals, tmp_path):
+    """The shipped config's model on the fixture, both formulations as one suite (rows 0 and 1: up to 256 tokens
+    each on a CPU): every prompt, response (greedy, cut at the stop sequences), extracted answer and exact match is
+    lm-eval's own (tests/data/gsm8k/LMEVAL.md: all 48 rows of the three variants agreed)."""
+    model = yaml.safe_load((ROOT / "configs" / "gsm8k_smollm2.yaml").read_text())["model"]
+    tasks = [{**{k: v for k, v in gsm8k_config("m", "r", {**dataset, "limit": 1}, **scoring).items()
+                 if k not in ("model", "report_dir")}, "name": variant}
+             for variant, (scoring, dataset) in VARIANTS.items() if variant != "standard_fewshot_from_test"]
+    out = tmp_path / "real"
+    suite = {"suite": "gsm8k", "report_dir": str(out), "model": model, "report": {"prompts": True}, "tasks": tasks,
+             "engine": {"token_budget": 16384}}  # both rows in one batch, as lm-eval batched them
+    result = run_evals(suite, suite=True)
+    assert result.ret == 0, result.stdout.str()
+    for variant in ("standard", "cot"):
+        theirs = {str(r["doc_index"]): r for r in REFERENCE if r["variant"] == variant}
+        ours = read_jsonl(out / variant / "predictions.jsonl")
+        assert sorted(r["id"] for r in ours) == ["0", "1"]
+        for r in ours:
+            ref = theirs[r["id"]]
+            assert (r["prompt"], r["response"], r["gold"]) == (ref["prompt"], ref["response"], ref["target"]), r["id"]
+            assert r["extracted"] == ref["extracted"] and r["exact_match"] == {
+                k: bool(v) for k, v in ref["exact_match"].items()}
