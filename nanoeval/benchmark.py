@@ -25,7 +25,9 @@ class TaskError(RuntimeError):
     the runner."""
 
 
-STRATEGIES = ("rank_ll", "gen_letter")  # log-likelihood ranking of choices | greedy generation, then a parser
+# log-likelihood ranking of choices | greedy generation, then an option-letter parser | greedy generation until a stop
+# sequence, then answer extractors and exact match (generative.py)
+STRATEGIES = ("rank_ll", "gen_letter", "generate")
 
 
 class Record(TypedDict, total=False):
@@ -43,7 +45,7 @@ class Record(TypedDict, total=False):
     bpb: float                # ranked choices: the gold continuation's bits per byte (scoring.choice_record)
     response: str             # generation: counted in summary.json's counts.generations
     truncated_prompt: bool    # set by the runner (true only): the engine cut this example's prompt to max_length
-    hit_max_new_tokens: bool  # set by the runner (true only): its generation stopped at max_new_tokens
+    hit_max_new_tokens: bool  # set by the runner (true only): cut at max_new_tokens (no stop string, no EOS)
 
 
 @dataclass
@@ -121,12 +123,16 @@ class Options:
 
 @dataclass(frozen=True)
 class Rescorer:
-    """How saved generations are scored again without a model (`nanoeval rescore FILE`)."""
+    """How saved generations are scored again without a model (`nanoeval rescore FILE`). `needs` also tells the
+    benchmarks apart when --task is not given: the one whose keys the file's first row has."""
     needs: tuple[str, ...]                               # keys every saved row must have
-    score: Callable[[dict, str, Options, int], dict]     # (row, where (file:line), options, seed) -> record
+    score: Callable[[dict, str, Any, int], dict]         # (row, where (file:line), settings, seed) -> record
     options: dict[str, dict] = field(default_factory=dict)  # option -> argparse keywords (--name on the CLI)
-    describe: Callable[[Options, int], dict] = lambda options, seed: {}  # the recipe summary.json records
-    report: Callable[[Metrics, Options, int], str] = lambda metrics, options, seed: ""  # after "accuracy ..."
+    describe: Callable[[Any, int], dict] = lambda settings, seed: {}  # the recipe summary.json records
+    report: Callable[[Metrics, Any, int], str] = lambda metrics, settings, seed: ""  # after "accuracy ..."
+    # the CLI options given (name -> value, those not given left out) -> the `settings` the functions above get;
+    # None: the benchmark's own Options with those values (an option of the same name); raises ValueError
+    settings: Callable[[dict], Any] | None = None
 
 
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity: one object per benchmark

@@ -1,9 +1,12 @@
 """`nanoeval` command line: work on saved outputs without a model.
 
-    nanoeval rescore FILE.jsonl [--task NAME] [--fallback seeded|count_wrong] [--seed N] [--out DIR]
-        Re-score saved generations without a model, with a benchmark's own parser (the benchmarks that have one:
-        MMMU-Pro's rows with id, response, options, answer, subject, from NanoEval's own predictions.jsonl or the
-        official MMMU-Pro output files). --task: which benchmark (default: the only one that can re-score).
+    nanoeval rescore FILE.jsonl [--task NAME] [--seed N] [--out DIR] [the benchmark's own options]
+        Re-score saved generations without a model, with a benchmark's own parser: MMMU-Pro's rows with id,
+        response, options, answer, subject (NanoEval's predictions.jsonl or the official MMMU-Pro output files;
+        --fallback seeded|count_wrong); a generative benchmark's predictions.jsonl (GSM8K), its answers extracted
+        again with the declared extractors (--extractor NAME: another declared one as the headline; --regex PATTERN
+        [--group-select N]: lm-eval's regex filter of your own, named `custom`). --task: which benchmark (default:
+        the one whose keys the rows have).
     nanoeval merge DIR... --out DIR
         Combine the report dirs of `--nanoeval-shard i/N` runs of one task (or suite dirs holding such task dirs)
         into the artifacts a single run would have written. Refuses missing, overlapping or mismatched shards.
@@ -43,17 +46,15 @@ def rescore(args) -> int:
     from nanoeval import reporting
     from nanoeval.summary import RescoreSummary
 
-    bench = _rescorers()[args.task]
-    rs = bench.rescore
-    options = bench.options(**{k: getattr(args, k) for k in rs.options if getattr(args, k) is not None}).resolve()
+    rescorers = _rescorers()
+    bench = rescorers[args.task] if args.task else None
     path = Path(args.file)
     try:
         data = path.read_bytes()
     except OSError as e:
         print(f"nanoeval rescore: {path}: cannot read ({e.strerror})", file=sys.stderr)
         return 2
-    records = []
-    expected = ", ".join(rs.needs)
+    records, settings = [], None
     for n, raw in enumerate(data.split(b"\n"), 1):
         try:
             line = raw.decode("utf-8")
@@ -65,14 +66,19 @@ def rescore(args) -> int:
             continue
         try:
             row = json.loads(line)
+            if bench is None and isinstance(row, dict):  # no --task: the benchmark whose rows these are
+                bench = _rescorer_for(rescorers, row, f"{path}: line {n}")
+            expected = ", ".join(bench.rescore.needs) if bench else "the keys a benchmark's saved rows have"
             if not isinstance(row, dict):
                 raise ValueError(f"{path}: line {n}: expected a JSON object (a row with {expected}), "
                                  f"got a {type(row).__name__}")
+            if settings is None:
+                settings = _rescore_settings(bench, args)
             where = f"{path}: line {n} (id {row.get('id')!r})"
-            missing = [k for k in rs.needs if k not in row]
+            missing = [k for k in bench.rescore.needs if k not in row]
             if missing:
                 raise ValueError(f"{where}: missing key {missing[0]!r} (expected {expected})")
-            records.append(rs.score(row, where, options, args.seed))
+            records.append(bench.rescore.score(row, where, settings, args.seed))
         except json.JSONDecodeError as e:
             print(f"nanoeval rescore: {path}: line {n}: not JSON ({e.msg})", file=sys.stderr)
             return 2
@@ -82,9 +88,10 @@ def rescore(args) -> int:
     if not records:
         print(f"nanoeval rescore: {path}: no rows", file=sys.stderr)
         return 2
+    rs = bench.rescore
     metrics = bench.summarize(records, None)
     print(f"{path.name}: accuracy {100 * metrics.metrics[metrics.headline]:.2f}% over {len(records)} rows"
-          f"{rs.report(metrics, options, args.seed)}")
+          f"{rs.report(metrics, settings, args.seed)}")
     for subject, v in metrics.per_subject.items():
         print(f"  {subject:<40} {100 * v['acc']:6.2f}%  n={v['n']}")
     if args.out:
@@ -97,11 +104,39 @@ def rescore(args) -> int:
             print(f"nanoeval rescore: --out: {e}", file=sys.stderr)
             return 2
         scores = reporting.assemble(metrics, records, task=bench.name, name=path.stem)
-        full = RescoreSummary(**vars(scores), source=str(path), recipe=rs.describe(options, args.seed),
+        full = RescoreSummary(**vars(scores), source=str(path), recipe=rs.describe(settings, args.seed),
                               model={"id": "(saved responses)"}, cases={"done": [], "missing": [], "complete": True})
         reporting.write_task(out, records, full)
         print(f"artifacts: {out}")
     return 0
+
+
+def _rescorer_for(rescorers: dict, row: dict, where: str):
+    """The benchmark whose saved rows have `row`'s keys (its Rescorer's `needs`): the only one that re-scores, or
+    the only one whose keys the row has."""
+    fits = [b for b in rescorers.values() if all(k in row for k in b.rescore.needs)]
+    if len(rescorers) == 1 or len(fits) == 1:
+        return fits[0] if fits else next(iter(rescorers.values()))
+    rows = "; ".join(f"{b.name}: {', '.join(b.rescore.needs)}" for b in rescorers.values())
+    raise ValueError(f"{where}: which benchmark's rows are these? give --task (rows of {rows})")
+
+
+def _rescore_settings(bench, args):
+    """The CLI options given, for `bench`'s Rescorer (an option of another benchmark's is refused)."""
+    given = {k: getattr(args, k) for k in _rescore_options() if getattr(args, k) is not None}
+    for k in given:
+        if k not in bench.rescore.options:
+            owners = [b.name for b in _rescorers().values() if k in b.rescore.options]
+            raise ValueError(f"--{k.replace('_', '-')}: not an option of {bench.name} (it applies to "
+                             f"{', '.join(owners)})")
+    if bench.rescore.settings is not None:
+        return bench.rescore.settings(given)
+    return bench.options(**given).resolve()
+
+
+def _rescore_options() -> dict[str, dict]:
+    """Every rescorer's CLI options: name -> argparse keywords."""
+    return {k: v for b in _rescorers().values() for k, v in b.rescore.options.items()}
 
 
 def _task_dirs(path: Path) -> dict[str, Path]:
@@ -508,10 +543,12 @@ def main(argv: list[str] | None = None) -> int:
     rescorers = _rescorers()
     r = sub.add_parser("rescore", help=f"re-score saved generations without a model ({', '.join(rescorers)})")
     r.add_argument("file")
-    r.add_argument("--task", choices=list(rescorers), default=next(iter(rescorers)) if len(rescorers) == 1 else None,
-                   required=len(rescorers) > 1, help="the benchmark whose parser re-scores the file")
-    for name, kw in {k: v for b in rescorers.values() for k, v in b.rescore.options.items()}.items():
-        r.add_argument(f"--{name}", **{**kw, "default": None}, help=f"default: {kw.get('default')}")
+    r.add_argument("--task", choices=list(rescorers), help="the benchmark whose parser re-scores the file (default: "
+                   "the one whose keys the rows have)")
+    for name, kw in _rescore_options().items():
+        owners = ", ".join(b.name for b in rescorers.values() if name in b.rescore.options)
+        r.add_argument(f"--{name.replace('_', '-')}", dest=name, **{
+            **kw, "default": None, "help": f"{kw.get('help', '')} ({owners}; default: {kw.get('default')})".lstrip()})
     r.add_argument("--seed", type=int, default=1234)
     r.add_argument("--out", help="write NanoEval's artifacts to this folder")
     m = sub.add_parser("merge", help="combine the report dirs of sharded runs")

@@ -104,7 +104,8 @@ class DatasetConfig:
     fewshot_split: str | None = None          # where k-shot examples come from (`dev` for MMLU)
     revision: str | None = None
     data_files: dict[str, list[str]] | None = None  # split -> files (a string or list means {split: files})
-    package: str | None = None                # data_files are relative to this installed package's folder
+    package: str | dict[str, str] | None = None  # data_files are relative to this installed package's folder (a
+                                              # mapping: split -> package; other splits' files to the root)
     streaming: bool = True
     columns: dict[str, str | list[str]] = field(default_factory=dict)  # our name -> the dataset's column(s)
     drop_header_rows: bool = False            # drop rows that repeat the column names (CSV export artefact)

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nanoeval.config import DatasetConfig
+from nanoeval.config import DatasetConfig, TaskConfig
 
 
 class DataError(ValueError):
@@ -94,10 +94,12 @@ def package_dir(name: str) -> Path:
 
 
 def resolve_files(ds: DatasetConfig, root: Path) -> dict[str, list[Path]]:
-    """Local data files per split: relative to `package` if given, else to the project root."""
-    base = package_dir(ds.package) if ds.package else root
+    """Local data files per split: relative to `package` if given (a mapping: the split's package, if it names
+    one), else to the project root."""
     out = {}
     for split, files in (ds.data_files or {}).items():
+        package = ds.package.get(split) if isinstance(ds.package, dict) else ds.package
+        base = package_dir(package) if package else root
         paths = [Path(f) if Path(f).is_absolute() else base / f for f in files]
         for p in paths:
             if not p.is_file():
@@ -474,3 +476,35 @@ def seeded_sample(pool: list, k: int, seed: str) -> list:
     import random
 
     return random.Random(seed).sample(pool, k) if k else []
+
+
+# ---------------------------------------------------------------------------- a row as a benchmark's functions read it
+class Row:
+    """One data row as a benchmark's functions read it: row["goal"] is the column (through dataset.columns); a
+    missing column or a value out of place is a DataError naming the row."""
+
+    def __init__(self, raw: dict, cfg: TaskConfig, where: str):
+        self.raw, self.cfg, self.where = raw, cfg, where
+
+    def __getitem__(self, name: str):
+        return get(self.raw, self.cfg.dataset, name, self.where)
+
+    def answer(self, name: str, labels) -> int:
+        """The gold index: the position of column `name`'s value among `labels` (compared as text, stripped; a
+        boolean is 0/1), e.g. row.answer("answer", ["1", "2"]) for WinoGrande's "1"/"2"."""
+        value = self[name]
+        text = str(int(value) if isinstance(value, bool) else value).strip()
+        labels = [str(label) for label in labels]
+        if text not in labels:
+            raise DataError(f"{self.where}: {name}: {value!r} is not one of the labels {labels}")
+        return labels.index(text)
+
+
+def read_field(fn, row: Row, what: str):
+    """A benchmark function's value for a row; what it raises on a malformed row is a DataError naming the row."""
+    try:
+        return fn(row)
+    except DataError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+        raise DataError(f"{row.where}: {what}: cannot be read from this row ({e.__class__.__name__}: {e})") from e

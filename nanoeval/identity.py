@@ -220,14 +220,26 @@ def _ours(obj) -> bool:
 
 def _closed_over(value) -> list:
     """What a closure holds that decides records: our functions and classes; for an instance of one of our
-    dataclasses (a benchmark stated as data: multiple_choice.py), the whole module of each function it holds (its
-    lambdas, the helpers they call and the literals beside them)."""
+    dataclasses (a benchmark stated as data: multiple_choice.py, generative.py), the whole module of each function
+    it holds, in the dataclasses, dicts, lists and tuples it holds too (its lambdas, the helpers they call and the
+    literals beside them)."""
     if inspect.isfunction(value) or inspect.isclass(value):
         return [inspect.unwrap(value)] if _ours(value) else []
     if dataclasses.is_dataclass(value) and not isinstance(value, type) and _ours(type(value)):
-        held = [getattr(value, f.name) for f in dataclasses.fields(value)]
-        return list({f.__module__: sys.modules[f.__module__] for f in held if inspect.isfunction(f) and _ours(f)}
-                    .values())
+        return list({f.__module__: sys.modules[f.__module__] for f in _held(value)}.values())
+    return []
+
+
+def _held(value) -> list:
+    """Our functions inside a declaration (a dataclass of ours), however deep in dicts, lists and tuples."""
+    if inspect.isfunction(value):
+        return [value] if _ours(value) else []
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) and _ours(type(value)):
+        return [f for field in dataclasses.fields(value) for f in _held(getattr(value, field.name))]
+    if isinstance(value, dict):
+        return [f for v in value.values() for f in _held(v)]
+    if isinstance(value, (list, tuple)):
+        return [f for v in value for f in _held(v)]
     return []
 
 

@@ -30,33 +30,12 @@ from typing import Callable
 
 from nanoeval.benchmark import Benchmark, CaseData, Metrics
 from nanoeval.config import TaskConfig
-from nanoeval.data import DataError, get, load_rows, row_addresses, seeded_sample
+from nanoeval.data import DataError, Row, read_field, seeded_sample
 from nanoeval.engine.requests import LLRequest
 from nanoeval.scoring import LETTERS, accuracy, by_subject, choice_record, per_token_and_bpb, with_prompts
-from nanoeval.shards import ShardOptions, check_shards, load_shard, num_shards, shard_cases, shard_sizes
+from nanoeval.shards import ShardOptions, check_shard_cases, load_shard, num_shards, shard_cases, shard_sizes
 
 CORRECT_KEY = {"acc": "correct", "acc_norm": "correct_norm", "acc_per_token": "correct_token"}
-
-
-class Row:
-    """One data row as a benchmark's functions read it: row["goal"] is the column (through dataset.columns); a
-    missing column or a value out of place is a DataError naming the row."""
-
-    def __init__(self, raw: dict, cfg: TaskConfig, where: str):
-        self.raw, self.cfg, self.where = raw, cfg, where
-
-    def __getitem__(self, name: str):
-        return get(self.raw, self.cfg.dataset, name, self.where)
-
-    def answer(self, name: str, labels) -> int:
-        """The gold index: the position of column `name`'s value among `labels` (compared as text, stripped; a
-        boolean is 0/1), e.g. row.answer("answer", ["1", "2"]) for WinoGrande's "1"/"2"."""
-        value = self[name]
-        text = str(int(value) if isinstance(value, bool) else value).strip()
-        labels = [str(label) for label in labels]
-        if text not in labels:
-            raise DataError(f"{self.where}: {name}: {value!r} is not one of the labels {labels}")
-        return labels.index(text)
 
 
 @dataclass
@@ -119,8 +98,8 @@ def multiple_choice(spec: MultipleChoice) -> Benchmark:
 
     def parse(cfg: TaskConfig, raw: dict, where: str, index: int) -> Item:
         row = Row(raw, cfg, where)
-        choices, text, gold = _read(spec.choices, row, "choices"), _read(spec.text, row, "text"), \
-            _read(spec.gold, row, "gold")
+        choices, text, gold = read_field(spec.choices, row, "choices"), read_field(spec.text, row, "text"), \
+            read_field(spec.gold, row, "gold")
         if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices) or \
                 len(choices) != (spec.n_choices or max(2, len(choices))):
             raise DataError(f"{where}: choices: expected a list of {spec.n_choices or 'at least 2'} strings, got "
@@ -130,8 +109,8 @@ def multiple_choice(spec: MultipleChoice) -> Benchmark:
         if isinstance(gold, bool) or not isinstance(gold, int) or not 0 <= gold < len(choices):
             raise DataError(f"{where}: gold answer {gold!r} out of range for {len(choices)} choices")
         return Item(str(row[spec.id_column]) if spec.id_column else str(index),
-                    str(_read(spec.subject, row, "subject")) if spec.subject else None, text,
-                    _read(spec.question, row, "question") if spec.question else None, choices, gold)
+                    str(read_field(spec.subject, row, "subject")) if spec.subject else None, text,
+                    read_field(spec.question, row, "question") if spec.question else None, choices, gold)
 
     def load(cfg: TaskConfig, case_id: str, root) -> CaseData:
         return load_shard(cfg, case_id, root, parse)
@@ -173,20 +152,6 @@ def multiple_choice(spec: MultipleChoice) -> Benchmark:
                 "ids": f"column {spec.id_column!r}" if spec.id_column else "the row's number in the split",
                 "shards": f"row i -> shard i % {num_shards(cfg, root)}"}
 
-    def check_cases(cfg: TaskConfig, root) -> str | None:
-        """Before the model loads: shards that would be empty, a column the first row of local data lacks (every
-        case would fail on it)."""
-        if (why := check_shards(cfg, root)) or not cfg.dataset.data_files:
-            return why
-        first, where = load_rows(cfg.dataset, cfg.dataset.split, root)[0], row_addresses(
-            cfg.dataset, cfg.dataset.split, root)(0)
-        try:
-            for column in spec.columns:
-                get(first, cfg.dataset, column, where)
-        except DataError as e:
-            return str(e)
-        return None
-
     def case_sizes(cfg: TaskConfig, root) -> dict[str, int]:
         full = spec.full_size if isinstance(spec.full_size, int) else \
             spec.full_size.get(cfg.dataset.name, next(iter(spec.full_size.values())))
@@ -194,18 +159,8 @@ def multiple_choice(spec: MultipleChoice) -> Benchmark:
 
     return Benchmark(name=spec.name, doc=spec.doc, options=options, dataset=spec.dataset, strategies=("rank_ll",),
                      cases=shard_cases, load=load, score=score, summarize=summarize, recipe=recipe,
-                     case_sizes=case_sizes, check_cases=check_cases, id_column=spec.id_column,
-                     columns=spec.columns)
-
-
-def _read(fn: Callable[[Row], object], row: Row, what: str):
-    """A benchmark function's value for a row; what it raises on a malformed row is a DataError naming the row."""
-    try:
-        return fn(row)
-    except DataError:
-        raise
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
-        raise DataError(f"{row.where}: {what}: cannot be read from this row ({e.__class__.__name__}: {e})") from e
+                     case_sizes=case_sizes, check_cases=lambda cfg, root: check_shard_cases(cfg, root, spec.columns),
+                     id_column=spec.id_column, columns=spec.columns)
 
 
 def _formulation(cfg: TaskConfig, spec: MultipleChoice) -> str:

@@ -80,13 +80,13 @@ def interval(metric: str, value: float | None, se: float | None, n: int) -> tupl
 WARN_FALLBACK_SHARE = 0.05  # flag a generative task when more than this share of its responses had no readable answer
 
 
-def fallback_summary(records: list[dict], fallback: tuple[str, str] | None) -> tuple[dict[str, int],
-                                                                                      list[tuple[str, str]]]:
+def fallback_summary(records: list[dict], fallback: tuple[str, str] | None, what: str = "answer letter") -> tuple[
+        dict[str, int], list[tuple[str, str]]]:
     """Responses the parser could not read (records with `parse_failed`: generative strategies only), counted and
     flagged the same way for every benchmark: `counts.fallback_rows` for summary.json and, when more than
     WARN_FALLBACK_SHARE of the responses, a note (`FALLBACK n%` for the tables, a sentence for the warnings).
     `fallback`: (what was scored instead, what the accuracy then mostly is), e.g. ("counted those rows wrong",
-    "zeros"); None when it is not known (no sentence, the count only)."""
+    "zeros"); None when it is not known (no sentence, the count only). `what` the parser looks for."""
     parsed = [r for r in records if "parse_failed" in r]
     if not parsed:
         return {}, []
@@ -97,7 +97,7 @@ def fallback_summary(records: list[dict], fallback: tuple[str, str] | None) -> t
     instead, mostly = fallback
     return {"fallback_rows": failed}, [(
         f"FALLBACK {share:.0f}%",
-        f"fallback on {share:.0f} % of rows ({failed} of {len(parsed)} responses): the parser found no answer letter "
+        f"fallback on {share:.0f} % of rows ({failed} of {len(parsed)} responses): the parser found no {what} "
         f"and {instead}" + (f", so this accuracy is mostly {mostly}" if 2 * failed > len(parsed) else ""))]
 
 
@@ -158,8 +158,13 @@ def choice_record(example_id: str, subject: str | None, gold: int, lls: list[flo
         record.update(pred_norm=pred_norm, correct_norm=pred_norm == gold)
     pred_token = argmax([ll / max(1, n) for ll, n in zip(lls, tokens)])
     record.update(pred_token=pred_token, correct_token=pred_token == gold, lls=lls, tokens=tokens,
-                  bpb=-lls[gold] / (math.log(2) * max(1, len(gold_continuation.encode("utf-8")))))
+                  bpb=bits_per_byte(lls[gold], gold_continuation))
     return record
+
+
+def bits_per_byte(ll: float, continuation: str) -> float:
+    """A continuation's bits per byte: -ll / (ln 2 x its UTF-8 bytes), the delimiter included; lower is better."""
+    return -ll / (math.log(2) * max(1, len(continuation.encode("utf-8"))))
 
 
 def per_token_and_bpb(records: list[dict]) -> dict[str, tuple[float, float]]:

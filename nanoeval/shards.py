@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from nanoeval.benchmark import CaseData, OptionError, Options
 from nanoeval.config import TaskConfig
-from nanoeval.data import load_rows, parse_rows
+from nanoeval.data import DataError, get, load_rows, parse_rows, row_addresses
 
 DEFAULT_SHARDS = 8
 
@@ -55,6 +55,21 @@ def check_shards(cfg: TaskConfig, root) -> str | None:
         return None
     return f"scoring.num_shards: {n} shards but split {cfg.dataset.split!r} has {rows} row(s), so shards " \
            f"{rows}..{n - 1} would be empty (use at most {max(rows, 1)} shards)"
+
+
+def check_shard_cases(cfg: TaskConfig, root, columns: tuple[str, ...]) -> str | None:
+    """Before the model loads: shards that would be empty, a column the first row of local data lacks (every case
+    would fail on it)."""
+    if (why := check_shards(cfg, root)) or not cfg.dataset.data_files:
+        return why
+    first, where = load_rows(cfg.dataset, cfg.dataset.split, root)[0], row_addresses(
+        cfg.dataset, cfg.dataset.split, root)(0)
+    try:
+        for column in columns:
+            get(first, cfg.dataset, column, where)
+    except DataError as e:
+        return str(e)
+    return None
 
 
 def shard_sizes(cfg: TaskConfig, root, full_size: int) -> dict[str, int]:

@@ -9,8 +9,11 @@ GET /v1/models lists NAME with `root` (--root, default DIR, as vLLM does; "" lea
 (--created: a time, default 0; `now`: the time of each request, as vLLM's ModelCard; "" leaves it out).
 POST /v1/completions takes `prompt` as a string, a list of strings, token ids or a list of token-id lists; with
 `echo: true` and `logprobs` each choice carries the prompt's tokens and their log-probabilities (the first token's
-is null), then `max_tokens` greedy tokens. Every response is validated against `openai.types.Completion` before
-it is sent. Prints `port N` once listening.
+is null), then `max_tokens` greedy tokens. With `stop` (a string or a list), generation ends once a stop string
+appears in the new tokens' text (special tokens skipped, as vLLM), the text is cut before the earliest one and the
+finish_reason is "stop". POST /v1/chat/completions takes text-only messages through the tokenizer's chat template
+(with the generation prompt), then the same greedy tokens and `stop`. Every response is validated against the
+openai package's types (`Completion`, `ChatCompletion`) before it is sent. Prints `port N` once listening.
 
 Faults (--fault, the tests' own switch), on /v1/completions only:
   429xK      the first K requests get 429 Too Many Requests, then normal answers
@@ -21,7 +24,8 @@ Faults (--fault, the tests' own switch), on /v1/completions only:
 Broken answers (a 200 that is not the API's format), chosen by the base URL: http://127.0.0.1:PORT/MODE/v1
 (no shared state, so one server serves every mode). MODE is one of BROKEN's keys (`models-*` break GET
 /v1/models, the others every POST: completions and chat/completions), or spoils a real completions answer:
-`positive-logprob` (every log-probability made positive), `duplicate-index` (every choice's index 0).
+`positive-logprob` (every log-probability made positive), `duplicate-index` (every choice's index 0), or
+`ignore-stop` (a server that does not honour `stop`).
 --log FILE gets one JSON line per completions request: {"status": ..., "prompts": n, "in_flight": requests being
 answered when it arrived, itself included}.
 """
@@ -49,7 +53,7 @@ BROKEN = {
     "models-list": ("application/json", [{"id": "tiny-served", "object": "model"}]),
     "models-no-data": ("application/json", {"object": "list", "models": ["tiny-served"]}),
 }
-SPOILED = ("positive-logprob", "duplicate-index")
+SPOILED = ("positive-logprob", "duplicate-index", "ignore-stop")
 
 
 def main() -> None:
@@ -66,6 +70,7 @@ def main() -> None:
 
     import torch
     from openai.types import Completion
+    from openai.types.chat import ChatCompletion
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(args.model)
@@ -73,7 +78,8 @@ def main() -> None:
     name = args.name or args.model
     lock, seen = threading.Lock(), {"n": 0, "in_flight": 0}
 
-    def complete(ids: list[int], echo: bool, logprobs, max_tokens: int) -> dict:
+    def complete(ids: list[int], echo: bool, logprobs, max_tokens: int, stop: list[str] = ()) -> dict:
+        stopped = None  # with `stop`: the new tokens' text (special tokens skipped, as vLLM) cut before a stop
         with torch.inference_mode():
             new = []
             for _ in range(max_tokens):  # greedy, one token at a time (plain and obviously right)
@@ -82,14 +88,20 @@ def main() -> None:
                 new.append(nxt)
                 if nxt == tok.eos_token_id:
                     break
+                text = tok.decode(new, skip_special_tokens=True) if stop else ""
+                at = [text.find(s) for s in stop if s in text]
+                if at:
+                    stopped = text[:min(at)]
+                    break
             full = ids + new
             lp = torch.log_softmax(model(torch.tensor([full])).logits[0].float(), -1)
         token_lps = [None] + [float(lp[i - 1, full[i]]) for i in range(1, len(full))]
         shown = full if echo else new
         lps = token_lps if echo else token_lps[len(ids):]
-        text = tok.decode(shown)
+        # new tokens' text without special tokens, as vLLM writes it (echoed: as they are)
+        text = stopped if stopped is not None else tok.decode(shown, skip_special_tokens=not echo)
         choice = {"text": text, "finish_reason": "length" if len(new) >= max_tokens and new[-1:] != [
-            tok.eos_token_id] else "stop"}
+            tok.eos_token_id] and stopped is None else "stop"}
         if logprobs is not None:
             tokens = [tok.decode([t]) for t in shown]
             offsets = [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
@@ -172,6 +184,8 @@ def main() -> None:
             if mode in BROKEN and not mode.startswith("models-"):
                 content_type, broken = BROKEN[mode]
                 return self.send(200, broken, content_type=content_type)
+            if path == "/v1/chat/completions":
+                return self.chat(body)
             if path != "/v1/completions":
                 return self.send(404, {"object": "error", "message": f"no route {self.path}", "code": 404})
             with lock:
@@ -195,7 +209,8 @@ def main() -> None:
                                        "not exist.", "type": "NotFoundError", "code": 404})
             with lock:  # one forward pass at a time
                 choices = [complete(tok(p)["input_ids"] if isinstance(p, str) else list(p), bool(body.get("echo")),
-                                    body.get("logprobs"), int(body.get("max_tokens") or 16)) for p in prompts]
+                                    body.get("logprobs"), int(body.get("max_tokens") or 16), self.stops(body))
+                           for p in prompts]
             out = {"id": f"cmpl-{n}", "object": "text_completion", "created": int(time.time()), "model": name,
                    "choices": [{"index": i, **c} for i, c in enumerate(choices)]}
             Completion.model_validate(typed(out))  # vLLM's documented format, as the openai package types it
@@ -205,6 +220,30 @@ def main() -> None:
                                                        for x in c["logprobs"]["token_logprobs"]]
                 if mode == "duplicate-index":
                     c["index"] = 0
+            self.send(200, out)
+
+        def stops(self, body: dict) -> list[str]:
+            """The request's `stop` (a string or a list of them), unless the base URL's mode is `ignore-stop` (a
+            server that does not honour it)."""
+            stop = body.get("stop") or []
+            return [] if self.route()[0] == "ignore-stop" else [stop] if isinstance(stop, str) else list(stop)
+
+        def chat(self, body: dict) -> None:
+            """A text-only chat turn: the tokenizer's chat template with the generation prompt, then greedy
+            tokens as for a completion (no faults, no log-probabilities)."""
+            if body.get("model") != name:
+                return self.send(404, {"object": "error", "message": f"The model `{body.get('model')}` does "
+                                       "not exist.", "type": "NotFoundError", "code": 404})
+            messages = [{"role": m["role"], "content": m["content"] if isinstance(m["content"], str) else "".join(
+                part["text"] for part in m["content"] if part["type"] == "text")} for m in body["messages"]]
+            prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            with lock:
+                choice = complete(tok(prompt, add_special_tokens=False)["input_ids"], False, None,
+                                  int(body.get("max_tokens") or 16), self.stops(body))
+            out = {"id": "chat-1", "object": "chat.completion", "created": int(time.time()), "model": name,
+                   "choices": [{"index": 0, "message": {"role": "assistant", "content": choice["text"]},
+                                "finish_reason": choice["finish_reason"]}]}
+            ChatCompletion.model_validate(out)
             self.send(200, out)
 
         def fault(self, n: int) -> int | None:

@@ -99,17 +99,19 @@ def test_without_a_chat_template_the_tokenizer_still_adds_its_one_bos(bos_lm):
     assert ctx == engine.tokenizer(QUESTION)["input_ids"] and ctx[0] == 0 and ctx.count(0) == 1
 
 
-def test_generation_with_a_chat_template_that_writes_bos_sees_one_bos(bos_lm, monkeypatch):
+def test_generation_with_a_chat_template_that_writes_bos_sees_one_bos(bos_lm):
     engine = engine_for(bos_lm, chat_template=True)
-    seen, real = [], engine.model.generate
+    seen = []
 
-    def spy(**kw):
-        seen.extend(row[mask.bool()].tolist() for row, mask in zip(kw["input_ids"], kw["attention_mask"]))
-        return real(**kw)
+    def spy(_, args, kw):  # the prefill: the prompts' tokens (the rows' unpadded parts)
+        if kw["cache"].get_seq_length() == 0:
+            mask = kw["attention_mask"] if kw["attention_mask"] is not None else torch.ones_like(kw["input_ids"])
+            seen.extend(row[m.bool()].tolist() for row, m in zip(kw["input_ids"], mask))
 
-    monkeypatch.setattr(engine.model, "generate", spy)
+    hook = engine.model.register_forward_pre_hook(spy, with_kwargs=True)
     questions = [QUESTION, "Where does gas exchange happen?"]
     engine.generate([GenRequest(q) for q in questions], 3)
+    hook.remove()
     assert sorted(seen) == sorted(templated_ids(engine.tokenizer, q)[0] for q in questions)
     assert all(ids[0] == 0 and ids[1] != 0 for ids in seen)
 
@@ -182,7 +184,7 @@ def test_a_continuation_longer_than_max_length_is_refused_and_one_that_fits_is_s
 
 
 # ------------------------------------------------------------------------------------------- out of memory
-def test_an_out_of_memory_retry_counts_truncated_prompts_once(tiny_lm, monkeypatch):
+def test_an_out_of_memory_retry_counts_truncated_prompts_once(tiny_lm):
     """A CUDA out-of-memory error (injected on the first batch: no GPU here) retries the batch at half the budget;
     the counters and the generations are those of a run without it."""
     requests = [GenRequest("The heart pumps blood. " * 6), GenRequest("Rivers carry water to the sea. " * 6),
@@ -191,15 +193,15 @@ def test_an_out_of_memory_retry_counts_truncated_prompts_once(tiny_lm, monkeypat
     want = plain.generate(requests, 4)
     assert plain.counts["truncated_prompts"] == 2, "fixture: two prompts over 20 tokens"
     engine = Engine(ModelConfig(path=str(tiny_lm), max_length=24), EngineConfig(token_budget=100_000), ROOT)
-    calls, real = [], engine.model.generate
+    calls = []
 
-    def first_call_out_of_memory(**kw):
-        calls.append(len(kw["input_ids"]))
-        if len(calls) == 1:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
-        return real(**kw)
+    def first_prefill_out_of_memory(_, args, kw):  # a batch's prefill: its rows
+        if kw["cache"].get_seq_length() == 0:
+            calls.append(len(kw["input_ids"]))
+            if len(calls) == 1:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
 
-    monkeypatch.setattr(engine.model, "generate", first_call_out_of_memory)
+    engine.model.register_forward_pre_hook(first_prefill_out_of_memory, with_kwargs=True)
     assert engine.generate(requests, 4) == want
     assert calls[0] == 3 and sum(calls[1:]) == 3 and engine.batcher.budget == 50_000  # the retry ran
     assert engine.counts == plain.counts

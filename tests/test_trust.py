@@ -156,8 +156,11 @@ def test_code_hash_follows_what_builds_records_not_where_it_lives(tmp_path):
          'f"Question: {row[\'goal\']}\\nAnswer: "')
     edit(project / "nanoeval" / "benchmarks" / "winogrande.py", 'return row["sentence"].index("_")',
          'return row["sentence"].rindex("_")')
+    # ... and a generative one (generative.py): a pattern of an extractor, held in a formulation of the declaration
+    edit(project / "nanoeval" / "benchmarks" / "gsm8k.py", 'Extractor(r"#### (\\-?[0-9\\.\\,]+)")',
+         'Extractor(r"#### (\\-?[0-9\\.]+)")')
     changed = code_hashes(project)
-    edited = ("mmlu", "mmmu_pro", "piqa", "winogrande")
+    edited = ("mmlu", "mmmu_pro", "piqa", "winogrande", "gsm8k")
     assert all(changed[t] != base[t] for t in edited), changed
     assert all(changed[t] == base[t] for t in base if t not in edited)  # the others use none of it
 

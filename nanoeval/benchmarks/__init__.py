@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from nanoeval.benchmark import Benchmark
-from nanoeval.benchmarks import (arc, boolq, commonsense_qa, hellaswag, mmlu, mmmu_pro, openbookqa, piqa, social_iqa,
-                                 winogrande)
+from nanoeval.benchmarks import (arc, boolq, commonsense_qa, gsm8k, hellaswag, mmlu, mmmu_pro, openbookqa, piqa,
+                                 social_iqa, winogrande)
 
 BENCHMARKS: dict[str, Benchmark] = {
     "mmlu": mmlu.BENCHMARK,
@@ -17,4 +17,5 @@ BENCHMARKS: dict[str, Benchmark] = {
     "openbookqa": openbookqa.BENCHMARK,
     "social_iqa": social_iqa.BENCHMARK,
     "boolq": boolq.BENCHMARK,
+    "gsm8k": gsm8k.BENCHMARK,
 }

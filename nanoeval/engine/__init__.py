@@ -19,7 +19,8 @@ are the unit's context, the rest of each choice its branch. The fast path (each 
 Tokenization follows lm-evaluation-harness: context and continuation are tokenized jointly and the continuation
 is the tail; trailing spaces of the context move to the continuation; a text that already starts with the BOS token
 (a chat template that writes it) gets no second one; over-long inputs are left-truncated (counted).
-Generation pads on the left.
+Generation (generation.py) is greedy on a left-padded batch: each row stops at its first stop string (found in the
+decoded text) or end-of-sequence token and leaves the batch; the response is cut before the stop.
 """
 from __future__ import annotations
 
@@ -86,5 +87,6 @@ class Engine(EngineBase):
             torch.cuda.empty_cache()
 
     def generate(self, requests: list[GenRequest], max_new_tokens: int) -> list[str]:
-        """Greedy decoding (generation.py)."""
+        """Greedy decoding (generation.py): each response is the text before the request's earliest stop string
+        (`until`) or end-of-sequence token, at most max_new_tokens tokens; hit_max_new_tokens counts those cut."""
         return generate(self, requests, max_new_tokens)

@@ -42,6 +42,16 @@ class Encoded(NamedTuple):
 
 @dataclass
 class GenRequest:
+    """One greedy generation: the response is the text generated before the first stop string (`until`, found in
+    the decoded text wherever the tokens split it), an end-of-sequence token or max_new_tokens tokens."""
     text: str                                   # the user turn's text
     images: list = field(default_factory=list)  # PIL images, attached after the text in this order
     chat: bool | None = None                    # wrap in the chat template (None: model.chat_template)
+    until: tuple[str, ...] = ()                 # stop strings; the response ends before the earliest one
+
+    def __post_init__(self):
+        if isinstance(self.until, str):  # a bare string would stop at each of its characters
+            raise TypeError(f"until is a tuple of stop strings, got the string {self.until!r}")
+        self.until = tuple(self.until)
+        if not all(isinstance(s, str) and s for s in self.until):
+            raise ValueError(f"every stop string must be a non-empty string, got {self.until!r}")

