@@ -391,15 +391,15 @@ def smollm2_served(smollm2_folder, tmp_path_factory):
 def test_mmlu_gen_letter_through_transformers_serve_matches_the_local_engine(run_evals, tmp_path, chat,
                                                                              smollm2_folder, smollm2_served):
     """configs/mmlu_served.yaml against `transformers serve` of SmolLM2-135M-Instruct (the cached de-quantized
-    folder), on 30 real MMLU questions: the same responses as the local engine with the same chat_template setting
-    and batch_size 1, on at least 99 % of them."""
+    folder), on 15 real MMLU questions: the same responses as the local engine with the same chat_template setting
+    and batch_size 1, on every one of them."""
     import yaml
 
     folder = smollm2_folder
     remote = yaml.safe_load((ROOT / "configs" / "mmlu_served.yaml").read_text())
-    remote["dataset"] |= {"subjects": ["anatomy", "astronomy", "virology"], "limit": 10}
+    remote["dataset"] |= {"subjects": ["anatomy", "astronomy", "virology"], "limit": 5}
     local = {**remote, "model": {"path": str(folder), "chat_template": chat}}
     remote["model"] |= {"base_url": smollm2_served, "name": str(folder), "chat_template": chat}
     pairs = generation_pairs(run_evals, local, remote, tmp_path)
     same = sum(a == b for a, b in pairs)
-    assert len(pairs) == 30 and same / len(pairs) >= 0.99, [p for p in pairs if p[0] != p[1]]
+    assert len(pairs) == 15 and same == len(pairs), [p for p in pairs if p[0] != p[1]]
