@@ -152,6 +152,17 @@ def test_the_response_ends_before_the_earliest_of_several_stop_strings(varied_lm
     assert texts == [text[:text.find(early)]] == [lm_eval] and flags == [0]
 
 
+def test_stop_strings_cut_in_order_as_lm_eval_does_where_they_overlap():
+    """lm-eval splits at each stop string in turn; where one overlaps the start of another that differs from
+    cutting at the earliest occurrence ("Q: A" starts before "A:", but "A:" is split at first)."""
+    text, until = "x Q: A: y", ("A:", "Q: A")
+    lm_eval = text
+    for term in until:
+        lm_eval = lm_eval.split(term)[0]
+    assert GenRequest("", until=until).cut(text) == (lm_eval, True) == ("x Q: ", True)
+    assert GenRequest("", until=("never",)).cut(text) == (text, False)
+
+
 def test_an_end_of_sequence_token_stops_a_row(varied_lm):
     """A model whose generation config names the token it writes 6th as an end of sequence: the row stops there,
     the response is what came before it, and model.generate with the same config stops at the same place."""

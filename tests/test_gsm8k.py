@@ -294,3 +294,21 @@ def test_real_smollm2_generates_what_lm_eval_generated(run_evals, tmp_path):
             assert (r["prompt"], r["response"], r["gold"]) == (ref["prompt"], ref["response"], ref["target"]), r["id"]
             assert r["extracted"] == ref["extracted"] and r["exact_match"] == {
                 k: bool(v) for k, v in ref["exact_match"].items()}
+
+
+def test_the_shipped_config_switches_to_lm_evals_cot_recipe_with_one_key(tmp_path):
+    """configs/gsm8k_smollm2.yaml states no value of one formulation that would override the other's: setting
+    `formulation: cot` gives gsm8k-cot.yaml's 8 shots and stop strings, `standard` gsm8k.yaml's 5."""
+    import yaml
+
+    from nanoeval.config_files import load_task
+
+    raw = yaml.safe_load((ROOT / "configs" / "gsm8k_smollm2.yaml").read_text())
+    got = {}
+    for formulation in ("standard", "cot"):
+        raw["scoring"]["formulation"] = formulation
+        (tmp_path / f"{formulation}.yaml").write_text(yaml.safe_dump(raw))
+        s = load_task(tmp_path / f"{formulation}.yaml").scoring
+        got[formulation] = (s.num_fewshot, tuple(s.until), s.max_new_tokens)
+    assert got == {"standard": (5, ("Question:", "</s>", "<|im_end|>"), 256),  # gsm8k.yaml
+                   "cot": (8, ("Q:", "</s>", "<|im_end|>"), 256)}               # gsm8k-cot.yaml

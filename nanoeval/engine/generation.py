@@ -60,8 +60,8 @@ def generate(engine, requests: list[GenRequest], max_new_tokens: int) -> list[st
             new = _greedy_loop(engine, [encoded[i][-keep:] for i in batch], until, max_new_tokens, eos, pad_id)
         else:
             new = _hf_generate(engine, batch, texts, requests, encoded, keep, until, max_new_tokens, pad_id)
-        for i, tokens, stops in zip(batch, new, until):
-            out[i], cut = _response(engine, tokens, stops, eos, max_new_tokens)
+        for i, tokens in zip(batch, new):
+            out[i], cut = _response(engine, tokens, requests[i], eos, max_new_tokens)
             flags[i]["hit_max_new_tokens"] = int(cut)
 
     engine.batcher.run(lengths, run)
@@ -176,13 +176,9 @@ def _met_stop(engine, tokens: list[int], until: tuple[str, ...]) -> bool:
     return any(s in text for s in until)
 
 
-def _response(engine, tokens: list[int], until: tuple[str, ...], eos: set[int],
-              max_new_tokens: int) -> tuple[str, bool]:
-    """A row's response, from its new tokens: those before the first end-of-sequence token, decoded, cut before
-    the earliest stop string; and whether it was cut at max_new_tokens (no stop string, no end of sequence)."""
+def _response(engine, tokens: list[int], req: GenRequest, eos: set[int], max_new_tokens: int) -> tuple[str, bool]:
+    """A row's response, from its new tokens: those before the first end-of-sequence token, decoded, cut at the
+    stop strings (GenRequest.cut); and whether it was cut at max_new_tokens (no stop string, no end of sequence)."""
     n = next((k for k, t in enumerate(tokens) if t in eos), len(tokens))
-    text = engine.decode(tokens[:n])
-    at = [text.find(s) for s in until if s in text]
-    if at:
-        return text[:min(at)], False
-    return text, n >= max_new_tokens and not _met_stop(engine, tokens[:n], until)
+    text, met = req.cut(engine.decode(tokens[:n]))
+    return text, not met and n >= max_new_tokens and not _met_stop(engine, tokens[:n], req.until)

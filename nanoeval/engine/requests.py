@@ -55,3 +55,12 @@ class GenRequest:
         self.until = tuple(self.until)
         if not all(isinstance(s, str) and s for s in self.until):
             raise ValueError(f"every stop string must be a non-empty string, got {self.until!r}")
+
+    def cut(self, text: str) -> tuple[str, bool]:
+        """`text` cut at the stop strings as lm-eval's generate_until cuts it (`for term in until: s =
+        s.split(term)[0]`: in order, which differs from cutting at the earliest only where one stop string overlaps
+        the start of another), and whether a stop string was met."""
+        whole = text
+        for stop in self.until:
+            text = text.split(stop)[0]
+        return text, text != whole

@@ -379,10 +379,8 @@ class ServedEngine(EngineBase):
             messages = [{"role": "user", "content": content if req.images else req.text}]
             text, finish = self._call(lambda c: c.chat.completions.with_raw_response.create(
                 messages=messages, **common), "chat/completions", _chat_text)
-        at = [text.find(s) for s in req.until if s in text]
-        if at:  # a stop string the server left in (or did not honour): met, not cut
-            return text[:min(at)], False
-        return text, finish == "length"
+        text, met = req.cut(text)  # a stop string the server left in (or did not honour): met, not cut
+        return text, finish == "length" and not met
 
     # ------------------------------------------------------------------------------------------------ log-likelihoods
     def _loglikelihoods(self, requests: list[LLRequest], naive: bool = False, done=None):
