@@ -6,7 +6,8 @@
 DIR holds test.jsonl (e.g. the first 50 rows of the real test split, copied OUTSIDE the repo) and train.jsonl (the
 shots' pool: tests/data/gsm8k/train.jsonl). lm-eval: benchmarks/lmeval_gsm8k_reference.py (its own YAML included,
 the local files, `hf` backend, float32, CPU, --batch_size 8 by default). NanoEval: `pytest evals/` on
-configs/gsm8k_smollm2.yaml with the model pointed at FOLDER, the data files = DIR's, one shard, the formulation set,
+configs/gsm8k_smollm2.yaml with the model pointed at FOLDER, the data files = DIR's, one shard, the formulation set
+(cot: the config's num_fewshot and until dropped, so that cot's own 8 exemplars and stop strings apply),
 `report.prompts: true`, `engine.token_budget` (default 16384: several rows a batch, as lm-eval batches them).
 Either side can be given as finished output instead (--lmeval-rows: the reference script's jsonl; --nanoeval-dir:
 a report dir holding predictions.jsonl). Rows pair by doc index = row number = NanoEval's record id. Prints rows,
@@ -47,6 +48,8 @@ def run_nanoeval(a, tmp: Path) -> tuple[list[dict], float]:
                       "data_files": {"test": str(data / "test.jsonl"), "train": str(data / "train.jsonl")},
                       **({"limit": a.limit} if a.limit else {})}
     cfg["scoring"].update(formulation=a.formulation, num_shards=1)
+    if a.formulation != "standard":  # the shipped config's shots (5) and stop strings are standard's: cot has its own
+        cfg["scoring"] = {k: v for k, v in cfg["scoring"].items() if k not in ("num_fewshot", "until")}
     cfg.update(report_dir=str(tmp / "nanoeval"), report={"prompts": True},
                engine={"token_budget": a.token_budget, "threads": a.threads})
     (tmp / "nanoeval.yaml").write_text(yaml.safe_dump(cfg))
