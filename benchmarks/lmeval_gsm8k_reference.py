@@ -39,6 +39,24 @@ VARIANTS = {  # name -> (formulation, lm-eval's YAML, lines added to the local t
 }
 
 
+def write_tasks(py: str, data: Path, variants: list[str], task_dir: Path) -> dict[str, str]:
+    """One local task YAML per variant in task_dir (lm-eval's own YAML included, data from data/test|train.jsonl);
+    returns variant -> task name."""
+    lm_tasks = Path(subprocess.run([py, "-c", "import lm_eval, os; print(os.path.dirname(lm_eval.__file__))"],
+                                   capture_output=True, text=True, check=True).stdout.strip()) / "tasks"
+    task_dir.mkdir(parents=True, exist_ok=True)
+    names = {}
+    for variant in variants:
+        _, rel, extra = VARIANTS[variant]
+        names[variant] = f"nanoeval_gsm8k_{variant}"
+        (task_dir / f"{names[variant]}.yaml").write_text("\n".join([
+            f"include: {json.dumps(str(lm_tasks / rel))}", f"task: {names[variant]}", "dataset_path: json",
+            "dataset_name: null", "dataset_kwargs:", "  data_files:",
+            f"    test: {json.dumps(str(data / 'test.jsonl'))}", f"    train: {json.dumps(str(data / 'train.jsonl'))}",
+            *extra, ""]))
+    return names
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="an HF model folder")
@@ -47,20 +65,11 @@ def main() -> int:
     ap.add_argument("--lmeval-python", default=os.environ.get("LMEVAL_PYTHON", "/work/lmeval-venv/bin/python"))
     ap.add_argument("--batch-size", default="8")
     ap.add_argument("--limit", help="lm-eval's --limit (the first N docs)")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     a = ap.parse_args()
     py, data = a.lmeval_python, Path(a.data).resolve()
-    lm_tasks = Path(subprocess.run([py, "-c", "import lm_eval, os; print(os.path.dirname(lm_eval.__file__))"],
-                                   capture_output=True, text=True, check=True).stdout.strip()) / "tasks"
     work = Path(tempfile.mkdtemp(prefix="lmeval_gsm8k_"))
-    (work / "tasks").mkdir()
-    names = {}
-    for variant, (_, rel, extra) in VARIANTS.items():
-        names[variant] = f"nanoeval_gsm8k_{variant}"
-        (work / "tasks" / f"{names[variant]}.yaml").write_text("\n".join([
-            f"include: {json.dumps(str(lm_tasks / rel))}", f"task: {names[variant]}", "dataset_path: json",
-            "dataset_name: null", "dataset_kwargs:", "  data_files:",
-            f"    test: {json.dumps(str(data / 'test.jsonl'))}", f"    train: {json.dumps(str(data / 'train.jsonl'))}",
-            *extra, ""]))
+    names = write_tasks(py, data, a.variants.split(","), work / "tasks")
     cmd = [py, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={a.model},dtype=float32",
            "--device", "cpu", "--batch_size", a.batch_size, "--tasks", ",".join(names.values()),
            "--include_path", str(work / "tasks"), "--log_samples", "--output_path", str(work / "out")]

