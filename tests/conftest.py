@@ -133,11 +133,13 @@ def run_pytest(pytester, warm, *args: str):
     argv = [f"--basetemp={basetemp}", *args]
     print("running (warm fork): pytest", *argv, "\n     in:", os.getcwd())
     out, err = pytester.path / "stdout", pytester.path / "stderr"
-    out.write_text(""), err.write_text("")
+    for f in (out, err):
+        f.write_text("")
     start = time.perf_counter()
     ret = warm.run(argv, os.getcwd(), env, out, err)
     outlines, errlines = out.read_text(encoding="utf8").splitlines(), err.read_text(encoding="utf8").splitlines()
-    print("\n".join(outlines)), print("\n".join(errlines), file=sys.stderr)
+    print("\n".join(outlines))  # as pytester.run shows a run's output in the test's report
+    print("\n".join(errlines), file=sys.stderr)
     with contextlib.suppress(ValueError):
         ret = pytest.ExitCode(ret)
     return RunResult(ret, outlines, errlines, time.perf_counter() - start)

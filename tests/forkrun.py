@@ -43,7 +43,7 @@ def _imported_env(env: dict) -> dict:
 
 class Warm:
     """The resident parent, seen from a test process: `run(argv, cwd, env, out, err) -> exit status` (negative:
-    killed by that signal), or None when the run must go to a real subprocess."""
+    killed by that signal) for a run `can_run` allows; the others go to a real subprocess."""
 
     def __init__(self):
         self.env = dict(os.environ)
@@ -58,9 +58,8 @@ class Warm:
         extra = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p not in (str(ROOT), os.getcwd())]
         return not extra and _imported_env(env) == _imported_env(self.env)
 
-    def run(self, argv: list[str], cwd: str, env: dict, out: Path, err: Path) -> int | None:
-        if not self.can_run(env):
-            return None
+    def run(self, argv: list[str], cwd: str, env: dict, out: Path, err: Path) -> int:
+        assert self.can_run(env), "a run the parent's imports cannot stand for: use a real subprocess"
         self.proc.stdin.write(json.dumps({"argv": argv, "cwd": cwd, "env": env, "out": str(out),
                                           "err": str(err)}) + "\n")
         self.proc.stdin.flush()
