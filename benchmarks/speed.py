@@ -212,7 +212,7 @@ def main():
                     "process against one `pytest evals/` run of them (no lm-eval)")
     ap.add_argument("--gsm8k", type=Path, help="GSM8K generate_until end to end, standard 5-shot, both tools, on DIR's "
                     "test.jsonl (shots from DIR's train.jsonl); lm-eval at the first --lm-batch value")
-    ap.add_argument("--token-budget", type=int, default=16384, help="--gsm8k: NanoEval's engine.token_budget")
+    ap.add_argument("--token-budget", type=int, help="--gsm8k: NanoEval's engine.token_budget (default: the engine's)")
     ap.add_argument("--until", help="--gsm8k: start no pair after this UTC time (HH:MM) minus the last pair's length")
     args = ap.parse_args()
     if args.gsm8k:
@@ -635,7 +635,7 @@ def gsm8k_speed(args) -> None:
         cfg["dataset"] = {**{k: v for k, v in cfg["dataset"].items() if k != "package"},
                           "data_files": {"test": str(data / "test.jsonl"), "train": str(data / "train.jsonl")}}
         cfg["scoring"].update(formulation="standard", num_shards=1)
-        cfg["engine"] = {"token_budget": args.token_budget}
+        cfg["engine"] = {"token_budget": args.token_budget} if args.token_budget else {}
         last = 0.0
         for rep in range(args.repeat):
             t_pair = time.time()

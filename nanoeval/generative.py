@@ -266,8 +266,10 @@ def generative(spec: Generative) -> Benchmark:
                           prefix=prefix if p.shots is not None else "")  # fixed shots: one cached prefix
                 for prefix, item in zip(prefixes, batch)]
         mark = len(engine.noted) if getattr(engine, "noted", None) is not None else None
-        responses = engine.generate(gen, s.max_new_tokens)  # first: a look-ahead leaves a generating task alone
-        lls, tokens = engine.loglikelihoods(gold), engine.token_counts(gold)
+        # the gold scored in the generation's own prefill where the engine can; a look-ahead leaves a generating
+        # task alone
+        responses, lls = engine.generate_scored(gen, s.max_new_tokens, gold)
+        tokens = engine.token_counts(gold)
         _one_count_per_example(engine, mark, len(batch))
         records = []
         for item, response, ll, n, request in zip(batch, responses, lls, tokens, gold):

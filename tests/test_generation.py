@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from nanoeval.config import EngineConfig, ModelConfig
-from nanoeval.engine import Engine, GenRequest, generation
+from nanoeval.engine import Engine, GenRequest, LLRequest, generation
 from tests.conftest import ROOT
 from tests.test_served import openai_server
 
@@ -116,7 +116,7 @@ def test_the_decode_loop_gives_model_generates_tokens_on_a_batch_of_mixed_length
     enc = engine.encode_many(PROMPTS)
     assert len({len(e) for e in enc}) == len(PROMPTS), "fixture: every prompt a different length (padding)"
     want = hf_generate(engine, PROMPTS, 24)
-    got = generation._greedy_loop(engine, enc, [()] * len(enc), 24, eos_ids(engine), engine.tokenizer.pad_token_id)
+    got = generation._greedy_loop(engine, enc, [()] * len(enc), 24, eos_ids(engine), engine.tokenizer.pad_token_id)[0]
     assert [before_eos(engine, t) for t in got] == want
     texts, flags = generate(engine, [GenRequest(p) for p in PROMPTS], 24)
     assert texts == [engine.decode(t) for t in want]
@@ -215,10 +215,44 @@ def test_rows_that_stop_leave_the_batch_and_the_others_are_unchanged(varied_lm):
     assert texts[1] == t1[:t1.find(stop1)] and texts[3] == t3[:t3.find(stop3)]
 
 
-def test_batches_split_by_the_token_budget_give_the_same_responses(varied_lm):
-    requests = [GenRequest(p, until=("?", "\n")) for p in PROMPTS]
-    one = Engine(ModelConfig(path=str(varied_lm)), EngineConfig(batch_size=1), ROOT).generate(requests, 12)
-    assert make(varied_lm).generate(requests, 12) == one
+@pytest.mark.parametrize("rows", [1, 2, 3])
+def test_fewer_rows_decoding_at_once_give_the_same_responses(varied_lm, rows):
+    """At most `rows` rows decode together (batch_size; the budget otherwise holds all four): new rows are prefilled
+    and join the batch when half of it stopped, wider or narrower than the rows still running (shifted right, the
+    gap masked), and every response is the one of all four decoding at once."""
+    engine = make(varied_lm)
+    free = hf_generate(engine, PROMPTS, 16)
+    stops = [split_stop(engine.tokenizer, tokens, start=k)[0] for k, tokens in enumerate(free)]
+    requests = [GenRequest(p, until=(stop,)) for p, stop in zip(PROMPTS, stops)]
+    few = Engine(ModelConfig(path=str(varied_lm)), EngineConfig(batch_size=rows), ROOT)
+    counted = Rows(few.model)
+    assert few.generate(requests, 16) == engine.generate(requests, 16)
+    assert max(counted.calls) == rows
+
+
+def test_the_gold_is_scored_in_the_generations_prefill_as_loglikelihoods_scores_it(varied_lm):
+    """generate_scored: the log-likelihood of each gold continuation is read from its generation's own prefill (no
+    forward call of its own: as many calls as generating alone) and equals `loglikelihoods` on the same request
+    (fp32 sums over other batch shapes: 1e-5 relative); a gold whose context is not the prompt's tokens (a trailing
+    space, which log-likelihood scoring moves into the continuation) is scored apart, exactly as `loglikelihoods`
+    scores it. The responses are generate's; the counters two per example, the generation's then the gold's."""
+    engine = make(varied_lm)
+    texts = PROMPTS[:3] + [PROMPTS[3] + " "]
+    golds = [" The heart.", " C. Kidney, which filters the blood", " flows", "In the lungs."]
+    requests = [GenRequest(t, until=("\n",)) for t in texts]
+    gold = [LLRequest(t, [g]) for t, g in zip(texts, golds)]
+    rows = Rows(engine.model)
+    alone = engine.generate(requests, 12)
+    calls = len(rows.calls)
+    engine.noted = []
+    responses, lls = engine.generate_scored(requests, 12, gold)
+    assert responses == alone and len(rows.calls) == 2 * calls
+    assert len(engine.noted) == 8 and engine.noted[4:] == [{"truncated_prompts": 0}] * 4
+    engine.noted = None
+    assert sorted(generation.generate(engine, requests, 12, gold)[1]) == [0, 1, 2]
+    want = engine.loglikelihoods(gold)
+    assert [x for (x,) in lls[:3]] == pytest.approx([x for (x,) in want[:3]], rel=1e-5)
+    assert lls[3] == want[3]
 
 
 def test_the_model_generate_path_honours_stop_strings_too(varied_lm):
@@ -294,7 +328,7 @@ def test_the_decode_loop_equals_model_generate_on_smollm2():
     prompts = raw + chat
     enc = engine.encode_many(prompts)
     want = hf_generate(engine, prompts, 40)
-    got = generation._greedy_loop(engine, enc, [()] * len(enc), 40, eos_ids(engine), engine.tokenizer.pad_token_id)
+    got = generation._greedy_loop(engine, enc, [()] * len(enc), 40, eos_ids(engine), engine.tokenizer.pad_token_id)[0]
     assert [before_eos(engine, t) for t in got] == want
     assert sum(len(t) < 40 for t in want) >= 2, "fixture: some rows end at their end-of-sequence token"
     until = ("\n\n", "Question:", "<|im_end|>")

@@ -51,6 +51,9 @@ class Recorder:
         self.ll += requests
         return [[-1.0] for _ in requests]
 
+    def generate_scored(self, requests, max_new_tokens, gold):
+        return self.generate(requests, max_new_tokens), self.loglikelihoods(gold)
+
     def token_counts(self, requests):
         return [[1] for _ in requests]
 

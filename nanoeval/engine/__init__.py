@@ -89,4 +89,17 @@ class Engine(EngineBase):
     def generate(self, requests: list[GenRequest], max_new_tokens: int) -> list[str]:
         """Greedy decoding (generation.py): each response is the text before the request's earliest stop string
         (`until`) or end-of-sequence token, at most max_new_tokens tokens; hit_max_new_tokens counts those cut."""
-        return generate(self, requests, max_new_tokens)
+        return generate(self, requests, max_new_tokens)[0]
+
+    def generate_scored(self, requests: list[GenRequest], max_new_tokens: int,
+                        gold: list[LLRequest]) -> tuple[list[str], list[list[float]]]:
+        """`generate`, and the log-likelihoods of `gold` (one request per generation, over the same prompt): each
+        scored in its generation's own prefill where the tokens allow (generation.py), the rest as
+        `loglikelihoods` scores them. Counted as `generate`, then the gold requests, each in order."""
+        responses, fused = generate(self, requests, max_new_tokens, gold)
+        rest = [i for i in range(len(gold)) if i not in fused]
+        got = {i: ([ll], False) for i, ll in fused.items()}
+        if rest:
+            got.update(zip(rest, zip(*self._loglikelihoods([gold[i] for i in rest]))))
+        self.count([{"truncated_prompts": int(got[i][1])} for i in range(len(gold))])
+        return responses, [got[i][0] for i in range(len(gold))]

@@ -116,6 +116,13 @@ class EngineBase:
         self.count(cuts)  # counted in the chunk whose records use the scores
         return out
 
+    def generate_scored(self, requests: list[GenRequest], max_new_tokens: int,
+                        gold: list[LLRequest]) -> tuple[list[str], list[list[float]]]:
+        """Each request's response (`generate`) and the log-likelihoods of its gold request (`gold`: one per
+        generation, over the same prompt: a generative task's bits per byte). The local engine scores the gold in
+        the generation's own prefill; here they are two calls."""
+        return self.generate(requests, max_new_tokens), self.loglikelihoods(gold)
+
     def token_counts(self, requests: list[LLRequest]) -> list[list[int]]:
         """The tokens each choice's continuation is scored over (its tail in the joint tokenization), per request:
         what acc_per_token divides by."""

@@ -18,8 +18,10 @@ with a stopping criterion for the stop strings; there a stopped row stays in the
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
+from typing import Any
 
-from nanoeval.engine.requests import GenRequest
+from nanoeval.engine.requests import GenRequest, LLRequest
 
 # generation-config fields that add a logits processor to greedy decoding in `model.generate`, with their neutral
 # value: a model that sets one keeps `model.generate`, so the tokens stay exactly what it would give
@@ -30,10 +32,12 @@ _GREEDY_CHANGERS = {"repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0
                     "guidance_scale": 1.0, "watermarking_config": None}
 
 
-def generate(engine, requests: list[GenRequest], max_new_tokens: int) -> list[str]:
-    """Greedy decoding with `engine` (an Engine) of each request, batched under the engine's token budget: the
-    responses in the requests' order, each cut before its first stop string. Prompts are left-truncated to
-    max_length - max_new_tokens tokens (counted as truncated_prompts)."""
+def generate(engine, requests: list[GenRequest], max_new_tokens: int,
+             gold: list[LLRequest | None] | None = None) -> tuple[list[str], dict[int, float]]:
+    """Greedy decoding with `engine` (an Engine) of each request: the responses in the requests' order, each cut
+    before its first stop string; and the log-likelihood of each `gold` request (one per request, or None) that was
+    scored from its generation's own prefill (by request index; the rest are left to the caller). Prompts are
+    left-truncated to max_length - max_new_tokens tokens (counted as truncated_prompts)."""
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     tok = engine.tokenizer
@@ -44,38 +48,44 @@ def generate(engine, requests: list[GenRequest], max_new_tokens: int) -> list[st
     texts = [engine.prompt_text(r) for r in requests]
     per_image = getattr(engine.processor, "image_seq_len", 256) if engine.processor else 0
     encoded = engine.encode_many(texts)
-    lengths = {i: len(e) + per_image * len(r.images) + max_new_tokens
-               for i, (e, r) in enumerate(zip(encoded, requests))}
     keep = max(1, engine.max_length - max_new_tokens)  # room for the new tokens, and at least one
     # per request, set (not added) where known: an out-of-memory retry runs a batch again
     flags = [{"truncated_prompts": int(engine.processor is None and len(e) > keep), "hit_max_new_tokens": 0}
              for e in encoded]
-    out: list[str] = [""] * len(requests)
-    own_loop = uses_own_loop(engine)
+    until = [r.until for r in requests]
+    scores: dict[int, float] = {}
+    if uses_own_loop(engine):
+        prompts = [e[-keep:] for e in encoded]
+        new, scores = _greedy_loop(engine, prompts, until, max_new_tokens, eos, pad_id,
+                                   _gold_tokens(engine, prompts, encoded, gold))
+    else:
+        new = [[] for _ in requests]
 
-    def run(rows):
-        batch = [i for (i,) in rows]
-        until = [requests[i].until for i in batch]
-        if own_loop:
-            new = _greedy_loop(engine, [encoded[i][-keep:] for i in batch], until, max_new_tokens, eos, pad_id)
-        else:
-            new = _hf_generate(engine, batch, texts, requests, encoded, keep, until, max_new_tokens, pad_id)
-        for i, tokens in zip(batch, new):
-            out[i], cut = _response(engine, tokens, requests[i], eos, max_new_tokens)
-            flags[i]["hit_max_new_tokens"] = int(cut)
+        def run(rows):
+            batch = [i for (i,) in rows]
+            got = _hf_generate(engine, batch, texts, requests, encoded, keep, [until[i] for i in batch],
+                               max_new_tokens, pad_id)
+            for i, tokens in zip(batch, got):
+                new[i] = tokens
 
-    engine.batcher.run(lengths, run)
+        engine.batcher.run({i: len(e) + per_image * len(r.images) + max_new_tokens
+                            for i, (e, r) in enumerate(zip(encoded, requests))}, run)
+    out = []
+    for i, tokens in enumerate(new):
+        text, cut = _response(engine, tokens, requests[i], eos, max_new_tokens)
+        out.append(text)
+        flags[i]["hit_max_new_tokens"] = int(cut)
     engine.count(flags)
-    return out
+    return out, scores
 
 
 def uses_own_loop(engine) -> bool:
     """Our decode loop (rows leave the batch) for a text-only transformers decoder whose forward takes a cache and
-    position ids, whose cache layers can drop rows, and whose greedy decoding is a plain argmax."""
+    position ids, whose layers all attend to every position, and whose greedy decoding is a plain argmax."""
     if engine.processor is not None or engine.plain:
         return False
     from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+    from transformers.cache_utils import DynamicLayer
 
     params = inspect.signature(engine.model.forward).parameters
     if "cache" not in params or "position_ids" not in params:
@@ -83,54 +93,220 @@ def uses_own_loop(engine) -> bool:
     config = engine.model.generation_config
     if any(getattr(config, k, None) not in (None, neutral, []) for k, neutral in _GREEDY_CHANGERS.items()):
         return False
-    return all(type(layer) in (DynamicLayer, DynamicSlidingWindowLayer)
-               for layer in DynamicCache(config=engine.model.config).layers)
+    # full-attention layers only: a sliding window's layer keeps the window alone, which preallocated caches do not
+    return all(type(layer) is DynamicLayer for layer in DynamicCache(config=engine.model.config).layers)
 
 
-def _greedy_loop(engine, enc: list[list[int]], until: list[tuple[str, ...]], max_new_tokens: int,
-                 eos: set[int], pad_id: int) -> list[list[int]]:
-    """Each row's new tokens, up to and including the one that stopped it. Inputs, masks and positions as
+def _gold_tokens(engine, prompts: list[list[int]], encoded: list[list[int]],
+                 gold: list[LLRequest | None] | None) -> dict[int, list[int]]:
+    """The continuation tokens of each gold request that its generation's prefill can score, by request index: one
+    continuation, whose context tokens (as log-likelihood scoring lays them out) are exactly the generation's
+    untruncated prompt, and which fits the model."""
+    idx = [i for i, g in enumerate(gold or []) if g is not None and len(g.pairs()) == 1]
+    out = {}
+    for i, (ctx, conts, scored) in zip(idx, engine.encode_requests([gold[i] for i in idx])):
+        cont = conts[0]
+        if cont and ctx == prompts[i] == encoded[i] and scored[0] == len(cont) and \
+                len(ctx) + len(cont) - 1 <= engine.max_length:
+            out[i] = cont
+    return out
+
+
+def _kv_shape(engine) -> tuple[int, int, int]:
+    """Layers, key/value heads and head dim of the model's cache (its text config, as transformers' caches read it)."""
+    text = engine.model.config.get_text_config()
+    heads = getattr(text, "num_key_value_heads", None) or text.num_attention_heads
+    dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    return text.num_hidden_layers, heads, dim
+
+
+def _decode_rows(engine, room: int) -> int:
+    """How many rows decode together: as many as the key/value memory holds with `room` positions each (2 GiB on a
+    CPU, half of what is free on a GPU), at most engine.batch_size."""
+    import torch
+
+    layers, heads, dim = _kv_shape(engine)
+    per_position = layers * 2 * heads * dim * engine.model.dtype.itemsize
+    memory = torch.cuda.mem_get_info(torch.device(engine.device))[0] // 2 if engine.device.startswith("cuda") \
+        else 2 << 30
+    rows = max(1, memory // (per_position * room))
+    return min(rows, engine.batcher.batch_size) if engine.batcher.batch_size else rows
+
+
+def _greedy_loop(engine, prompts: list[list[int]], until: list[tuple[str, ...]], max_new_tokens: int, eos: set[int],
+                 pad_id: int, golds: dict[int, list[int]] | None = None) -> tuple[list[list[int]], dict[int, float]]:
+    """Each row's new tokens, up to and including the one that stopped it; and the log-likelihood of each row's gold
+    continuation (`golds`: row -> its tokens), scored in the row's prefill.
+
+    As many rows as the key/value memory holds (_decode_rows) decode together, in caches preallocated for
+    max_new_tokens more positions (a step writes its own position; transformers' DynamicLayer concatenates, a copy
+    of the whole cache every step). They are prefilled longest first, in chunks under the token budget, straight
+    into those caches: each prompt left-padded and followed by its gold continuation but the last token
+    (right-padded), so one forward gives the prompt's keys and values, the first new token and the gold's
+    log-probabilities. Rows that stopped leave the batch once they are a quarter of it (the others move up in
+    place), and new rows are prefilled and join it when half of it has stopped. Inputs, masks and positions as
     `model.generate` builds them (positions count the row's own tokens; no mask when nothing is padded; logits at
     the last position only), so the tokens are the same."""
+    model, golds = engine.model, golds or {}
+    last_only = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    new: list[list[int]] = [[] for _ in prompts]
+    scores: dict[int, float] = {}
+    pending = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    cap = _decode_rows(engine, len(prompts[pending[0]]) + max_new_tokens) if pending else 1
+
+    def going(batch: _Batch, among) -> list[int]:
+        """Append each row's new token (of the rows `among`); the rows it did not stop."""
+        out, tokens = [], batch.nxt.tolist()
+        for k in among:
+            r = batch.rows[k]
+            new[r].append(tokens[k])
+            if tokens[k] not in eos and len(new[r]) < max_new_tokens and not _met_stop(engine, new[r], until[r]):
+                out.append(k)
+        return out
+
+    batch, live = None, []  # the rows decoding, and which of them still generate
+    with engine.no_grad():
+        while pending or live:
+            if pending and len(live) <= cap // 2:  # (re)fill: prefill more rows, after those still running
+                take, pending = pending[:cap - len(live)], pending[cap - len(live):]
+                batch = _refill(engine, batch, live, take, prompts, golds, pad_id, scores, max_new_tokens)
+                live = list(range(len(live))) + going(batch, range(len(live), len(batch.rows)))
+            elif len(batch.rows) - len(live) >= max(1, len(batch.rows) // 4):
+                _compact(model, batch, live)  # the stopped rows leave
+                live = list(range(len(live)))
+            if live:
+                _step(model, batch, last_only)
+                live = going(batch, live)
+    return new, scores
+
+
+@dataclass
+class _Batch:
+    """Rows decoding together, left-padded to `width` filled positions of their preallocated caches."""
+    rows: list[int]     # the request of each row
+    layers: list        # per layer (keys, values): [rows, kv heads, room, head dim]
+    start: Any          # [rows] each row's first real position (the padding before it is zeros, masked)
+    pos: Any            # [rows] the position id of the row's last token fed
+    nxt: Any            # [rows] the token it feeds next (the last one generated)
+    width: int          # positions filled
+    cache: Any = None   # the model's view of `layers`
+
+    def wrap(self, model) -> None:
+        from transformers import DynamicCache
+
+        from nanoeval.engine.kvcache import PreallocatedLayer
+
+        self.cache = DynamicCache(config=model.config)
+        self.cache.layers = [PreallocatedLayer(keys, values, self.width) for keys, values in self.layers]
+
+
+def _refill(engine, old: _Batch | None, live: list[int], take: list[int], prompts: list[list[int]],
+            golds: dict[int, list[int]], pad_id: int, scores: dict[int, float], max_new_tokens: int) -> _Batch:
+    """A new batch: the `live` rows of `old` (moved right if the new rows are wider), then the rows `take`,
+    prefilled into it in chunks under the token budget (_prefill); room for max_new_tokens more positions."""
+    import torch
+
+    device, kept = engine.device, old is not None and bool(live)
+    width = max(([old.width] if kept else []) + [len(prompts[i]) for i in take])
+    n_layers, heads, dim = _kv_shape(engine)
+    total = len(live) + len(take)
+    layers = [tuple(torch.empty(total, heads, width + max_new_tokens, dim, dtype=engine.model.dtype, device=device)
+                    for _ in "kv") for _ in range(n_layers)]
+    rows, start, pos, nxt = [], [], [], []
+    if kept:
+        at, shift = torch.tensor(live, device=device), width - old.width
+        for (keys, values), (k, v) in zip(layers, old.layers):
+            keys[:len(live), :, shift:width] = k[at, :, :old.width]
+            values[:len(live), :, shift:width] = v[at, :, :old.width]
+        rows += [old.rows[k] for k in live]
+        start.append(old.start[at] + shift)
+        pos.append(old.pos[at])
+        nxt.append(old.nxt[at])
+
+    def prefill(chunk):
+        chunk = [i for (i,) in chunk]
+        nxt.append(_prefill(engine, chunk, prompts, golds, pad_id, scores, layers, len(rows), width))
+        rows.extend(chunk)
+
+    engine.batcher.run({i: len(prompts[i]) + len(golds.get(i, [0])) - 1 for i in take}, prefill)
+    start.append(width - torch.tensor([len(prompts[i]) for i in rows[len(live):]], device=device))
+    pos.append(torch.tensor([len(prompts[i]) - 1 for i in rows[len(live):]], device=device))
+    batch = _Batch(rows, layers, torch.cat(start), torch.cat(pos), torch.cat(nxt), width)
+    for r, s in enumerate(batch.start.tolist()):  # the padding before a row: zeros (masked, but never NaN)
+        if s:
+            for keys, values in layers:
+                keys[r, :, :s] = 0
+                values[r, :, :s] = 0
+    batch.wrap(engine.model)
+    return batch
+
+
+def _prefill(engine, rows: list[int], prompts: list[list[int]], golds: dict[int, list[int]], pad_id: int,
+             scores: dict[int, float], dest: list, at: int, width: int):
+    """One forward over the rows' prompts, each left-padded and followed by its gold continuation but the last token
+    (right-padded); the prompts' keys and values go to rows at, at+1, ... of `dest`, right-aligned at `width`.
+    Returns each row's first new token (logits at its prompt's last position); each gold's log-likelihood goes to
+    `scores` (fp32 log-probabilities summed in fp64)."""
     import torch
     from transformers import DynamicCache
 
+    from nanoeval.engine.kvcache import WriteThroughLayer
+
     model, device = engine.model, engine.device
-    width = max(map(len, enc))
-    ids = torch.tensor([[pad_id] * (width - len(e)) + e for e in enc], device=device)
-    if any(len(e) < width for e in enc):
-        mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in enc], device=device)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    else:
-        mask, pos = None, torch.arange(width, device=device).expand(len(enc), -1)
+    w = max(len(prompts[r]) for r in rows)
+    tail = max((len(golds[r]) - 1 for r in rows if r in golds), default=0)
+    ids, mask = [], []
+    for r in rows:
+        p, g = prompts[r], golds.get(r, [0])[:-1]
+        ids.append([pad_id] * (w - len(p)) + p + g + [pad_id] * (tail - len(g)))
+        mask.append([0] * (w - len(p)) + [1] * (len(p) + len(g)) + [0] * (tail - len(g)))
+    ids, mask = torch.tensor(ids, device=device), torch.tensor(mask, device=device)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    if bool(mask.all()):
+        mask, pos = None, torch.arange(w + tail, device=device).expand(len(rows), -1)
+    keep = ({"logits_to_keep": 1 if not tail else torch.arange(w - 1, w + tail, device=device)}
+            if "logits_to_keep" in inspect.signature(model.forward).parameters else {})
     cache = DynamicCache(config=model.config)
-    last_only = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
-    rows = list(range(len(enc)))  # the request row of each row still in the batch
-    new: list[list[int]] = [[] for _ in enc]
-    with engine.no_grad():
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True,
-                       **last_only).logits
-        pos = pos[:, -1]
-        while True:
-            nxt = logits[:, -1].float().argmax(-1)
-            for r, t in zip(rows, nxt.tolist()):
-                new[r].append(t)
-            going = [k for k, r in enumerate(rows)
-                     if new[r][-1] not in eos and len(new[r]) < max_new_tokens and not _met_stop(engine, new[r],
-                                                                                                  until[r])]
-            if not going:
-                return new
-            if len(going) < len(rows):  # the stopped rows leave the batch: input, mask, positions, cache
-                keep = torch.tensor(going, device=device)
-                cache.batch_select_indices(keep)
-                nxt, pos = nxt[keep], pos[keep]
-                mask = mask[keep] if mask is not None else None
-                rows = [rows[k] for k in going]
-            pos = pos + 1
-            if mask is not None:
-                mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
-            logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos[:, None], cache=cache,
-                           use_cache=True, **last_only).logits
+    cache.layers = [WriteThroughLayer(keys, values, slice(at, at + len(rows)), width - w, w) for keys, values in dest]
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True, **keep).logits
+    if not keep:
+        logits = logits[:, w - 1:]
+    for k, r in enumerate(rows):
+        if r in golds:
+            g = torch.tensor(golds[r], device=device)
+            lp = logits[k, :len(g)].float().log_softmax(-1).gather(-1, g[:, None])
+            scores[r] = lp.double().sum().item()
+    return logits[:, 0].float().argmax(-1)
+
+
+def _compact(model, batch: _Batch, live: list[int]) -> None:
+    """Keep the rows still generating: each moved up in place (its filled positions), the batch a view of the first
+    rows."""
+    import torch
+
+    for j, k in enumerate(live):
+        if j != k:
+            for keys, values in batch.layers:
+                keys[j, :, :batch.width] = keys[k, :, :batch.width]
+                values[j, :, :batch.width] = values[k, :, :batch.width]
+    at, n = torch.tensor(live, device=batch.nxt.device), len(live)
+    batch.layers = [(keys[:n], values[:n]) for keys, values in batch.layers]
+    batch.rows = [batch.rows[k] for k in live]
+    batch.start, batch.pos, batch.nxt = batch.start[at], batch.pos[at], batch.nxt[at]
+    batch.wrap(model)
+
+
+def _step(model, batch: _Batch, last_only: dict) -> None:
+    """One new token for every row of the batch (rows that stopped too, until they leave)."""
+    import torch
+
+    n = batch.width
+    mask = (torch.arange(n + 1, device=batch.start.device) >= batch.start[:, None]).long() \
+        if bool((batch.start > 0).any()) else None
+    batch.pos = batch.pos + 1
+    logits = model(input_ids=batch.nxt[:, None], attention_mask=mask, position_ids=batch.pos[:, None],
+                   cache=batch.cache, use_cache=True, **last_only).logits
+    batch.nxt, batch.width = logits[:, -1].float().argmax(-1), n + 1
 
 
 def _hf_generate(engine, batch: list[int], texts: list[str], requests: list[GenRequest], encoded: list[list[int]],
