@@ -20,7 +20,9 @@ Tokenization follows lm-evaluation-harness: context and continuation are tokeniz
 is the tail; trailing spaces of the context move to the continuation; a text that already starts with the BOS token
 (a chat template that writes it) gets no second one; over-long inputs are left-truncated (counted).
 Generation (generation.py) is greedy on a left-padded batch: each row stops at its first stop string (found in the
-decoded text) or end-of-sequence token and leaves the batch; the response is cut before the stop.
+decoded text) or end-of-sequence token and leaves the batch; the response is cut before the stop. Caches are
+preallocated (a step writes in place), and a generative task's gold continuation is scored in its generation's
+own prefill (`generate_scored`).
 """
 from __future__ import annotations
 

@@ -8,12 +8,17 @@ token, decoded without special tokens, cut before the earliest stop string in it
 `for term in until: s = s.split(term)[0]`). `hit_max_new_tokens` counts the rows that generated max_new_tokens
 tokens without meeting a stop string or an end-of-sequence token: the ones that were cut, not stopped.
 
-Text-only transformers decoders run our own decode loop (`_greedy_loop`): the left-padded batch is prefilled into a
-KV cache, then one token per step, and a row that stops leaves the batch at once (its input, mask, positions and
-cache rows are dropped), so a batch does not run to its longest row's limit for everyone. It gives the tokens of
-`model.generate(do_sample=False)` (tests/test_generation.py). Models with a processor (images) and models whose
-generation config changes greedy decoding (a repetition penalty, suppressed tokens, ...) keep `model.generate`,
-with a stopping criterion for the stop strings; there a stopped row stays in the batch until every row stopped.
+Text-only transformers decoders whose layers all attend to every position run our own decode loop (`_greedy_loop`):
+rows are prefilled longest first under the token budget straight into key/value caches preallocated for
+max_new_tokens more positions, as many rows decoding together as 2 GiB of cache holds on a CPU (half the free memory
+on a GPU; at most engine.batch_size), one token per step written in place. Rows that stopped leave the batch (moved
+out in place) once they are a quarter of it, and new rows join when half of it has stopped, so a batch does not run
+to its longest row's limit for everyone. A generation may carry a gold continuation over the same prompt
+(`generate(..., gold)`: a generative task's bits per byte): it follows the prompt in the same prefill, so its
+log-likelihood costs no second pass over the prompt. The loop gives the tokens of `model.generate(do_sample=False)`
+(tests/test_generation.py). Models with a processor (images), sliding-window layers, or a generation config that
+changes greedy decoding (a repetition penalty, suppressed tokens, ...) keep `model.generate`, with a stopping
+criterion for the stop strings; there a stopped row stays in the batch until every row stopped.
 """
 from __future__ import annotations
 
