@@ -25,7 +25,7 @@ Broken answers (a 200 that is not the API's format), chosen by the base URL: htt
 (no shared state, so one server serves every mode). MODE is one of BROKEN's keys (`models-*` break GET
 /v1/models, the others every POST: completions and chat/completions), or spoils a real completions answer:
 `positive-logprob` (every log-probability made positive), `duplicate-index` (every choice's index 0), or
-`ignore-stop` (a server that does not honour `stop`).
+`ignore-stop` (a server that does not honour `stop`). More than 4 stop strings get 400, as from OpenAI's API.
 --log FILE gets one JSON line per completions request: {"status": ..., "prompts": n, "in_flight": requests being
 answered when it arrived, itself included}.
 """
@@ -207,6 +207,8 @@ def main() -> None:
             if body.get("model") != name:
                 return self.send(404, {"object": "error", "message": f"The model `{body.get('model')}` does "
                                        "not exist.", "type": "NotFoundError", "code": 404})
+            if self.too_many_stops(body):
+                return
             with lock:  # one forward pass at a time
                 choices = [complete(tok(p)["input_ids"] if isinstance(p, str) else list(p), bool(body.get("echo")),
                                     body.get("logprobs"), int(body.get("max_tokens") or 16), self.stops(body))
@@ -228,12 +230,22 @@ def main() -> None:
             stop = body.get("stop") or []
             return [] if self.route()[0] == "ignore-stop" else [stop] if isinstance(stop, str) else list(stop)
 
+        def too_many_stops(self, body: dict) -> bool:
+            """OpenAI's API takes at most 4 stop strings (400 for more); vLLM takes any number. Answered here."""
+            if isinstance(body.get("stop"), list) and len(body["stop"]) > 4:
+                self.send(400, {"object": "error", "message": "'stop' may hold at most 4 items", "type":
+                                "BadRequestError", "param": "stop", "code": 400})
+                return True
+            return False
+
         def chat(self, body: dict) -> None:
             """A text-only chat turn: the tokenizer's chat template with the generation prompt, then greedy
             tokens as for a completion (no faults, no log-probabilities)."""
             if body.get("model") != name:
                 return self.send(404, {"object": "error", "message": f"The model `{body.get('model')}` does "
                                        "not exist.", "type": "NotFoundError", "code": 404})
+            if self.too_many_stops(body):
+                return
             messages = [{"role": m["role"], "content": m["content"] if isinstance(m["content"], str) else "".join(
                 part["text"] for part in m["content"] if part["type"] == "text")} for m in body["messages"]]
             prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

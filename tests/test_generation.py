@@ -271,6 +271,14 @@ def test_the_model_generate_path_honours_stop_strings_too(varied_lm):
     assert set(rows.calls) == {2}
 
 
+def test_max_new_tokens_that_leave_no_room_for_the_prompt_are_one_clear_error(varied_lm):
+    engine = make(varied_lm)
+    with pytest.raises(ValueError, match=f"max_new_tokens {engine.max_length} leaves no room for the prompt in the "
+                                         f"model's max_length \\({engine.max_length} tokens\\)"):
+        engine.generate([GenRequest(PROMPTS[0])], engine.max_length)
+    assert len(engine.generate([GenRequest(PROMPTS[2])], engine.max_length - 1)) == 1  # a 1-token prompt fits
+
+
 def test_stop_strings_are_a_tuple_of_non_empty_strings():
     assert GenRequest("q", until=["a", "b"]).until == ("a", "b")
     with pytest.raises(TypeError, match="until is a tuple of stop strings"):
@@ -285,7 +293,8 @@ def test_stop_strings_are_a_tuple_of_non_empty_strings():
 def test_a_served_model_gets_stop_and_answers_as_the_local_engine(varied_lm, chat, mode):
     """The test server (tests/openai_server.py: its own greedy loop, stop strings checked on its decoded text)
     through /v1/completions and /v1/chat/completions: the same responses and hit_max_new_tokens as the local
-    engine, whether the server honours `stop` or not (the client cuts too)."""
+    engine, whether the server honours `stop` or not (the client cuts too); of five stop strings the server gets
+    the first four (OpenAI's API refuses more; the test server too) and the client cuts at the fifth."""
     from nanoeval.engine.served import ServedEngine
 
     local = make(varied_lm, chat_template=chat)
@@ -293,9 +302,11 @@ def test_a_served_model_gets_stop_and_answers_as_the_local_engine(varied_lm, cha
     free = hf_generate(local, PROMPTS[:3], 12)
     assert all(len(t) == 12 for t in free), "fixture: no end of sequence within 12 tokens"
     requests = [GenRequest(PROMPTS[0], until=(split_stop(tok, free[0])[0], "never said")),
-                GenRequest(PROMPTS[1], until=("never said",)), GenRequest(PROMPTS[2])]
+                GenRequest(PROMPTS[1], until=("never said",)), GenRequest(PROMPTS[2]),
+                # five stop strings, the one met last: the server (as OpenAI's API) takes 4, the client cuts at all
+                GenRequest(PROMPTS[0], until=("zzq1", "zzq2", "zzq3", "zzq4", split_stop(tok, free[0])[0]))]
     want = generate(local, requests, 12)
-    assert want[1] == [0, 1, 1]
+    assert want[1] == [0, 1, 1, 0] and want[0][3] == want[0][0]
     with openai_server(varied_lm) as (url, _):
         base = url.removesuffix("/v1") + (f"/{mode}/v1" if mode else "/v1")
         served = ServedEngine(ModelConfig(path=str(varied_lm), backend="openai", name="tiny-served", base_url=base,

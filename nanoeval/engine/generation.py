@@ -45,6 +45,9 @@ def generate(engine, requests: list[GenRequest], max_new_tokens: int,
     left-truncated to max_length - max_new_tokens tokens (counted as truncated_prompts)."""
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    if max_new_tokens >= engine.max_length:
+        raise ValueError(f"max_new_tokens {max_new_tokens} leaves no room for the prompt in the model's max_length "
+                         f"({engine.max_length} tokens): give scoring.max_new_tokens below it")
     tok = engine.tokenizer
     tok.padding_side = "left"
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -53,7 +56,7 @@ def generate(engine, requests: list[GenRequest], max_new_tokens: int,
     texts = [engine.prompt_text(r) for r in requests]
     per_image = getattr(engine.processor, "image_seq_len", 256) if engine.processor else 0
     encoded = engine.encode_many(texts)
-    keep = max(1, engine.max_length - max_new_tokens)  # room for the new tokens, and at least one
+    keep = engine.max_length - max_new_tokens  # room for the new tokens
     # per request, set (not added) where known: an out-of-memory retry runs a batch again
     flags = [{"truncated_prompts": int(engine.processor is None and len(e) > keep), "hit_max_new_tokens": 0}
              for e in encoded]

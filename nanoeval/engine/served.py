@@ -366,8 +366,8 @@ class ServedEngine(EngineBase):
         servers differ in whether and how they honour it (and some leave the stop string in)."""
         chat = self.cfg.chat_template if req.chat is None else req.chat
         common = {"model": self.cfg.name, "temperature": 0, "max_tokens": max_new_tokens}
-        if req.until:
-            common["stop"] = list(req.until)
+        if req.until:  # OpenAI's API takes at most 4 (vLLM any number); every one of them is cut here anyway
+            common["stop"] = list(req.until)[:4]
         if not chat:
             if req.images:
                 raise ValueError("images need the chat endpoint (model.chat_template: true)")
