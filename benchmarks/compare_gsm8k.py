@@ -108,7 +108,7 @@ def batch_of_one(model: str, prompts: dict[str, str], until: list[str], max_new_
     tok, hf = AutoTokenizer.from_pretrained(model), AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
     out = {}
     for i, p in prompts.items():
-        ours = generate(engine, [GenRequest(text=p, chat=False, until=tuple(until))], max_new_tokens)[0]
+        ours = generate(engine, [GenRequest(text=p, chat=False, until=tuple(until))], max_new_tokens)[0][0]
         ids = tok(p, return_tensors="pt").input_ids
         with torch.inference_mode():
             new = hf.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,

@@ -120,7 +120,7 @@ class EngineConfig:
     """Speed settings: never change a result, so they are not part of the fingerprint."""
     batch_size: int | None = None             # max rows per batch (default: token budget only; generation: the
                                               # rows decoding together, default as 2 GiB of KV cache holds on a
-                                              # CPU, half the free memory on a GPU)
+                                              # CPU, half the free memory on a GPU, counted as rows join)
     token_budget: int | None = None           # max padded tokens per batch (default: 1024 on CPU, 32768 on GPU)
     threads: int | None = None                # torch CPU threads
     share_context: bool = True                # a context once for all its continuations (tree attention mask)

@@ -230,6 +230,61 @@ def test_fewer_rows_decoding_at_once_give_the_same_responses(varied_lm, rows):
     assert max(counted.calls) == rows
 
 
+def test_rows_joining_a_running_batch_drop_the_padding_it_no_longer_needs(varied_lm):
+    """Two rows at most: the longest prompt stops at its first token, so the next prompt joins the second alone;
+    the joined batch is as wide as the running row (its prompt and its token so far), not as the longest prompt
+    was, and the responses are those of each prompt alone."""
+    engine = Engine(ModelConfig(path=str(varied_lm)), EngineConfig(batch_size=2), ROOT)
+    lengths = [len(e) for e in engine.encode_many(PROMPTS)]
+    order = sorted(range(4), key=lambda i: -lengths[i])
+    free = hf_generate(engine, [PROMPTS[order[0]]], 8)[0]
+    first = engine.tokenizer.decode(free[:1])
+    assert first, "fixture: the first token has text"
+    requests = [GenRequest(p, until=(first,) if i == order[0] else ()) for i, p in enumerate(PROMPTS)]
+    want = [make(varied_lm).generate([r], 8)[0] for r in requests]
+    widths = []  # the attention mask's width at each decode step
+    engine.model.register_forward_pre_hook(lambda _, args, kwargs: widths.append(
+        kwargs["attention_mask"].shape[1] if kwargs["input_ids"].shape[1] == 1 and kwargs["attention_mask"] is not
+        None else None), with_kwargs=True)
+    assert engine.generate(requests, 8) == want and want[order[0]] == ""
+    assert lengths[order[0]] > lengths[order[1]] + 1 > lengths[order[2]], "fixture: the joined row is narrower"
+    # two prefills (the first row stopped at once, the third joined the second), then steps from the second's width
+    assert widths[:3] == [None, None, lengths[order[1]] + 1], (widths, lengths, order)
+
+
+def test_learned_positions_are_never_passed_while_stopped_rows_wait_to_leave(tiny_lm, tmp_path):
+    """A GPT-2 shape (64 learned position embeddings, max_length 64), 24 new tokens (prompts cut to 40), at most 8
+    rows decoding together, 15 prompts: rows 0-6 stop at their 4th token, so rows 8-14 join row 7, which runs on to
+    its 24th token (position 62) and stops while the new rows still run; alone among 8 it waits in the batch (a
+    quarter must stop before rows leave), and its positions are held at the model's last (63), not 64, 65.
+    Every response is the one of its prompt decoded alone."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tok = AutoTokenizer.from_pretrained(tiny_lm)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=2, n_head=2,
+                               bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    words = "the heart pumps blood through the body while the lungs take in air and the kidney filters".split()
+    texts = [" ".join(words[(k * 5 + j) % len(words)] for j in range(60)) for k in range(15)]
+    alone = Engine(ModelConfig(path=str(tmp_path)), EngineConfig(batch_size=1), ROOT)
+    assert generation.uses_own_loop(alone) and alone.max_length == 64
+    prompts = [e[-40:] for e in alone.encode_many(texts)]
+    assert all(len(e) > 40 for e in alone.encode_many(texts)), "fixture: every prompt cut to 40 tokens"
+    free = generation._greedy_loop(alone, prompts, [()] * 15, 24, eos_ids(alone), tok.eos_token_id)[0]
+    assert all(len(t) == 24 for t in free), "fixture: no end of sequence"
+    requests = [GenRequest(t, until=(ending_stop(tok, free[k][:4]),) if k < 7 else ()) for k, t in enumerate(texts)]
+    want = [alone.generate([r], 24)[0] for r in requests]
+    assert all(len(want[k]) < len(tok.decode(free[k][:4])) for k in range(7)), "fixture: rows 0-6 stop at token 4"
+    eight = Engine(ModelConfig(path=str(tmp_path)), EngineConfig(batch_size=8), ROOT)
+    rows, seen = Rows(eight.model), []
+    eight.model.register_forward_pre_hook(lambda _, args, kwargs: seen.append(int(kwargs["position_ids"].max())),
+                                          with_kwargs=True)
+    assert eight.generate(requests, 24) == want
+    # 1 prefill, 3 steps, 1 prefill of 7 joining, 20 steps of 8 (row 7's last token), 3 more with row 7 waiting
+    assert rows.calls == [8] * 4 + [7] + [8] * 23 and max(seen) == 63
+
+
 def test_the_gold_is_scored_in_the_generations_prefill_as_loglikelihoods_scores_it(varied_lm):
     """generate_scored: the log-likelihood of each gold continuation is read from its generation's own prefill (no
     forward call of its own: as many calls as generating alone) and equals `loglikelihoods` on the same request

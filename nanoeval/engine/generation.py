@@ -120,23 +120,22 @@ def _gold_tokens(engine, prompts: list[list[int]], encoded: list[list[int]],
     return out
 
 
-def _kv_shape(engine) -> tuple[int, int, int]:
-    """Layers, key/value heads and head dim of the model's cache (its text config, as transformers' caches read it)."""
-    text = engine.model.config.get_text_config()
-    heads = getattr(text, "num_key_value_heads", None) or text.num_attention_heads
-    dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
-    return text.num_hidden_layers, heads, dim
-
-
 def _decode_rows(engine, room: int) -> int:
     """How many rows decode together: as many as the key/value memory holds with `room` positions each (2 GiB on a
-    CPU, half of what is free on a GPU), at most engine.batch_size."""
+    CPU, half of what is free on a GPU, counted when a batch is (re)filled: a refill holds the running batch's
+    caches while it fills the new ones), at most engine.batch_size."""
     import torch
 
-    layers, heads, dim = _kv_shape(engine)
-    per_position = layers * 2 * heads * dim * engine.model.dtype.itemsize
-    memory = torch.cuda.mem_get_info(torch.device(engine.device))[0] // 2 if engine.device.startswith("cuda") \
-        else 2 << 30
+    text = engine.model.config.get_text_config()  # an estimate (the buffers take the keys' and values' own shapes)
+    heads = getattr(text, "num_key_value_heads", None) or text.num_attention_heads
+    dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    per_position = text.num_hidden_layers * 2 * heads * dim * engine.model.dtype.itemsize
+    if engine.device.startswith("cuda"):  # free, and what torch holds cached but unused
+        device = torch.device(engine.device)
+        memory = (torch.cuda.mem_get_info(device)[0] + torch.cuda.memory_reserved(device)
+                  - torch.cuda.memory_allocated(device)) // 2
+    else:
+        memory = 2 << 30
     rows = max(1, memory // (per_position * room))
     return min(rows, engine.batcher.batch_size) if engine.batcher.batch_size else rows
 
@@ -152,7 +151,8 @@ def _greedy_loop(engine, prompts: list[list[int]], until: list[tuple[str, ...]],
     into those caches: each prompt left-padded and followed by its gold continuation but the last token
     (right-padded), so one forward gives the prompt's keys and values, the first new token and the gold's
     log-probabilities. Rows that stopped leave the batch once they are a quarter of it (the others move up in
-    place), and new rows are prefilled and join it when half of it has stopped. Inputs, masks and positions as
+    place), and new rows are prefilled and join it when half of it has stopped (the running rows' common padding
+    dropped, each side shifted right to the wider one's width). Inputs, masks and positions as
     `model.generate` builds them (positions count the row's own tokens; no mask when nothing is padded; logits at
     the last position only), so the tokens are the same."""
     model, golds = engine.model, golds or {}
@@ -176,14 +176,17 @@ def _greedy_loop(engine, prompts: list[list[int]], until: list[tuple[str, ...]],
     with engine.no_grad():
         while pending or live:
             if pending and len(live) <= cap // 2:  # (re)fill: prefill more rows, after those still running
-                take, pending = pending[:cap - len(live)], pending[cap - len(live):]
+                width = max(_kept_width(batch, live), len(prompts[pending[0]]))  # the longest pending: the widest
+                n = max(1, _decode_rows(engine, width + max_new_tokens) - len(live))
+                take, pending = pending[:n], pending[n:]
                 batch = _refill(engine, batch, live, take, prompts, golds, pad_id, scores, max_new_tokens)
                 live = list(range(len(live))) + going(batch, range(len(live), len(batch.rows)))
-            elif len(batch.rows) - len(live) >= max(1, len(batch.rows) // 4):
+                continue  # rows that stopped at their first token may leave room for more at once
+            if len(batch.rows) - len(live) >= max(1, len(batch.rows) // 4):
                 _compact(model, batch, live)  # the stopped rows leave
                 live = list(range(len(live)))
             if live:
-                _step(model, batch, last_only)
+                _step(model, batch, last_only, engine.max_length - 1)
                 live = going(batch, live)
     return new, scores
 
@@ -208,41 +211,50 @@ class _Batch:
         self.cache.layers = [PreallocatedLayer(keys, values, self.width) for keys, values in self.layers]
 
 
+def _kept_width(batch: _Batch | None, live: list[int]) -> int:
+    """The positions the running rows `live` need: the batch's width less the padding they all have."""
+    return batch.width - int(batch.start[live].min()) if live else 0
+
+
 def _refill(engine, old: _Batch | None, live: list[int], take: list[int], prompts: list[list[int]],
             golds: dict[int, list[int]], pad_id: int, scores: dict[int, float], max_new_tokens: int) -> _Batch:
-    """A new batch: the `live` rows of `old` (moved right if the new rows are wider), then the rows `take`,
-    prefilled into it in chunks under the token budget (_prefill); room for max_new_tokens more positions."""
+    """A new batch: the `live` rows of `old` (the padding they all have dropped), then the rows `take`, prefilled
+    into it in chunks under the token budget (_prefill); all right-aligned at the wider of the two, with room for
+    max_new_tokens more positions."""
     import torch
+    from transformers import DynamicCache
 
-    device, kept = engine.device, old is not None and bool(live)
-    width = max(([old.width] if kept else []) + [len(prompts[i]) for i in take])
-    n_layers, heads, dim = _kv_shape(engine)
-    total = len(live) + len(take)
-    layers = [tuple(torch.empty(total, heads, width + max_new_tokens, dim, dtype=engine.model.dtype, device=device)
-                    for _ in "kv") for _ in range(n_layers)]
+    from nanoeval.engine.kvcache import Buffers
+
+    device, kept = engine.device, _kept_width(old, live)
+    width = max([kept] + [len(prompts[i]) for i in take])
+    layers = [Buffers(len(live) + len(take), width + max_new_tokens)
+              for _ in DynamicCache(config=engine.model.config).layers]
     rows, start, pos, nxt = [], [], [], []
-    if kept:
-        at, shift = torch.tensor(live, device=device), width - old.width
-        for (keys, values), (k, v) in zip(layers, old.layers):
-            keys[:len(live), :, shift:width] = k[at, :, :old.width]
-            values[:len(live), :, shift:width] = v[at, :, :old.width]
+    if live:
+        at, trim = torch.tensor(live, device=device), old.width - kept
+        for buffers, (k, v) in zip(layers, old.layers):
+            buffers.write(slice(0, len(live)), width - kept, k[at, :, trim:old.width], v[at, :, trim:old.width])
         rows += [old.rows[k] for k in live]
-        start.append(old.start[at] + shift)
+        start.append(old.start[at] - trim + width - kept)
         pos.append(old.pos[at])
         nxt.append(old.nxt[at])
+    # the batcher sizes a chunk by its longest item; the chunk is as wide as its longest prompt plus its longest gold
+    tail = max((len(golds[i]) - 1 for i in take if i in golds), default=0)
 
     def prefill(chunk):
         chunk = [i for (i,) in chunk]
         nxt.append(_prefill(engine, chunk, prompts, golds, pad_id, scores, layers, len(rows), width))
         rows.extend(chunk)
 
-    engine.batcher.run({i: len(prompts[i]) + len(golds.get(i, [0])) - 1 for i in take}, prefill)
+    engine.batcher.run({i: len(prompts[i]) + tail for i in take}, prefill)
     start.append(width - torch.tensor([len(prompts[i]) for i in rows[len(live):]], device=device))
     pos.append(torch.tensor([len(prompts[i]) - 1 for i in rows[len(live):]], device=device))
-    batch = _Batch(rows, layers, torch.cat(start), torch.cat(pos), torch.cat(nxt), width)
+    batch = _Batch(rows, [(b.keys, b.values) for b in layers], torch.cat(start), torch.cat(pos), torch.cat(nxt),
+                   width)
     for r, s in enumerate(batch.start.tolist()):  # the padding before a row: zeros (masked, but never NaN)
         if s:
-            for keys, values in layers:
+            for keys, values in batch.layers:
                 keys[r, :, :s] = 0
                 values[r, :, :s] = 0
     batch.wrap(engine.model)
@@ -252,7 +264,8 @@ def _refill(engine, old: _Batch | None, live: list[int], take: list[int], prompt
 def _prefill(engine, rows: list[int], prompts: list[list[int]], golds: dict[int, list[int]], pad_id: int,
              scores: dict[int, float], dest: list, at: int, width: int):
     """One forward over the rows' prompts, each left-padded and followed by its gold continuation but the last token
-    (right-padded); the prompts' keys and values go to rows at, at+1, ... of `dest`, right-aligned at `width`.
+    (right-padded); the prompts' keys and values go to rows at, at+1, ... of `dest` (each layer's Buffers),
+    right-aligned at `width`.
     Returns each row's first new token (logits at its prompt's last position); each gold's log-likelihood goes to
     `scores` (fp32 log-probabilities summed in fp64)."""
     import torch
@@ -275,7 +288,7 @@ def _prefill(engine, rows: list[int], prompts: list[list[int]], golds: dict[int,
     keep = ({"logits_to_keep": 1 if not tail else torch.arange(w - 1, w + tail, device=device)}
             if "logits_to_keep" in inspect.signature(model.forward).parameters else {})
     cache = DynamicCache(config=model.config)
-    cache.layers = [WriteThroughLayer(keys, values, slice(at, at + len(rows)), width - w, w) for keys, values in dest]
+    cache.layers = [WriteThroughLayer(buffers, slice(at, at + len(rows)), width - w, w) for buffers in dest]
     logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True, **keep).logits
     if not keep:
         logits = logits[:, w - 1:]
@@ -304,14 +317,15 @@ def _compact(model, batch: _Batch, live: list[int]) -> None:
     batch.wrap(model)
 
 
-def _step(model, batch: _Batch, last_only: dict) -> None:
-    """One new token for every row of the batch (rows that stopped too, until they leave)."""
+def _step(model, batch: _Batch, last_only: dict, last_position: int) -> None:
+    """One new token for every row of the batch (rows that stopped too, until they leave: their positions held at
+    the model's last, which a running row never passes)."""
     import torch
 
     n = batch.width
     mask = (torch.arange(n + 1, device=batch.start.device) >= batch.start[:, None]).long() \
         if bool((batch.start > 0).any()) else None
-    batch.pos = batch.pos + 1
+    batch.pos = (batch.pos + 1).clamp(max=last_position)
     logits = model(input_ids=batch.nxt[:, None], attention_mask=mask, position_ids=batch.pos[:, None],
                    cache=batch.cache, use_cache=True, **last_only).logits
     batch.nxt, batch.width = logits[:, -1].float().argmax(-1), n + 1

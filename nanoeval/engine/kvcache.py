@@ -27,16 +27,30 @@ class PreallocatedLayer(DynamicLayer):
         return self.keys, self.values
 
 
-class WriteThroughLayer(DynamicLayer):
-    """A prefill's cache layer: copies positions [0, width) of the chunk's keys and values into rows `rows` of a
-    decode batch's buffers, from column `at` on, and keeps nothing itself (the chunk attends to its own keys)."""
+class Buffers:
+    """One layer's decode buffers for keys and values, [rows, kv heads, room, head dim], allocated at the first write
+    (so their heads and dims are the model's own, keys' and values' each)."""
 
-    def __init__(self, keys, values, rows: slice, at: int, width: int):
+    def __init__(self, rows: int, room: int):
+        self.rows, self.room, self.keys, self.values = rows, room, None, None
+
+    def write(self, rows: slice, at: int, keys, values) -> None:
+        """keys / values [len(rows), heads, n, dim] to `rows`, positions at..at+n."""
+        if self.keys is None:
+            self.keys = keys.new_empty(self.rows, keys.shape[1], self.room, keys.shape[3])
+            self.values = values.new_empty(self.rows, values.shape[1], self.room, values.shape[3])
+        self.keys[rows, :, at:at + keys.shape[2]] = keys
+        self.values[rows, :, at:at + values.shape[2]] = values
+
+
+class WriteThroughLayer(DynamicLayer):
+    """A prefill's cache layer: writes positions [0, width) of the chunk's keys and values to rows `rows` of a decode
+    batch's Buffers, from position `at` on, and keeps nothing itself (the chunk attends to its own keys)."""
+
+    def __init__(self, dest: Buffers, rows: slice, at: int, width: int):
         super().__init__()
-        self.dest, self.rows, self.at, self.width = (keys, values), rows, at, width
+        self.dest, self.rows, self.at, self.width = dest, rows, at, width
 
     def update(self, key_states, value_states, *args, **kwargs):
-        keys, values = self.dest
-        keys[self.rows, :, self.at:self.at + self.width] = key_states[:, :, :self.width]
-        values[self.rows, :, self.at:self.at + self.width] = value_states[:, :, :self.width]
+        self.dest.write(self.rows, self.at, key_states[:, :, :self.width], value_states[:, :, :self.width])
         return key_states, value_states
