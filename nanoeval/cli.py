@@ -90,7 +90,7 @@ def rescore(args) -> int:
         return 2
     rs = bench.rescore
     metrics = bench.summarize(records, None)
-    print(f"{path.name}: accuracy {100 * metrics.metrics[metrics.headline]:.2f}% over {len(records)} rows"
+    print(f"{path.name}: {metrics.headline} {100 * metrics.metrics[metrics.headline]:.2f}% over {len(records)} rows"
           f"{rs.report(metrics, settings, args.seed)}")
     for subject, v in metrics.per_subject.items():
         print(f"  {subject:<40} {100 * v['acc']:6.2f}%  n={v['n']}")

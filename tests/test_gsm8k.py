@@ -207,7 +207,7 @@ def test_a_run_writes_responses_extractions_bpb_and_rescore_reproduces_it(run_ev
 
     # rescore: the run's numbers from its predictions alone (the benchmark found from the rows' keys)
     res = run_rescore(out / "predictions.jsonl", "--out", tmp_path / "again")
-    assert first_line(res).startswith(f"predictions.jsonl: accuracy "
+    assert first_line(res).startswith(f"predictions.jsonl: exact_match,strict-match "
                                       f"{100 * summary['metrics']['exact_match,strict-match']:.2f}% over 16 rows")
     again = json.loads((tmp_path / "again" / "summary.json").read_text())
     assert again["metrics"] == summary["metrics"] and again["headline"] == summary["headline"]
@@ -218,10 +218,10 @@ def test_a_run_writes_responses_extractions_bpb_and_rescore_reproduces_it(run_ev
         n = r["gold"].rsplit("#### ", 1)[1]
         r["response"] = [f"So it is #### {n}", f"The result is {n}.", f"#### {n}9", "no idea"][int(r["id"]) % 4]
     crafted.write_text("".join(json.dumps(r) + "\n" for r in preds))
-    assert "accuracy 25.00% over 16 rows" in first_line(run_rescore(crafted))           # strict: "#### n" only
-    assert "accuracy 50.00% over 16 rows" in first_line(run_rescore(crafted, "--extractor", "flexible-extract"))
+    assert "exact_match,strict-match 25.00% over 16 rows" in first_line(run_rescore(crafted))           # strict: "#### n" only
+    assert "exact_match,flexible-extract 50.00% over 16 rows" in first_line(run_rescore(crafted, "--extractor", "flexible-extract"))
     # lazy, a trailing 9 left out: "#### n9" reads n too
-    assert "accuracy 75.00% over 16 rows" in first_line(run_rescore(crafted, "--regex", r"(-?[0-9.]+?)9?$"))
+    assert "exact_match,custom 75.00% over 16 rows" in first_line(run_rescore(crafted, "--regex", r"(-?[0-9.]+?)9?$"))
     line = first_line(run_rescore(crafted, "--regex", r"(\d)", "--group-select", "0"))  # the first digit alone
     assert "over 16 rows" in line and "exact_match,custom 0.0000" in line
     res = run_rescore(crafted, "--fallback", "seeded")

@@ -49,7 +49,7 @@ def test_rescore_cli_on_official_file(tmp_path):
     res = subprocess.run([sys.executable, "-m", "nanoeval.cli", "rescore", str(f), "--fallback", "count_wrong",
                           "--out", str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr
-    assert "accuracy 41.91% over 1730 rows; fallback rows: 48 (count_wrong)" in res.stdout
+    assert "acc 41.91% over 1730 rows; fallback rows: 48 (count_wrong)" in res.stdout
     assert "  Accounting " in res.stdout
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["counts"]["fallback_rows"] == 48 and summary["metrics"]["acc"] == pytest.approx(725 / 1730)
@@ -120,7 +120,7 @@ def test_end_to_end_on_tiny_vlm(run_evals, tmp_path, setting, files):
     # `nanoeval rescore` on NanoEval's own predictions reproduces the run
     res = subprocess.run([sys.executable, "-m", "nanoeval.cli", "rescore", str(out / "predictions.jsonl")],
                          capture_output=True, text=True, cwd=ROOT)
-    assert f"accuracy {100 * summary['metrics']['acc']:.2f}% over 9 rows" in res.stdout
+    assert f"acc {100 * summary['metrics']['acc']:.2f}% over 9 rows" in res.stdout
 
 
 def test_bad_options_and_corrupt_image_name_the_row(run_evals, tmp_path):
