@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import hashlib
+import importlib
 import inspect
 import json
 import os
@@ -268,7 +269,8 @@ def _constant(value) -> str | None:
 
 def code_hash(roots: list) -> tuple[str, list[str]]:
     """sha256 over the normalized source of `roots` and everything of this package they reach by name (functions,
-    classes, constants); returns (hash, the names included)."""
+    classes, constants; also what a function imports from this package inside itself); returns (hash, the names
+    included)."""
     parts: dict[str, str] = {}
     queue = [inspect.unwrap(r) for r in roots]
     seen: set[int] = set()
@@ -286,6 +288,12 @@ def code_hash(roots: list) -> tuple[str, list[str]]:
             queue += _closed_over(cell.cell_contents)
         for node in ast.walk(tree):
             name, target = None, None
+            if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == PACKAGE:
+                # imported inside a function (kept off import time: it imports torch or transformers)
+                module = importlib.import_module(node.module)
+                queue += [inspect.unwrap(t) for t in (getattr(module, a.name, None) for a in node.names)
+                          if (inspect.isfunction(t) or inspect.isclass(t)) and _ours(t)]
+                continue
             if isinstance(node, ast.Name) and node.id in scope:
                 name, target = node.id, scope[node.id]
             elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in scope:

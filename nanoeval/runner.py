@@ -100,7 +100,8 @@ def benchmark_code_hash(bench: Benchmark, backend: str = "local") -> str:
     inputs and response decoding; for a served model (`backend`), how its requests are made and its answers read
     (served.py). Its `summarize` is left out: metrics are rebuilt from journals."""
     roots = [bench.load, bench.score, run_case, Engine.prompt_text, Engine.encode_many,
-             Engine.encode_requests, generate, Engine.decode, Engine.shown_prompt]  # shown: report.prompts
+             Engine.encode_requests, generate, Engine.generate_scored, Engine.decode,
+             Engine.shown_prompt]  # shown: report.prompts
     if backend == "openai":
         roots += [ServedEngine._generate_one, ServedEngine._loglikelihoods, ServedEngine._loglikelihood_one,
                   ServedEngine._check_prompt_logprobs, ServedEngine.shown_prompt]

@@ -165,6 +165,17 @@ def test_code_hash_follows_what_builds_records_not_where_it_lives(tmp_path):
     assert all(changed[t] == base[t] for t in base if t not in edited)  # the others use none of it
 
 
+def test_code_hash_follows_what_a_function_imports_inside_itself(tmp_path):
+    """generation.py imports its cache layers (kvcache.py: they import transformers) inside the functions that use
+    them; an edit there still changes the hash of every benchmark (all of them may generate)."""
+    project = copy_project(tmp_path / "p")
+    base = code_hashes(project)
+    edit(project / "nanoeval" / "engine" / "kvcache.py", "self.room_keys[:, :, self.filled:end] = key_states",
+         "self.room_keys[:, :, self.filled:end] = key_states * 1")
+    changed = code_hashes(project)
+    assert all(changed[t] != base[t] for t in base), changed
+
+
 def test_edited_prompt_moves_the_run_aside_and_an_edited_metric_rebuilds_from_journals(tiny_lm, tmp_path):
     project = copy_project(tmp_path / "p")
     out = tmp_path / "r"

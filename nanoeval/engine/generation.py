@@ -252,11 +252,10 @@ def _refill(engine, old: _Batch | None, live: list[int], take: list[int], prompt
     pos.append(torch.tensor([len(prompts[i]) - 1 for i in rows[len(live):]], device=device))
     batch = _Batch(rows, [(b.keys, b.values) for b in layers], torch.cat(start), torch.cat(pos), torch.cat(nxt),
                    width)
-    for r, s in enumerate(batch.start.tolist()):  # the padding before a row: zeros (masked, but never NaN)
-        if s:
-            for keys, values in batch.layers:
-                keys[r, :, :s] = 0
-                values[r, :, :s] = 0
+    padding = (torch.arange(width, device=device) < batch.start[:, None])[:, None, :, None]
+    for keys, values in batch.layers:  # the padding before a row: zeros (masked, but never NaN)
+        keys[:, :, :width].masked_fill_(padding, 0)
+        values[:, :, :width].masked_fill_(padding, 0)
     batch.wrap(engine.model)
     return batch
 
